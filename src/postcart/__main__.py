@@ -1,0 +1,5 @@
+"""``python -m postcart`` runs the command-line interface."""
+
+from postcart.cli import main
+
+main()

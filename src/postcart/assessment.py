@@ -1,0 +1,261 @@
+"""The output contract: an ``Assessment`` built from the rules that fired, and ``evaluate()``.
+
+Where several rules speak to one option: a ``not_advised`` from a contraindication wins; otherwise the
+strongest suggestion (recommended > consider > not_advised). Every rule's reason stays visible.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+from collections.abc import Mapping
+from importlib import metadata
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from postcart import conditions as cond
+from postcart.engine import Engine, EngineResult
+from postcart.rulebook import OPTIONS, VERDICTS, Ask, Rule, Rulebook, Suggest
+from postcart.situation import PatientSituation, validate_situation
+
+__all__ = [
+    "DISCLAIMER",
+    "Assessment",
+    "Citation",
+    "MissingInformation",
+    "OptionAssessment",
+    "Reason",
+    "build_assessment",
+    "default_engine",
+    "evaluate",
+]
+
+DISCLAIMER = (
+    "Decision support only. postcart summarises published evidence and expert guidance for the treating "
+    "team; it does not replace clinical judgement, multidisciplinary review or the patient's own "
+    "choices, and it may be incomplete or out of date. Verify every suggestion against the cited sources "
+    "and current guidelines before acting."
+)
+
+
+class _Out(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+class Citation(_Out):
+    key: str
+    label: str
+    doi: str | None = None
+    pmid: str | None = None
+    url: str | None = None
+
+
+class Reason(_Out):
+    """What one rule said about an option."""
+
+    rule: str
+    title: str
+    verdict: Literal["recommended", "consider", "not_advised"]
+    contraindication: bool
+    rationale: str
+    citations: list[str]
+
+
+class OptionAssessment(_Out):
+    option: Literal[
+        "second_car_t_infusion", "alternate_target_car_t", "bispecific_antibody", "clinical_trial",
+        "allogeneic_hct", "quality_of_life_focus", "radiotherapy", "other_systemic_therapy",
+        "long_term_follow_up",
+    ]
+    verdict: Literal["recommended", "consider", "not_advised"]
+    rationale: str = Field(description="Plain-language rationale of the deciding rule(s).")
+    citations: list[Citation]
+    rules: list[str] = Field(description="Ids of every rule that spoke to this option.")
+    because: list[str] = Field(description="The input facts that made those rules fire, in words.")
+    reasons: list[Reason] = Field(description="Each rule's own verdict and rationale, deciding ones first.")
+
+
+class MissingInformation(_Out):
+    field: str
+    why: str
+    rules: list[str]
+    citations: list[Citation] = []
+
+
+class RulebookInfo(_Out):
+    version: str
+    content_hash: str
+
+
+class Audit(_Out):
+    """Enough to reproduce the assessment, without the patient's data."""
+
+    input_hash: str = Field(description="SHA-256 of the validated situation (canonical JSON), not the data.")
+    rulebook_version: str
+    rulebook_hash: str
+    postcart_version: str
+    durable_rules_version: str
+    rules_fired: list[str]
+
+
+class Assessment(_Out):
+    patient_id: str | None = None
+    disease: str
+    options: list[OptionAssessment]
+    missing_information: list[MissingInformation]
+    derived: dict[str, Any]
+    rulebook: RulebookInfo
+    audit: Audit
+    disclaimer: str = DISCLAIMER
+
+    def option(self, name: str) -> OptionAssessment | None:
+        """The assessment of one option, or None when no rule addressed it."""
+        return next((item for item in self.options if item.option == name), None)
+
+
+def build_assessment(rulebook: Rulebook, situation: PatientSituation, result: EngineResult) -> Assessment:
+    """Turn the rules that fired into the clinician-facing assessment."""
+    fired = [rulebook.rule(rule_id) for rule_id in result.fired]
+    by_option: dict[str, list[Rule]] = {}
+    asks: dict[str, list[Rule]] = {}
+    for rule in fired:
+        if isinstance(rule.then, Suggest):
+            by_option.setdefault(rule.then.option, []).append(rule)
+        elif isinstance(rule.then, Ask):
+            asks.setdefault(rule.then.ask, []).append(rule)
+
+    options = [_option(rulebook, name, rules, result.facts) for name, rules in by_option.items()]
+    options.sort(key=lambda item: (VERDICTS.index(item.verdict), OPTIONS.index(item.option)))
+    missing = [
+        MissingInformation(
+            field=field,
+            why=" ".join(dict.fromkeys(rule.then.why for rule in rules if isinstance(rule.then, Ask))),
+            rules=[rule.id for rule in rules],
+            citations=_citations(rulebook, [key for rule in rules for key in rule.then.citations]),
+        )
+        for field, rules in asks.items()
+    ]
+    return Assessment(
+        patient_id=situation.patient_id,
+        disease=situation.disease,
+        options=options,
+        missing_information=missing,
+        derived=dict(result.derived),
+        rulebook=RulebookInfo(version=rulebook.version, content_hash=rulebook.content_hash),
+        audit=Audit(
+            input_hash=situation_hash(situation),
+            rulebook_version=rulebook.version,
+            rulebook_hash=rulebook.content_hash,
+            postcart_version=_version("postcart"),
+            durable_rules_version=_version("durable-rules"),
+            rules_fired=list(result.fired),
+        ),
+    )
+
+
+def _option(rulebook: Rulebook, name: str, rules: list[Rule], facts: Mapping[str, Any]) -> OptionAssessment:
+    suggestions = [(rule, rule.then) for rule in rules if isinstance(rule.then, Suggest)]
+    contraindications = [(rule, then) for rule, then in suggestions
+                         if then.contraindication and then.verdict == "not_advised"]
+    if contraindications:
+        deciding = contraindications
+        verdict = "not_advised"
+    else:
+        verdict = min((then.verdict for _, then in suggestions), key=VERDICTS.index)
+        deciding = [(rule, then) for rule, then in suggestions if then.verdict == verdict]
+    ordered = deciding + [pair for pair in suggestions if pair not in deciding]
+    rationale = " ".join(then.rationale.strip() for _, then in deciding)
+    keys = [key for _, then in ordered for key in then.citations]
+    because: list[str] = []
+    for rule, _ in ordered:
+        for text in explain_true(rulebook, rule, facts):
+            if text not in because:
+                because.append(text)
+    return OptionAssessment(
+        option=name,  # type: ignore[arg-type]
+        verdict=verdict,  # type: ignore[arg-type]
+        rationale=rationale,
+        citations=_citations(rulebook, keys),
+        rules=[rule.id for rule, _ in ordered],
+        because=because,
+        reasons=[Reason(rule=rule.id, title=rule.title, verdict=then.verdict,
+                        contraindication=then.contraindication, rationale=then.rationale.strip(),
+                        citations=list(then.citations)) for rule, then in ordered],
+    )
+
+
+def explain_true(rulebook: Rulebook, rule: Rule, facts: Mapping[str, Any]) -> list[str]:
+    """The comparisons of a rule's condition that hold for these facts, in words with the actual values.
+
+    E.g. ``months from infusion to failure 2 (≤ 3)``; a derived fact adds how it was derived.
+    """
+    if rule.condition is None:
+        return [f"applies to every patient ({rule.title.lower()})"]
+    texts: list[str] = []
+    for leaf in cond.leaves(rule.condition):
+        if not leaf.holds(facts):
+            continue
+        label = rulebook.label(leaf.field)
+        actual = facts.get(leaf.field)
+        if leaf.op == "known":
+            texts.append(f"{label} {'known' if leaf.value else 'unknown'}")
+        elif leaf.op in ("eq", "in", "contains"):
+            texts.append(f"{label}: {cond.render_value(actual if leaf.op != 'contains' else leaf.value)}")
+        else:
+            texts.append(f"{label} {cond.render_value(actual)} ({cond.OPERATORS[leaf.op]} "
+                         f"{cond.render_value(leaf.value)})")
+    return texts
+
+
+def _citations(rulebook: Rulebook, keys: list[str]) -> list[Citation]:
+    out = []
+    for key in dict.fromkeys(keys):
+        reference = rulebook.references[key]
+        out.append(Citation(key=key, label=reference.label, doi=reference.doi, pmid=reference.pmid,
+                            url=reference.link))
+    return out
+
+
+def situation_hash(situation: PatientSituation) -> str:
+    """SHA-256 of the validated situation's canonical JSON (the data itself is never stored)."""
+    canonical = json.dumps(situation.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _version(package: str) -> str:
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
+_DEFAULT: dict[str, Engine] = {}
+_DEFAULT_LOCK = threading.Lock()
+
+
+def default_engine() -> Engine:
+    """The process's engine for the default rulebook, created on first use."""
+    with _DEFAULT_LOCK:
+        if "engine" not in _DEFAULT:
+            _DEFAULT["engine"] = Engine(Rulebook.load())
+        return _DEFAULT["engine"]
+
+
+def evaluate(situation: PatientSituation | Mapping[str, Any], engine: Engine | None = None) -> Assessment:
+    """Assess a patient's situation: validate it, run the rules on durable-rules, build the assessment.
+
+    Args:
+        situation: a ``PatientSituation`` or a plain mapping in the input contract's shape.
+        engine: the engine to use; default, the bundled rulebook's (created on first use).
+
+    Raises:
+        InvalidSituation: the situation breaks the input contract (every problem is listed).
+        EvaluationError: the engine failed.
+    """
+    validated = validate_situation(situation)
+    engine = engine or default_engine()
+    return build_assessment(engine.rulebook, validated, engine.run(validated))
+
+

@@ -1,0 +1,131 @@
+"""The ``postcart`` command line: thin, no clinical logic. Exit codes: 0 fine, 2 invalid input or
+rules (the message names the field, what was expected and what arrived), 1 internal error."""
+
+from __future__ import annotations
+
+import json
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import typer
+import yaml
+
+from postcart.errors import InvalidSituation, PostcartError, Problem, RuleDefinitionError
+
+app = typer.Typer(
+    name="postcart",
+    help="Decision support after CAR-T cell therapy failure. Supports, never replaces, clinical judgement.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+RulesOption = Annotated[
+    Path | None,
+    typer.Option("--rules", help="Rules directory (default: $POSTCART_RULES or the bundled rules/).",
+                 file_okay=False),
+]
+
+
+class Format(str, Enum):
+    text = "text"
+    json = "json"
+    markdown = "markdown"
+
+
+def _fail(error: PostcartError) -> NoReturn:
+    typer.echo(f"error: {error}", err=True)
+    raise typer.Exit(2 if isinstance(error, ValueError) else 1)
+
+
+def read_document(source: str) -> Any:
+    """Read YAML or JSON (JSON is YAML) from a path or ``-`` for standard input, safely."""
+    name = "standard input" if source == "-" else source
+    try:
+        text = sys.stdin.read() if source == "-" else Path(source).read_text(encoding="utf-8")
+    except OSError as error:
+        raise InvalidSituation(Problem(name, f"cannot read: {error.strerror}", "a readable YAML or JSON file",
+                                       source)) from None
+    except UnicodeDecodeError:
+        raise InvalidSituation(Problem(name, "not text", "UTF-8 YAML or JSON", "binary data")) from None
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f"{name}:{mark.line + 1}" if mark else name
+        raise InvalidSituation(Problem(where, f"not valid YAML or JSON: {getattr(error, 'problem', error)}"),
+                               ) from None
+
+
+def _load_rulebook(rules: Path | None, include_drafts: bool = False) -> Any:
+    from postcart.rulebook import Rulebook
+
+    return Rulebook.load(rules, include_drafts=include_drafts)
+
+
+@app.command()
+def evaluate(
+    file: Annotated[str, typer.Argument(help="Patient situation, YAML or JSON; '-' reads standard input.")],
+    output_format: Annotated[Format, typer.Option("--format", "-f", help="Report format.")] = Format.text,
+    rules: RulesOption = None,
+    include_drafts: Annotated[bool, typer.Option(help="Also run rules whose status is draft.")] = False,
+) -> None:
+    """Assess one patient's situation and print the sourced options."""
+    from postcart.assessment import evaluate as run_evaluation
+    from postcart.engine import Engine
+    from postcart.report import to_markdown, to_text
+
+    try:
+        data = read_document(file)
+        if isinstance(data, dict) and "situation" in data and "age" not in data:
+            data = data["situation"]  # a scenario file: assess its situation
+        rulebook = _load_rulebook(rules, include_drafts)
+        with Engine(rulebook) as engine:
+            assessment = run_evaluation(data, engine)
+    except PostcartError as error:
+        _fail(error)
+    if output_format is Format.json:
+        typer.echo(json.dumps(assessment.model_dump(mode="json"), indent=2, ensure_ascii=False))
+    elif output_format is Format.markdown:
+        typer.echo(to_markdown(assessment), nl=False)
+    else:
+        typer.echo(to_text(assessment), nl=False)
+
+
+@app.command()
+def check(rules: RulesOption = None) -> None:
+    """Check the rulebook and report every problem at once."""
+    from postcart.checks import lint
+
+    try:
+        rulebook = _load_rulebook(rules, include_drafts=True)
+    except RuleDefinitionError as error:
+        _fail(error)
+    findings = lint(rulebook)
+    for warning in (*rulebook.warnings, *findings.warnings):
+        typer.echo(f"warning: {warning}", err=True)
+    if findings.problems:
+        _fail(RuleDefinitionError(findings.problems, rulebook.directory))
+    typer.echo(f"rulebook {rulebook.version} ({rulebook.content_hash[:12]}): {len(rulebook.rules)} rules, "
+               f"{len(rulebook.references)} references: OK")
+
+
+@app.command()
+def schema() -> None:
+    """Print the JSON Schema of the patient situation (generated from the model)."""
+    from postcart.situation import PatientSituation
+
+    typer.echo(json.dumps(PatientSituation.model_json_schema(), indent=2))
+
+
+def main() -> None:
+    """Console entry point: unexpected faults exit 1 with a one-line message, never a patient's data."""
+    try:
+        app()
+    except SystemExit:
+        raise
+    except Exception as error:  # noqa: BLE001 - the last line of defence of a CLI
+        typer.echo(f"internal error: {type(error).__name__}: {error}", err=True)
+        sys.exit(1)

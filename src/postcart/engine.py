@@ -1,0 +1,176 @@
+"""The engine: runs a compiled rulebook on durable-rules' Rete core. No other module touches durable-rules.
+
+How durable-rules is driven, and why (measurements in shared/notes/durable-rules.md):
+
+- Through its C extension (``durable_rules_engine``), the same calls ``durable.engine.Ruleset`` makes,
+  without ``durable.engine.Host``: the Host starts background dispatcher threads that were measured
+  taking other callers' actions and touching deleted sessions (error 307, lost outputs, segfaults).
+  Without a Host there are no threads, and no Python action callbacks: a fired rule is recorded by
+  its name from the action message, which also skips the state re-serialisation after every action.
+- The C core is not thread-safe: every call into it is serialised by one process-wide lock. Threads
+  gain nothing here anyway (the C calls hold the GIL); processes scale (see ``postcart.batch``).
+- One fresh session per stratum per evaluation, always deleted in ``finally`` (the 1,025th live
+  session raises ``MemoryError``).
+- A fact that matches no rule is a normal outcome here (durable's "message not handled"), not an error.
+- Ruleset definitions are deep-copied before registration (durable mutates them) and registered under
+  names unique to this Engine; :meth:`Engine.close` deletes them from the core.
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import json
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Any
+
+import durable_rules_engine as _core
+
+from postcart.compiler import CompiledRulebook, compile_rulebook, to_engine_fact
+from postcart.errors import EvaluationError
+from postcart.rulebook import Derive, Rulebook
+from postcart.situation import PatientSituation, flatten
+
+__all__ = ["Engine", "EngineResult"]
+
+_CORE_LOCK = threading.Lock()
+_ENGINE_IDS = itertools.count(1)
+_SESSION_IDS = itertools.count(1)
+
+# durable_rules_engine.assert_fact result codes (see durable/engine.py Ruleset._handle_result)
+_HANDLED, _NOT_HANDLED, _OBSERVED = 0, 1, 2
+
+
+@dataclass(frozen=True)
+class EngineResult:
+    """What the rules said about one situation: the rules that fired and the facts they derived."""
+
+    fired: tuple[str, ...]
+    derived: Mapping[str, Any]
+    facts: Mapping[str, Any]
+
+
+class Engine:
+    """A rulebook registered in durable-rules, ready to evaluate situations.
+
+    Thread-safe: calls into durable-rules are serialised. Close it (or use it as a context manager) to
+    free its rulesets in the C core; an unclosed Engine holds them until the process ends.
+    """
+
+    def __init__(self, rulebook: Rulebook | None = None) -> None:
+        self.rulebook = rulebook if rulebook is not None else Rulebook.load()
+        prefix = f"postcart{next(_ENGINE_IDS)}"
+        self.compiled: CompiledRulebook = compile_rulebook(self.rulebook, prefix)
+        self._handles: dict[str, int] = {}
+        self._closed = False
+        with _CORE_LOCK:
+            try:
+                for strata in self.compiled.strata.values():
+                    for stratum in strata:
+                        definition = json.dumps(copy.deepcopy(dict(stratum.definition)))
+                        self._handles[stratum.name] = _core.create_ruleset(stratum.name, definition)
+            except Exception as error:
+                self._delete_rulesets()
+                raise EvaluationError(f"durable-rules refused the compiled rulebook: {error}") from error
+        self._derives = {rule.id: rule.then for rule in self.rulebook.rules if isinstance(rule.then, Derive)}
+
+    # --- lifecycle
+
+    def close(self) -> None:
+        """Delete this engine's rulesets from durable-rules. Idempotent."""
+        if not self._closed:
+            with _CORE_LOCK:
+                self._delete_rulesets()
+            self._closed = True
+
+    def _delete_rulesets(self) -> None:
+        for handle in self._handles.values():
+            try:
+                _core.delete_ruleset(handle)
+            except Exception:  # noqa: BLE001 - freeing is best effort; nothing else can be done
+                pass
+        self._handles.clear()
+
+    def __enter__(self) -> Engine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- evaluation
+
+    def run(self, situation: PatientSituation) -> EngineResult:
+        """Run every stratum for the situation's disease; return fired rule ids and derived facts."""
+        if self._closed:
+            raise EvaluationError("this Engine is closed")
+        facts = flatten(situation)
+        return self.run_facts(facts, situation.disease)
+
+    def run_facts(self, facts: Mapping[str, Any], disease: str) -> EngineResult:
+        """Run on already-flattened facts (dotted path -> value). Used by batch and explanations."""
+        facts = dict(facts)
+        fired: list[str] = []
+        derived: dict[str, Any] = {}
+        derived_by: dict[str, str] = {}
+        for stratum in self.compiled.strata[disease]:
+            for rule_id in self._run_stratum(stratum.name, facts):
+                fired.append(rule_id)
+                then = self._derives.get(rule_id)
+                if then is None:
+                    continue
+                previous = derived.get(then.derive)
+                if previous is not None and previous != then.value:
+                    raise EvaluationError(
+                        f"rules {derived_by[then.derive]} and {rule_id} derive different values for "
+                        f"'{then.derive}' ({previous!r} and {then.value!r}): the rulebook is inconsistent")
+                derived[then.derive] = then.value
+                derived_by[then.derive] = rule_id
+            for name in stratum.derives:
+                if name not in derived and self.rulebook.facts[name].default is not None:
+                    derived[name] = self.rulebook.facts[name].default
+            facts.update({f"derived.{name}": value for name, value in derived.items()})
+        return EngineResult(tuple(fired), MappingProxyType(derived), MappingProxyType(facts))
+
+    def _run_stratum(self, name: str, facts: Mapping[str, Any]) -> list[str]:
+        sid = str(next(_SESSION_IDS))
+        message = to_engine_fact(facts)
+        message["sid"] = sid
+        message["id"] = "situation"
+        payload = json.dumps(message)
+        fired: list[str] = []
+        with _CORE_LOCK:
+            handle = self._handles[name]
+            try:
+                result = _core.assert_fact(handle, payload)
+                if result[0] == _NOT_HANDLED:
+                    return fired
+                if result[0] != _HANDLED:
+                    raise EvaluationError(f"durable-rules answered {result[0]} to a new session's fact")
+                state = result[1]
+                action = _core.start_action_for_state(handle, state)
+                text = action[1] if action else None
+                while text:
+                    rule_id = _action_name(text)
+                    if rule_id not in fired:  # `$or` activates once per true branch
+                        fired.append(rule_id)
+                    text = _core.complete_and_start_action(handle, state)
+            except EvaluationError:
+                raise
+            except Exception as error:
+                raise EvaluationError(f"durable-rules failed in ruleset {name}: {error}") from error
+            finally:
+                try:
+                    _core.delete_state(handle, sid)
+                except Exception:  # noqa: BLE001 - no session was created when nothing matched
+                    pass
+        return fired
+
+
+def _action_name(message: str) -> str:
+    """The rule name of an action message ``{"<rule id>": {"m": {...}}}``, without parsing the fact."""
+    if not message.startswith('{"'):
+        raise EvaluationError(f"unexpected action message from durable-rules: {message[:40]!r}")
+    return message[2:message.index('"', 2)]

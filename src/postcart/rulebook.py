@@ -1,0 +1,619 @@
+"""The rulebook: YAML rule files and the bibliography, loaded and checked against the input model.
+
+Layout of a rules directory (see docs/rulebook-format.md):
+
+- ``rulebook.yaml``: ``version``, ``description`` and ``unaddressed`` (disease x option cells deliberately
+  left without rules, each with a reason);
+- ``references.yaml``: the bibliography every rule cites from;
+- every other ``*.yaml``: ``facts`` (declarations of derived facts) and ``rules``.
+
+Everything is checked when the rulebook loads, and every problem is reported at once with its file,
+line, rule id and field: the engine never meets a rule it cannot run.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import difflib
+import hashlib
+import os
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from postcart import conditions as cond
+from postcart.errors import Problem, RuleDefinitionError
+from postcart.situation import FieldSpec, field_catalogue
+
+__all__ = [
+    "DISEASES",
+    "OPTIONS",
+    "VERDICTS",
+    "Ask",
+    "Derive",
+    "FactDeclaration",
+    "Reference",
+    "Rule",
+    "Rulebook",
+    "Suggest",
+    "default_rules_dir",
+]
+
+DISEASES: tuple[str, ...] = ("LBCL", "FL", "MCL", "B_ALL", "MM", "CLL")
+OPTIONS: tuple[str, ...] = (
+    "second_car_t_infusion", "alternate_target_car_t", "bispecific_antibody", "clinical_trial",
+    "allogeneic_hct", "quality_of_life_focus", "radiotherapy", "other_systemic_therapy", "long_term_follow_up",
+)
+#: Strongest first: the order options are listed in, and the order suggestions combine in.
+VERDICTS: tuple[str, ...] = ("recommended", "consider", "not_advised")
+
+OptionName = Literal[
+    "second_car_t_infusion", "alternate_target_car_t", "bispecific_antibody", "clinical_trial",
+    "allogeneic_hct", "quality_of_life_focus", "radiotherapy", "other_systemic_therapy", "long_term_follow_up",
+]
+VerdictName = Literal["recommended", "consider", "not_advised"]
+DiseaseName = Literal["LBCL", "FL", "MCL", "B_ALL", "MM", "CLL", "all"]
+Status = Literal["draft", "active", "retired"]
+
+
+def default_rules_dir() -> Path:
+    """``$POSTCART_RULES`` if set, else the ``rules/`` directory of this source checkout."""
+    env = os.environ.get("POSTCART_RULES")
+    if env:
+        return Path(env)
+    return Path(__file__).resolve().parents[2] / "rules"
+
+
+# --------------------------------------------------------------------------------------------------
+# the schema of rule files (flat parts by Pydantic; `when` by postcart.conditions)
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Derive(_Strict):
+    """Derive a fact: ``derive: failure_timing, value: early``."""
+
+    derive: str
+    value: str | bool
+
+
+class Suggest(_Strict):
+    """Give an option a verdict, with a rationale a clinician reads and the sources behind it."""
+
+    option: OptionName
+    verdict: VerdictName
+    rationale: str = Field(min_length=20)
+    citations: tuple[str, ...] = ()
+    contraindication: bool = False
+
+
+class Ask(_Strict):
+    """Ask for a missing input that would change the answer."""
+
+    ask: str
+    why: str = Field(min_length=10)
+    citations: tuple[str, ...] = ()
+
+
+class _RuleSpec(_Strict):
+    id: str = Field(pattern=r"^[a-z0-9][a-z0-9_.-]*$", max_length=80)
+    title: str = Field(min_length=5)
+    diseases: tuple[DiseaseName, ...] = Field(min_length=1)
+    when: Any = None
+    then: Derive | Suggest | Ask
+    status: Status = "active"
+    version: int = Field(default=1, ge=1)
+    author: str | None = None
+    approved: dt.date | None = None
+    review_by: dt.date | None = None
+    notes: str | None = None
+
+
+class FactDeclaration(_Strict):
+    """A derived fact: its meaning, the values it takes, and its value when no rule derives it."""
+
+    description: str = Field(min_length=10)
+    values: tuple[str | bool, ...] = Field(min_length=1)
+    default: str | bool | None = None
+    title: str | None = None
+
+
+class Reference(_Strict):
+    """One bibliography entry; every rule cites these by key."""
+
+    key: str = Field(pattern=r"^[a-z0-9_]+$")
+    label: str = Field(min_length=3, description="How the reference is named in text, e.g. 'Dickinson 2022'.")
+    authors: str
+    title: str
+    source: str = Field(description="Journal (year;volume:pages) or the document it is.")
+    year: int | None = None
+    doi: str | None = None
+    pmid: str | None = None
+    url: str | None = None
+    confidence: Literal["verified", "partially_verified", "from_memory_unverified", "seed_document"]
+    note: str | None = None
+
+    @field_validator("doi")
+    @classmethod
+    def _doi_shape(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith("10."):
+            raise ValueError("a DOI starts with '10.'")
+        return value
+
+    @property
+    def link(self) -> str | None:
+        if self.doi:
+            return f"https://doi.org/{self.doi}"
+        if self.pmid:
+            return f"https://pubmed.ncbi.nlm.nih.gov/{self.pmid}/"
+        return self.url
+
+
+class _RulebookMeta(_Strict):
+    version: str
+    description: str | None = None
+    unaddressed: tuple[_Unaddressed, ...] = ()
+
+
+class _Unaddressed(_Strict):
+    disease: Literal["LBCL", "FL", "MCL", "B_ALL", "MM", "CLL"]
+    option: OptionName
+    reason: str = Field(min_length=10)
+
+
+_RulebookMeta.model_rebuild()
+
+
+@dataclass(frozen=True)
+class Rule:
+    """A checked rule, ready to compile."""
+
+    id: str
+    title: str
+    diseases: tuple[str, ...]
+    condition: cond.Condition | None
+    then: Derive | Suggest | Ask
+    status: str
+    version: int
+    file: str
+    line: int
+    author: str | None = None
+    approved: dt.date | None = None
+    review_by: dt.date | None = None
+    notes: str | None = None
+
+    @property
+    def applies_to_all_diseases(self) -> bool:
+        return "all" in self.diseases
+
+    @property
+    def full_condition(self) -> cond.Condition | None:
+        """The rule's condition with its disease filter folded in."""
+        if self.applies_to_all_diseases:
+            return self.condition
+        disease = cond.Comparison("disease", "in", tuple(self.diseases))
+        if self.condition is None:
+            return disease
+        return cond.All((disease, self.condition))
+
+    @property
+    def reads(self) -> frozenset[str]:
+        """Fields (situation paths and ``derived.*``) the rule's condition reads."""
+        if self.condition is None:
+            return frozenset()
+        return frozenset(leaf.field for leaf in cond.leaves(self.condition))
+
+
+@dataclass(frozen=True)
+class Rulebook:
+    """A loaded, checked rulebook. Immutable; share it freely."""
+
+    version: str
+    content_hash: str
+    rules: tuple[Rule, ...]
+    facts: Mapping[str, FactDeclaration]
+    references: Mapping[str, Reference]
+    unaddressed: tuple[_Unaddressed, ...] = ()
+    directory: str | None = None
+    warnings: tuple[Problem, ...] = field(default_factory=tuple)
+
+    @classmethod
+    def load(cls, directory: str | os.PathLike[str] | None = None, *, include_drafts: bool = False,
+             today: dt.date | None = None) -> Rulebook:
+        """Load and check every file of a rules directory.
+
+        Args:
+            directory: the rules directory; default :func:`default_rules_dir`.
+            include_drafts: also run rules whose status is ``draft`` (retired rules never run).
+            today: the date review deadlines are checked against (default: today).
+
+        Raises:
+            RuleDefinitionError: listing every problem found, each with file, line, rule id and field.
+        """
+        path = Path(directory) if directory is not None else default_rules_dir()
+        return _Loader(path, include_drafts, today or dt.date.today()).load()
+
+    def rule(self, rule_id: str) -> Rule:
+        for rule in self.rules:
+            if rule.id == rule_id:
+                return rule
+        raise KeyError(rule_id)
+
+    def label(self, field_path: str) -> str:
+        """A field's name in words: its title in the input model or the derived fact's title."""
+        if field_path.startswith("derived."):
+            name = field_path.removeprefix("derived.")
+            declaration = self.facts.get(name)
+            return (declaration.title if declaration and declaration.title else name.replace("_", " "))
+        spec = field_catalogue().get(field_path)
+        return spec.title if spec else field_path
+
+
+# --------------------------------------------------------------------------------------------------
+# loading
+
+
+class _Loader:
+    def __init__(self, directory: Path, include_drafts: bool, today: dt.date) -> None:
+        self.directory = directory
+        self.include_drafts = include_drafts
+        self.today = today
+        self.problems: list[Problem] = []
+        self.warnings: list[Problem] = []
+
+    def problem(self, file: str, line: int | None, rule_id: str | None, where: str, message: str,
+                expected: str | None = None, got: str | None = None) -> None:
+        location = f"{file}:{line}" if line else file
+        if rule_id:
+            location += f" rule {rule_id}"
+        if where:
+            location += f" field {where}"
+        self.problems.append(Problem(location, message, expected, got))
+
+    def load(self) -> Rulebook:
+        if not self.directory.is_dir():
+            raise RuleDefinitionError(Problem(str(self.directory), "not a directory of rule files",
+                                              "a directory with rulebook.yaml", "nothing there"))
+        files = sorted(self.directory.glob("*.yaml"))
+        texts = {file.name: file.read_text(encoding="utf-8") for file in files}
+        digest = hashlib.sha256()
+        for name, text in sorted(texts.items()):
+            digest.update(name.encode() + b"\0" + text.encode() + b"\0")
+
+        documents = {name: self.parse_yaml(name, text) for name, text in texts.items()}
+        meta = self.load_meta(documents.pop("rulebook.yaml", None))
+        references = self.load_references(documents.pop("references.yaml", None))
+        raw_rules: list[tuple[str, int, dict[str, Any]]] = []
+        facts: dict[str, FactDeclaration] = {}
+        for name, (data, lines) in sorted(documents.items()):
+            self.collect(name, data, lines, facts, raw_rules)
+
+        rules = self.check_rules(raw_rules, facts, references)
+        self.check_fact_graph(rules, facts)
+        if self.problems:
+            raise RuleDefinitionError(self.problems, str(self.directory))
+        runnable = tuple(rule for rule in rules
+                         if rule.status == "active" or (self.include_drafts and rule.status == "draft"))
+        return Rulebook(
+            version=meta.version if meta else "0",
+            content_hash=digest.hexdigest(),
+            rules=runnable,
+            facts=facts,
+            references=references,
+            unaddressed=meta.unaddressed if meta else (),
+            directory=str(self.directory),
+            warnings=tuple(self.warnings),
+        )
+
+    # --- files
+
+    def parse_yaml(self, name: str, text: str) -> tuple[Any, _Lines]:
+        try:
+            data = yaml.safe_load(text)
+            node = yaml.compose(text, Loader=yaml.SafeLoader)
+        except yaml.YAMLError as error:
+            mark = getattr(error, "problem_mark", None)
+            line = mark.line + 1 if mark else None
+            self.problem(name, line, None, "", f"not valid YAML: {getattr(error, 'problem', error)}")
+            return None, _Lines(None)
+        return data, _Lines(node)
+
+    def load_meta(self, document: tuple[Any, _Lines] | None) -> _RulebookMeta | None:
+        if document is None:
+            self.problem("rulebook.yaml", None, None, "", "missing", "a rulebook.yaml with a version",
+                         "no file")
+            return None
+        data, lines = document
+        try:
+            return _RulebookMeta.model_validate(data)
+        except ValidationError as error:
+            self.pydantic_problems("rulebook.yaml", lines, None, error, ())
+            return None
+
+    def load_references(self, document: tuple[Any, _Lines] | None) -> dict[str, Reference]:
+        references: dict[str, Reference] = {}
+        if document is None:
+            self.problem("references.yaml", None, None, "", "missing", "the bibliography", "no file")
+            return references
+        data, lines = document
+        entries = data.get("references") if isinstance(data, dict) else None
+        if not isinstance(entries, list):
+            self.problem("references.yaml", 1, None, "references", "must be a list of references", "a list",
+                         type(entries).__name__)
+            return references
+        for index, entry in enumerate(entries):
+            line = lines.line(("references", index))
+            key = entry.get("key") if isinstance(entry, dict) else None
+            try:
+                reference = Reference.model_validate(entry)
+            except ValidationError as error:
+                self.pydantic_problems("references.yaml", lines, key, error, ("references", index))
+                continue
+            if reference.key in references:
+                self.problem("references.yaml", line, None, "key", f"duplicate reference key '{reference.key}'")
+            references[reference.key] = reference
+        return references
+
+    def collect(self, name: str, data: Any, lines: _Lines, facts: dict[str, FactDeclaration],
+                raw_rules: list[tuple[str, int, dict[str, Any]]]) -> None:
+        if data is None:
+            return
+        if not isinstance(data, dict) or not set(data) <= {"facts", "rules"}:
+            got = ", ".join(sorted(data)) if isinstance(data, dict) else type(data).__name__
+            self.problem(name, 1, None, "", "a rule file holds only 'facts' and 'rules'", "facts, rules", got)
+            return
+        for fact_name, declaration in (data.get("facts") or {}).items():
+            try:
+                parsed = FactDeclaration.model_validate(declaration)
+            except ValidationError as error:
+                self.pydantic_problems(name, lines, None, error, ("facts", fact_name))
+                continue
+            if fact_name in facts:
+                self.problem(name, lines.line(("facts", fact_name)), None, f"facts.{fact_name}",
+                             "derived fact declared twice")
+            if parsed.default is not None and parsed.default not in parsed.values:
+                self.problem(name, lines.line(("facts", fact_name)), None, f"facts.{fact_name}.default",
+                             "default is not one of the fact's values", _one_of(parsed.values),
+                             repr(parsed.default))
+            facts[fact_name] = parsed
+        rules = data.get("rules") or []
+        if not isinstance(rules, list):
+            self.problem(name, lines.line(("rules",)), None, "rules", "must be a list", "a list",
+                         type(rules).__name__)
+            return
+        for index, raw in enumerate(rules):
+            raw_rules.append((name, lines.line(("rules", index)) or 0, raw))
+
+    # --- rules
+
+    def check_rules(self, raw_rules: list[tuple[str, int, dict[str, Any]]], facts: Mapping[str, FactDeclaration],
+                    references: Mapping[str, Reference]) -> list[Rule]:
+        rules: list[Rule] = []
+        seen: dict[str, str] = {}
+        catalogue = field_catalogue()
+        for file, line, raw in raw_rules:
+            rule_id = raw.get("id") if isinstance(raw, dict) else None
+            if not isinstance(raw, dict):
+                self.problem(file, line, None, "", "a rule must be a mapping", "id, title, diseases, when, then",
+                             type(raw).__name__)
+                continue
+            try:
+                spec = _RuleSpec.model_validate(raw)
+            except ValidationError as error:
+                self.pydantic_problems(file, _FixedLines(line), rule_id, error, ())
+                continue
+            if spec.id in seen:
+                self.problem(file, line, spec.id, "id", f"duplicate rule id (first defined in {seen[spec.id]})")
+            seen[spec.id] = f"{file}:{line}"
+
+            def check_leaf(path: str, op: str, value: Any, where: str) -> list[cond.ParseProblem]:
+                return _check_leaf(path, op, value, where, catalogue, facts)
+
+            condition = None
+            if spec.when is not None:
+                condition, parse_problems = cond.parse(spec.when, check_leaf)
+                for found in parse_problems:
+                    self.problem(file, line, spec.id, found.where, found.message, found.expected, found.got)
+            self.check_then(file, line, spec, facts, references, catalogue)
+            if spec.review_by is not None and spec.review_by < self.today and spec.status == "active":
+                self.warnings.append(Problem(f"{file}:{line} rule {spec.id} field review_by",
+                                             f"review date {spec.review_by} has passed"))
+            rules.append(Rule(
+                id=spec.id, title=spec.title, diseases=spec.diseases, condition=condition, then=spec.then,
+                status=spec.status, version=spec.version, file=file, line=line, author=spec.author,
+                approved=spec.approved, review_by=spec.review_by, notes=spec.notes,
+            ))
+        return rules
+
+    def check_then(self, file: str, line: int, spec: _RuleSpec, facts: Mapping[str, FactDeclaration],
+                   references: Mapping[str, Reference], catalogue: Mapping[str, FieldSpec]) -> None:
+        then = spec.then
+        if isinstance(then, Derive):
+            declaration = facts.get(then.derive)
+            if declaration is None:
+                self.problem(file, line, spec.id, "then.derive", f"undeclared derived fact '{then.derive}'",
+                             _one_of(sorted(facts)) + _suggest(then.derive, facts), then.derive)
+            elif then.value not in declaration.values:
+                self.problem(file, line, spec.id, "then.value", f"not a value of derived fact '{then.derive}'",
+                             _one_of(declaration.values), repr(then.value))
+            return
+        citations = then.citations
+        if isinstance(then, Suggest) and then.verdict != "not_advised" and not citations:
+            self.problem(file, line, spec.id, "then.citations", "a recommended or consider verdict must cite",
+                         "at least one reference key", "none")
+        if isinstance(then, Suggest) and not citations:
+            self.problem(file, line, spec.id, "then.citations", "every suggestion cites its source",
+                         "at least one reference key", "none")
+        for key in citations:
+            if key not in references:
+                self.problem(file, line, spec.id, "then.citations", f"unknown citation key '{key}'",
+                             "a key of references.yaml" + _suggest(key, references), key)
+        if isinstance(then, Ask) and then.ask not in catalogue:
+            self.problem(file, line, spec.id, "then.ask", f"unknown situation field '{then.ask}'",
+                         "a situation field" + _suggest(then.ask, catalogue), then.ask)
+
+    def check_fact_graph(self, rules: list[Rule], facts: Mapping[str, FactDeclaration]) -> None:
+        """Derived facts may build on each other, but not in a circle."""
+        depends: dict[str, set[str]] = {name: set() for name in facts}
+        for rule in rules:
+            if isinstance(rule.then, Derive) and rule.then.derive in depends:
+                depends[rule.then.derive] |= {path.removeprefix("derived.") for path in rule.reads
+                                              if path.startswith("derived.")}
+        visiting: set[str] = set()
+        done: set[str] = set()
+
+        def visit(name: str, trail: tuple[str, ...]) -> None:
+            if name in done:
+                return
+            if name in visiting:
+                cycle = " -> ".join((*trail[trail.index(name):], name))
+                self.problem("(rulebook)", None, None, f"derived.{name}", f"derived facts depend on each other in a "
+                             f"circle: {cycle}")
+                return
+            visiting.add(name)
+            for other in sorted(depends.get(name, ())):
+                visit(other, (*trail, name))
+            visiting.discard(name)
+            done.add(name)
+
+        for name in sorted(depends):
+            visit(name, ())
+
+    def pydantic_problems(self, file: str, lines: _Lines, rule_id: str | None, error: ValidationError,
+                          prefix: tuple[Any, ...]) -> None:
+        for item in error.errors(include_url=False):
+            loc = tuple(item["loc"])
+            # union branches of `then` show up as separate errors; name them by their key
+            where = ".".join(str(part) for part in loc if not str(part)[0].isupper())
+            kind = item["type"]
+            if kind == "extra_forbidden":
+                message = "unknown key"
+                suggestion = difflib.get_close_matches(str(loc[-1]), list(_KNOWN_KEYS), n=1)
+                if suggestion:
+                    message += f" (did you mean '{suggestion[0]}'?)"
+            elif kind == "missing":
+                message = "required key is missing"
+            else:
+                message = item["msg"]
+            got = "nothing" if kind == "missing" else repr(item.get("input"))[:60]
+            expected = _expected(item)
+            self.problem(file, lines.line((*prefix, *loc)), rule_id, where, message, expected, got)
+
+
+_KNOWN_KEYS = (set(_RuleSpec.model_fields) | set(Derive.model_fields) | set(Suggest.model_fields)
+               | set(Ask.model_fields) | set(Reference.model_fields) | set(FactDeclaration.model_fields))
+
+
+def _expected(item: Mapping[str, Any]) -> str | None:
+    ctx = item.get("ctx") or {}
+    if "expected" in ctx:
+        return str(ctx["expected"])
+    if "pattern" in ctx:
+        return f"text matching {ctx['pattern']}"
+    return None
+
+
+def _one_of(values: Iterable[Any]) -> str:
+    return "one of " + ", ".join(str(value) for value in values)
+
+
+def _suggest(name: str, known: Iterable[str]) -> str:
+    matches = difflib.get_close_matches(name, list(known), n=1, cutoff=0.6)
+    return f" (did you mean '{matches[0]}'?)" if matches else ""
+
+
+def _check_leaf(path: str, op: str, value: Any, where: str, catalogue: Mapping[str, FieldSpec],
+                facts: Mapping[str, FactDeclaration]) -> list[cond.ParseProblem]:
+    problems: list[cond.ParseProblem] = []
+    if path.startswith("derived."):
+        name = path.removeprefix("derived.")
+        declaration = facts.get(name)
+        if declaration is None:
+            return [cond.ParseProblem(f"{where}.field", f"unknown derived fact '{name}'",
+                                      "a fact declared under 'facts'" + _suggest(name, facts), path)]
+        allowed: tuple[Any, ...] = declaration.values
+        kind = "bool" if all(isinstance(v, bool) for v in allowed) else "enum"
+        spec = FieldSpec(path, kind, name, tuple(str(v) for v in allowed) if kind == "enum" else ())
+    else:
+        found = catalogue.get(path)
+        if found is None or path == "patient_id":
+            return [cond.ParseProblem(f"{where}.field", f"unknown field '{path}'",
+                                      "a situation field or derived.<fact>" + _suggest(path, catalogue), path)]
+        spec = found
+    if op == "known":
+        if not isinstance(value, bool):
+            problems.append(cond.ParseProblem(f"{where}.known", "must be true or false", "true or false", repr(value)))
+        return problems
+    if spec.kind == "set":
+        if op != "contains":
+            return [cond.ParseProblem(f"{where}.{op}", f"'{path}' is a list: use 'contains'", "contains", op)]
+        if value not in spec.values:
+            problems.append(cond.ParseProblem(f"{where}.contains", f"value outside the enumeration of '{path}'",
+                                              _one_of(spec.values), repr(value)))
+        return problems
+    if op == "contains":
+        return [cond.ParseProblem(f"{where}.contains", f"'contains' needs a list field; '{path}' is not",
+                                  "eq, ne, in, not_in, lt, le, gt, ge or known", "contains")]
+    values = value if op in ("in", "not_in") else [value]
+    if op in ("in", "not_in") and (not isinstance(value, list) or not value):
+        return [cond.ParseProblem(f"{where}.{op}", "must be a non-empty list", "a list of values", repr(value))]
+    if op in ("lt", "le", "gt", "ge") and spec.kind not in ("int", "float"):
+        return [cond.ParseProblem(f"{where}.{op}", f"ordering comparison on non-numeric field '{path}'",
+                                  "eq, ne, in or not_in", op)]
+    for item in values:
+        if spec.kind == "enum" and item not in spec.values:
+            problems.append(cond.ParseProblem(f"{where}.{op}", f"value outside the enumeration of '{path}'",
+                                              _one_of(spec.values) + _suggest(str(item), spec.values), repr(item)))
+        elif spec.kind == "bool" and not isinstance(item, bool):
+            problems.append(cond.ParseProblem(f"{where}.{op}", f"'{path}' is true or false", "true or false",
+                                              repr(item)))
+        elif spec.kind in ("int", "float"):
+            if isinstance(item, bool) or not isinstance(item, (int, float)):
+                problems.append(cond.ParseProblem(f"{where}.{op}", f"'{path}' is a number", spec.describe(),
+                                                  repr(item)))
+            elif (spec.minimum is not None and item < spec.minimum) or (
+                    spec.maximum is not None and item > spec.maximum):
+                problems.append(cond.ParseProblem(f"{where}.{op}", f"value outside the range of '{path}'",
+                                                  spec.describe(), repr(item)))
+        elif spec.kind == "str":
+            problems.append(cond.ParseProblem(f"{where}.field", f"rules may not read '{path}'",
+                                              "a clinical field", path))
+    return problems
+
+
+class _Lines:
+    """Line numbers of YAML nodes by path, from ``yaml.compose`` (safe; no objects are built)."""
+
+    def __init__(self, node: yaml.Node | None) -> None:
+        self.node = node
+
+    def line(self, path: tuple[Any, ...]) -> int | None:
+        node = self.node
+        best = node.start_mark.line + 1 if node is not None else None
+        for part in path:
+            if isinstance(node, yaml.MappingNode):
+                match = next((value for key, value in node.value if key.value == str(part)), None)
+                if match is None:
+                    break
+                node = match
+            elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
+                node = node.value[part]
+            else:
+                break
+            best = node.start_mark.line + 1
+        return best
+
+
+class _FixedLines(_Lines):
+    def __init__(self, line: int) -> None:
+        super().__init__(None)
+        self._line = line
+
+    def line(self, path: tuple[Any, ...]) -> int | None:
+        return self._line

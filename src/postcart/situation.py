@@ -1,0 +1,444 @@
+"""The input contract: a patient's situation after CAR-T failure, validated by Pydantic.
+
+Field names are a public contract (batch, specifications and the EHR interface are written against
+them): add fields, never rename. Every field documents its units and grading system; the JSON Schema
+is generated from these models (``postcart schema``).
+"""
+
+from __future__ import annotations
+
+import difflib
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic_core import PydanticCustomError
+
+from postcart.errors import InvalidSituation, Problem
+
+__all__ = [
+    "PRODUCT_DISEASES",
+    "PRODUCT_TARGET",
+    "FieldSpec",
+    "PatientSituation",
+    "field_catalogue",
+    "flatten",
+    "validate_situation",
+]
+
+Disease = Literal["LBCL", "FL", "MCL", "B_ALL", "MM", "CLL"]
+Product = Literal[
+    "axi-cel", "tisa-cel", "liso-cel", "brexu-cel", "obe-cel", "ide-cel", "cilta-cel", "investigational"
+]
+Target = Literal["CD19", "BCMA", "CD22", "CD19_CD22", "GPRC5D", "other"]
+Response = Literal["CR", "PR", "SD", "PD", "not_evaluable"]
+FailureKind = Literal["primary_refractory", "relapse"]
+AntigenStatus = Literal["retained", "lost", "unknown"]
+Persistence = Literal["detectable", "undetectable", "unknown"]
+Cd20Status = Literal["positive", "negative", "unknown"]
+Bispecific = Literal["CD20xCD3", "CD19xCD3", "BCMAxCD3", "GPRC5DxCD3", "FcRH5xCD3"]
+Donor = Literal[
+    "matched_related", "matched_unrelated", "haploidentical", "mismatched_unrelated", "cord_blood",
+    "none", "unknown",
+]
+Goal = Literal["disease_control", "quality_of_life", "undecided"]
+TrialAccess = Literal["available", "not_available", "unknown"]
+
+#: Approved indications of each product (the input contract); ``investigational`` is allowed for any.
+PRODUCT_DISEASES: dict[str, frozenset[str]] = {
+    "axi-cel": frozenset({"LBCL", "FL"}),
+    "tisa-cel": frozenset({"LBCL", "FL", "B_ALL"}),
+    "liso-cel": frozenset({"LBCL", "FL", "MCL", "CLL"}),
+    "brexu-cel": frozenset({"MCL", "B_ALL"}),
+    "obe-cel": frozenset({"B_ALL"}),
+    "ide-cel": frozenset({"MM"}),
+    "cilta-cel": frozenset({"MM"}),
+}
+
+#: The antigen each approved product targets.
+PRODUCT_TARGET: dict[str, str] = {
+    "axi-cel": "CD19", "tisa-cel": "CD19", "liso-cel": "CD19", "brexu-cel": "CD19", "obe-cel": "CD19",
+    "ide-cel": "BCMA", "cilta-cel": "BCMA",
+}
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_default=True)
+
+
+class CarT(_Model):
+    """The CAR-T therapy that failed."""
+
+    product: Product = Field(
+        title="CAR-T product",
+        description="The CAR-T product infused (generic short name); must be one used for the disease.",
+        examples=["axi-cel"],
+    )
+    target: Target | None = Field(
+        default=None,
+        title="CAR target antigen",
+        description="Antigen the CAR recognises. Derived from the product when absent; if given it must "
+        "agree with the product. Required for an investigational product.",
+        examples=["CD19"],
+    )
+    best_response: Response = Field(
+        title="best response to CAR-T",
+        description="Best response to the CAR-T by the disease's standard response criteria: complete (CR), "
+        "partial (PR), stable (SD), progressive disease (PD) or not evaluable.",
+        examples=["PR"],
+    )
+    infusions: int = Field(
+        default=1, ge=1, title="CAR-T infusions received",
+        description="Number of CAR-T infusions received so far (count).", examples=[1],
+    )
+    max_crs_grade: int | None = Field(
+        default=None, ge=0, le=5, title="worst CRS grade",
+        description="Worst cytokine release syndrome grade after CAR-T, ASTCT consensus grading (0-5); "
+        "absent means unknown.", examples=[2],
+    )
+    max_icans_grade: int | None = Field(
+        default=None, ge=0, le=5, title="worst ICANS grade",
+        description="Worst immune effector cell-associated neurotoxicity syndrome grade after CAR-T, ASTCT "
+        "consensus grading (0-5); absent means unknown.", examples=[1],
+    )
+
+
+class Failure(_Model):
+    """How and when the CAR-T failed."""
+
+    kind: FailureKind = Field(
+        title="kind of failure",
+        description="primary_refractory: no response (best response SD/PD/not evaluable); relapse: "
+        "progression after a CR or PR.", examples=["relapse"],
+    )
+    months_since_infusion: float = Field(
+        ge=0, le=600, title="months from infusion to failure",
+        description="Time from CAR-T infusion to documented failure, in months.", examples=[4.5],
+    )
+    target_antigen: AntigenStatus = Field(
+        default="unknown", title="CAR target on the failure biopsy",
+        description="Expression of the CAR's target antigen (CD19, BCMA, ...) on the biopsy at failure.",
+        examples=["retained"],
+    )
+    car_t_persistence: Persistence = Field(
+        default="unknown", title="CAR-T persistence",
+        description="Whether CAR-T cells are still detectable at failure (flow cytometry or transgene PCR; "
+        "in B-ALL, B-cell recovery implies loss of persistence).", examples=["undetectable"],
+    )
+    cd20: Cd20Status = Field(
+        default="unknown", title="CD20 at failure",
+        description="CD20 expression at failure, for CD20-directed options in B-cell lymphomas.",
+        examples=["positive"],
+    )
+    localized: bool = Field(
+        default=False, title="localized disease",
+        description="Limited-site disease at failure, amenable to radiotherapy.", examples=[False],
+    )
+    cns_involvement: bool = Field(
+        default=False, title="CNS involvement", description="Central nervous system involvement at failure.",
+        examples=[False],
+    )
+
+
+class Fitness(_Model):
+    """Performance status and comorbidity."""
+
+    ecog: int = Field(
+        ge=0, le=4, title="ECOG performance status",
+        description="ECOG performance status, 0 (fully active) to 4 (completely disabled).", examples=[1],
+    )
+    hct_ci: int | None = Field(
+        default=None, ge=0, le=30, title="HCT-CI",
+        description="Hematopoietic cell transplantation-specific comorbidity index (Sorror score, points); "
+        "absent means unknown.", examples=[2],
+    )
+    organ_function_adequate: bool | None = Field(
+        default=None, title="adequate organ function",
+        description="Cardiac, pulmonary, hepatic and renal function adequate for intensive therapy; absent "
+        "means unknown.", examples=[True],
+    )
+    active_infection: bool = Field(
+        default=False, title="active infection",
+        description="Uncontrolled active infection at assessment.", examples=[False],
+    )
+
+
+class History(_Model):
+    """Treatment history before the failed CAR-T."""
+
+    prior_lines: int | None = Field(
+        default=None, ge=0, le=30, title="prior lines of therapy",
+        description="Lines of systemic therapy before the CAR-T (count).", examples=[2],
+    )
+    prior_allo_hct: bool = Field(
+        default=False, title="prior allogeneic HCT", description="Allogeneic transplant received before.",
+        examples=[False],
+    )
+    prior_auto_hct: bool = Field(
+        default=False, title="prior autologous HCT", description="Autologous transplant received before.",
+        examples=[False],
+    )
+    prior_bispecific: list[Bispecific] = Field(
+        default_factory=list, title="prior bispecific antibodies",
+        description="T-cell-engaging bispecific antibody classes received before (by targets).",
+        examples=[["CD20xCD3"]],
+    )
+
+
+class PatientSituation(_Model):
+    """A patient whose CAR-T therapy has failed, as the treating team describes them."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        validate_default=True,
+        json_schema_extra={"title": "PatientSituation", "$comment": "Generated by `postcart schema`."},
+    )
+
+    patient_id: str | None = Field(
+        default=None, max_length=128, title="patient label",
+        description="A pseudonymous label, echoed back in the assessment and never logged.",
+        examples=["case-017"],
+    )
+    age: int = Field(ge=0, le=120, title="age", description="Age in years.", examples=[58])
+    disease: Disease = Field(
+        title="disease",
+        description="LBCL (covers DLBCL, HGBL, PMBCL and transformed FL), FL, MCL, B_ALL, MM or CLL.",
+        examples=["LBCL"],
+    )
+    car_t: CarT
+    failure: Failure
+    fitness: Fitness
+    history: History = Field(default_factory=History)
+    donor: Donor = Field(
+        default="unknown", title="best available donor",
+        description="Best available allogeneic donor.", examples=["matched_unrelated"],
+    )
+    goals: Goal = Field(
+        default="undecided", title="patient's goal",
+        description="The patient's stated priority.", examples=["disease_control"],
+    )
+    trial_access: TrialAccess = Field(
+        default="unknown", title="clinical trial access",
+        description="Whether a suitable clinical trial can be reached.", examples=["available"],
+    )
+
+    @model_validator(mode="after")
+    def _consistent(self) -> PatientSituation:
+        problems: list[tuple[str, str, str, str]] = []
+        product, disease = self.car_t.product, self.disease
+        if product != "investigational" and disease not in PRODUCT_DISEASES[product]:
+            used_for = ", ".join(sorted(PRODUCT_DISEASES[product]))
+            problems.append(("car_t.product", f"{product} is not used for {disease}",
+                             f"a product used for {disease}", f"{product} (used for {used_for})"))
+        if product == "investigational":
+            if self.car_t.target is None:
+                problems.append(("car_t.target", "required for an investigational product",
+                                 "one of CD19, BCMA, CD22, CD19_CD22, GPRC5D, other", "nothing"))
+        else:
+            expected = PRODUCT_TARGET[product]
+            if self.car_t.target is None:
+                self.car_t.target = expected  # type: ignore[assignment]
+            elif self.car_t.target != expected:
+                problems.append(("car_t.target", f"{product} targets {expected}", expected,
+                                 str(self.car_t.target)))
+        response = self.car_t.best_response
+        if self.failure.kind == "primary_refractory" and response in ("CR", "PR"):
+            problems.append(("failure.kind", "primary refractory disease cannot follow a response "
+                             f"(car_t.best_response is {response})", "relapse, or a best response of "
+                             "SD, PD or not_evaluable", "primary_refractory"))
+        if self.failure.kind == "relapse" and response not in ("CR", "PR"):
+            problems.append(("failure.kind", f"a relapse needs a prior response (car_t.best_response is "
+                             f"{response})", "primary_refractory, or a best response of CR or PR",
+                             "relapse"))
+        if problems:
+            raise PydanticCustomError(
+                "inconsistent_fields",
+                "{summary}",
+                {"summary": "; ".join(f"{p[0]}: {p[1]}" for p in problems), "problems": problems},
+            )
+        return self
+
+
+def validate_situation(data: PatientSituation | Mapping[str, Any], source: str | None = None) -> PatientSituation:
+    """Validate a mapping (or pass through a model) into a ``PatientSituation``.
+
+    Raises:
+        InvalidSituation: listing every problem with its dotted field path, what was expected and what
+            arrived, and a "did you mean" for a misspelt field.
+
+    >>> validate_situation({"age": 130}).__class__  # doctest: +IGNORE_EXCEPTION_DETAIL
+    Traceback (most recent call last):
+    postcart.errors.InvalidSituation: invalid patient situation: 6 problems
+    """
+    if isinstance(data, PatientSituation):
+        return data
+    if not isinstance(data, Mapping):
+        raise InvalidSituation(Problem("(situation)", "must be a mapping of fields", "a mapping",
+                                       type(data).__name__), source)
+    try:
+        return PatientSituation.model_validate(dict(data))
+    except ValidationError as error:
+        raise InvalidSituation(_problems(error), source) from None
+
+
+def _problems(error: ValidationError) -> list[Problem]:
+    problems: list[Problem] = []
+    for item in error.errors(include_url=False):
+        loc = tuple(str(part) for part in item["loc"])
+        path = ".".join(loc) or "(situation)"
+        kind = item["type"]
+        ctx = item.get("ctx") or {}
+        if kind == "inconsistent_fields":
+            for field, message, expected, got in ctx["problems"]:
+                problems.append(Problem(field, message, expected, got))
+        elif kind == "extra_forbidden":
+            message = "unknown field"
+            suggestion = _did_you_mean(loc)
+            if suggestion:
+                message += f" (did you mean '{suggestion}'?)"
+            problems.append(Problem(path, message, f"one of the fields of {_parent_name(loc)}", _show(item["input"])))
+        elif kind == "missing":
+            problems.append(Problem(path, "required field is missing", _expected_for(loc), "nothing"))
+        else:
+            problems.append(Problem(path, item["msg"], _expected_for(loc), _show(item.get("input"))))
+    return problems
+
+
+def _show(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _parent_name(loc: tuple[str, ...]) -> str:
+    return ".".join(loc[:-1]) or "the situation"
+
+
+def _model_at(loc: tuple[str, ...]) -> type[BaseModel] | None:
+    model: type[BaseModel] = PatientSituation
+    for part in loc:
+        field = model.model_fields.get(part)
+        if field is None:
+            return None
+        annotation = field.annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            model = annotation
+        else:
+            return None
+    return model
+
+
+def _did_you_mean(loc: tuple[str, ...]) -> str | None:
+    parent = _model_at(loc[:-1])
+    if parent is None:
+        return None
+    matches = difflib.get_close_matches(loc[-1], list(parent.model_fields), n=1, cutoff=0.6)
+    if matches:
+        return ".".join((*loc[:-1], matches[0]))
+    # a field given at the wrong level (e.g. "ecog" at the top): point to where it lives
+    for path, _spec in field_catalogue().items():
+        if path.rsplit(".", 1)[-1] == loc[-1]:
+            return path
+    return None
+
+
+def _expected_for(loc: tuple[str, ...]) -> str | None:
+    path = ".".join(part for part in loc if not part.isdigit())
+    spec = field_catalogue().get(path)
+    return spec.describe() if spec else None
+
+
+@dataclass(frozen=True)
+class FieldSpec:
+    """What a rule may say about one situation field: its kind, allowed values and range."""
+
+    path: str
+    kind: Literal["enum", "int", "float", "bool", "str", "set"]
+    title: str
+    values: tuple[str, ...] = ()
+    minimum: float | None = None
+    maximum: float | None = None
+    optional: bool = False
+
+    def describe(self) -> str:
+        if self.kind in ("enum", "set"):
+            prefix = "a list of " if self.kind == "set" else ""
+            return prefix + "one of " + ", ".join(self.values)
+        if self.kind in ("int", "float"):
+            noun = "an integer" if self.kind == "int" else "a number"
+            if self.minimum is not None and self.maximum is not None:
+                return f"{noun} {self.minimum:g}-{self.maximum:g}"
+            if self.minimum is not None:
+                return f"{noun} >= {self.minimum:g}"
+            return noun
+        return {"bool": "true or false", "str": "text"}[self.kind]
+
+
+_CATALOGUE: dict[str, FieldSpec] = {}
+
+
+def field_catalogue() -> dict[str, FieldSpec]:
+    """Every leaf field of ``PatientSituation`` by dotted path, as the rulebook sees it."""
+    if not _CATALOGUE:
+        _CATALOGUE.update(_walk(PatientSituation, ""))
+    return _CATALOGUE
+
+
+def _walk(model: type[BaseModel], prefix: str) -> dict[str, FieldSpec]:
+    specs: dict[str, FieldSpec] = {}
+    for name, field in model.model_fields.items():
+        path = prefix + name
+        annotation = field.annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            specs.update(_walk(annotation, path + "."))
+            continue
+        optional = type(None) in typing.get_args(annotation)
+        inner = [arg for arg in typing.get_args(annotation) if arg is not type(None)] if optional else [annotation]
+        base = inner[0]
+        minimum = maximum = None
+        for meta in field.metadata:
+            minimum = getattr(meta, "ge", minimum)
+            maximum = getattr(meta, "le", maximum)
+        title = field.title or name
+        if typing.get_origin(base) is list:
+            (item,) = typing.get_args(base)
+            specs[path] = FieldSpec(path, "set", title, tuple(typing.get_args(item)))
+        elif typing.get_origin(base) is Literal:
+            specs[path] = FieldSpec(path, "enum", title, tuple(typing.get_args(base)), optional=optional)
+        elif base is bool:
+            specs[path] = FieldSpec(path, "bool", title, optional=optional)
+        elif base is int:
+            specs[path] = FieldSpec(path, "int", title, (), minimum, maximum, optional)
+        elif base is float:
+            specs[path] = FieldSpec(path, "float", title, (), minimum, maximum, optional)
+        else:
+            specs[path] = FieldSpec(path, "str", title, optional=optional)
+    return specs
+
+
+
+
+def flatten(situation: PatientSituation) -> dict[str, Any]:
+    """The situation as flat facts: dotted path -> value, unknowns omitted, lists as tuples.
+
+    >>> s = validate_situation({"age": 60, "disease": "MM", "car_t": {"product": "ide-cel",
+    ...     "best_response": "PR"}, "failure": {"kind": "relapse", "months_since_infusion": 9},
+    ...     "fitness": {"ecog": 1}})
+    >>> flatten(s)["car_t.target"], "fitness.hct_ci" in flatten(s)
+    ('BCMA', False)
+    """
+    facts: dict[str, Any] = {}
+    _flatten_into(situation.model_dump(exclude={"patient_id"}), "", facts)
+    return facts
+
+
+def _flatten_into(data: Mapping[str, Any], prefix: str, facts: dict[str, Any]) -> None:
+    for key, value in data.items():
+        path = prefix + key
+        if isinstance(value, Mapping):
+            _flatten_into(value, path + ".", facts)
+        elif isinstance(value, list):
+            facts[path] = tuple(value)
+        elif value is not None:
+            facts[path] = value
