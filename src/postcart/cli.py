@@ -59,6 +59,27 @@ def read_document(source: str) -> Any:
                                ) from None
 
 
+def situation_from_document(data: Any, scenario: str | None, name: str) -> Any:
+    """A situation mapping, or the situation of one scenario of a scenario file."""
+    if not (isinstance(data, dict) and isinstance(data.get("scenarios"), list)):
+        return data
+    entries = [entry for entry in data["scenarios"] if isinstance(entry, dict)]
+    ids = [str(entry.get("id")) for entry in entries]
+    if scenario is None and len(entries) == 1:
+        chosen = entries[0]
+    else:
+        chosen = next((entry for entry in entries if str(entry.get("id")) == scenario), None)
+        if chosen is None:
+            got = scenario if scenario is not None else "no --scenario"
+            raise InvalidSituation(Problem(f"{name} --scenario", "choose one scenario of the file",
+                                           "one of " + ", ".join(ids), got))
+    situation = chosen.get("situation")
+    if not isinstance(situation, dict):
+        raise InvalidSituation(Problem(f"{name} {chosen.get('id')} situation", "missing or not a mapping",
+                                       "a patient situation", type(situation).__name__))
+    return situation
+
+
 def _load_rulebook(rules: Path | None, include_drafts: bool = False) -> Any:
     from postcart.rulebook import Rulebook
 
@@ -71,16 +92,18 @@ def evaluate(
     output_format: Annotated[Format, typer.Option("--format", "-f", help="Report format.")] = Format.text,
     rules: RulesOption = None,
     include_drafts: Annotated[bool, typer.Option(help="Also run rules whose status is draft.")] = False,
+    scenario: Annotated[str | None, typer.Option(help="In a scenario file with several, the id to assess.")] = None,
 ) -> None:
-    """Assess one patient's situation and print the sourced options."""
+    """Assess one patient's situation and print the sourced options.
+
+    FILE is a situation, or a scenario file (its situation is assessed; --scenario picks one of several).
+    """
     from postcart.assessment import evaluate as run_evaluation
     from postcart.engine import Engine
     from postcart.report import to_markdown, to_text
 
     try:
-        data = read_document(file)
-        if isinstance(data, dict) and "situation" in data and "age" not in data:
-            data = data["situation"]  # a scenario file: assess its situation
+        data = situation_from_document(read_document(file), scenario, file)
         rulebook = _load_rulebook(rules, include_drafts)
         with Engine(rulebook) as engine:
             assessment = run_evaluation(data, engine)
