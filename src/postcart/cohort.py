@@ -145,6 +145,7 @@ class Evaluator:
         self.records += 1
         out: dict[str, Any] = dict.fromkeys(self.columns)
         out["row"] = number
+        out.update(rules=[], missing_information=[], error_fields=[])
         if isinstance(data, str):
             out.update(status="invalid", error=data, error_fields=["(record)"])
             return out
@@ -159,7 +160,7 @@ class Evaluator:
         try:
             fragment = self._fragment(situation)
         except EvaluationError as error:
-            out.update(status="error", error=str(error), error_fields=[])
+            out.update(status="error", error=str(error))
             return out
         out.update(fragment)
         out["status"] = "ok"
