@@ -200,7 +200,9 @@ class Evaluator:
     def evaluate_chunk(self, chunk: Chunk, output_format: str) -> ChunkResult:
         """Evaluate every record of a chunk and encode the rows as an output part."""
         with self._lock:
+            runs_before = self.engine_runs
             rows = [self.row(number, data) for number, data in self._records(chunk)]
+            engine_runs = self.engine_runs - runs_before
         counts = Counter(row["status"] for row in rows)
         invalid_fields: Counter[str] = Counter()
         for row in rows:
@@ -208,7 +210,7 @@ class Evaluator:
                 invalid_fields.update(_field_name(name) for name in row["error_fields"])
         return ChunkResult(chunk.index, encode_part(rows, self.columns, output_format),
                            {"ok": counts["ok"], "invalid": counts["invalid"], "error": counts["error"],
-                            "rows": len(rows)}, dict(invalid_fields))
+                            "rows": len(rows), "engine_runs": engine_runs}, dict(invalid_fields))
 
     def _records(self, chunk: Chunk) -> Iterator[tuple[int, Any]]:
         if chunk.columns is None:  # JSON lines
@@ -418,6 +420,7 @@ class CohortSummary:
     error: int = 0
     resumed_rows: int = 0
     evaluated_rows: int = 0
+    engine_runs: int = 0
     seconds: float = 0.0
     invalid_fields: Counter[str] = field(default_factory=Counter)
     notes: list[str] = field(default_factory=list)
@@ -430,7 +433,8 @@ class CohortSummary:
         lines = [f"{self.rows} rows -> {self.output}: {self.ok} ok, {self.invalid} invalid, {self.error} error"]
         if self.resumed_rows:
             lines.append(f"resumed: {self.resumed_rows} rows already done, {self.evaluated_rows} evaluated now")
-        lines.append(f"{self.evaluated_rows} rows in {self.seconds:.1f} s ({self.rows_per_second:,.0f} rows/s)")
+        lines.append(f"{self.evaluated_rows} rows in {self.seconds:.1f} s ({self.rows_per_second:,.0f} rows/s; "
+                     f"durable-rules ran {self.engine_runs} times, once per distinct signature per worker)")
         if self.invalid_fields:
             worst = ", ".join(f"{name} ({count})" for name, count in self.invalid_fields.most_common(10))
             lines.append(f"invalid rows by field: {worst}")
@@ -443,7 +447,7 @@ Progress = Callable[[int], None]
 
 def run_cohort(input_path: str | os.PathLike[str], output_path: str | os.PathLike[str], rulebook: Rulebook, *,
                workers: int = 1, dask_address: str | None = None, chunk_size: int = 5000,
-               restart: bool = False, progress: Progress | None = None) -> CohortSummary:
+               restart: bool = False, progress: Progress | None = None, cache: bool = True) -> CohortSummary:
     """Evaluate every record of a cohort table and write one result row per record.
 
     Args:
@@ -453,6 +457,8 @@ def run_cohort(input_path: str | os.PathLike[str], output_path: str | os.PathLik
         chunk_size: records per chunk (the unit of parallel work, of resuming and of memory).
         restart: discard the parts of an interrupted run instead of resuming it.
         progress: called with the number of rows finished after every chunk.
+        cache: reuse engine results across equal signatures (default); ``False`` runs durable-rules and
+            builds the assessment for every row (for comparisons and benchmarks).
 
     Raises:
         ValueError: an unknown table format, or an unreadable input (the message names the file).
@@ -480,15 +486,16 @@ def run_cohort(input_path: str | os.PathLike[str], output_path: str | os.PathLik
         parts.write(result)
         finished_rows += result.counts["rows"]
         summary.evaluated_rows += result.counts["rows"]
+        summary.engine_runs += result.counts.get("engine_runs", 0)
         if progress:
             progress(finished_rows)
 
     if dask_address is not None:
-        _run_dask(pending, rulebook, output_format, dask_address, workers, record)
+        _run_dask(pending, rulebook, output_format, dask_address, workers, record, cache)
     elif workers > 1:
-        _run_processes(pending, rulebook, output_format, workers, record)
+        _run_processes(pending, rulebook, output_format, workers, record, cache)
     else:
-        evaluator = Evaluator(rulebook)
+        evaluator = Evaluator(rulebook, cache)
         try:
             for chunk in pending:
                 record(evaluator.evaluate_chunk(chunk, output_format))
@@ -591,31 +598,38 @@ def _atomic_write(path: Path, payload: bytes) -> None:
 # parallel drivers: processes on this machine, or a Dask cluster
 
 
-_WORKER: dict[str, Evaluator] = {}
+_WORKER: dict[tuple[str, bool], Evaluator] = {}
 _WORKER_LOCK = threading.Lock()
 
 
-def _worker_evaluator(rulebook: Rulebook) -> Evaluator:
+def _worker_evaluator(rulebook: Rulebook, cache: bool) -> Evaluator:
     """This process's evaluator for a rulebook (created once per process, reused by every chunk)."""
-    key = rulebook.content_hash + "|" + ",".join(rule.id for rule in rulebook.rules)
+    key = (rulebook.content_hash + "|" + ",".join(rule.id for rule in rulebook.rules), cache)
     with _WORKER_LOCK:
         evaluator = _WORKER.get(key)
         if evaluator is None:
-            evaluator = _WORKER[key] = Evaluator(rulebook)
+            evaluator = _WORKER[key] = Evaluator(rulebook, cache)
         return evaluator
 
 
-def _init_process(rulebook: Rulebook) -> None:
-    _worker_evaluator(rulebook)
-    _WORKER["default"] = _worker_evaluator(rulebook)
+def _process_chunk(rulebook: Rulebook, cache: bool, chunk: Chunk, output_format: str) -> ChunkResult:
+    return _worker_evaluator(rulebook, cache).evaluate_chunk(chunk, output_format)
 
 
-def _process_chunk(chunk: Chunk, output_format: str) -> ChunkResult:
-    return _WORKER["default"].evaluate_chunk(chunk, output_format)
+_PROCESS_RULEBOOK: list[Rulebook] = []
+
+
+def _init_process(rulebook: Rulebook, cache: bool) -> None:
+    _PROCESS_RULEBOOK[:] = [rulebook]  # sent once per process, not with every chunk
+    _worker_evaluator(rulebook, cache)
+
+
+def _process_local_chunk(cache: bool, chunk: Chunk, output_format: str) -> ChunkResult:
+    return _process_chunk(_PROCESS_RULEBOOK[0], cache, chunk, output_format)
 
 
 def _run_processes(chunks: Iterator[Chunk], rulebook: Rulebook, output_format: str, workers: int,
-                   record: Callable[[ChunkResult], None]) -> None:
+                   record: Callable[[ChunkResult], None], cache: bool) -> None:
     import multiprocessing
     from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 
@@ -623,11 +637,11 @@ def _run_processes(chunks: Iterator[Chunk], rulebook: Rulebook, output_format: s
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(["postcart.cohort"])
     with ProcessPoolExecutor(workers, mp_context=context, initializer=_init_process,
-                             initargs=(rulebook,)) as pool:
+                             initargs=(rulebook, cache)) as pool:
         in_flight: set[Future[ChunkResult]] = set()
         try:
             for chunk in chunks:
-                in_flight.add(pool.submit(_process_chunk, chunk, output_format))
+                in_flight.add(pool.submit(_process_local_chunk, cache, chunk, output_format))
                 if len(in_flight) >= 2 * workers:
                     finished, in_flight = wait(in_flight, return_when=FIRST_COMPLETED)
                     for future in finished:
@@ -640,12 +654,8 @@ def _run_processes(chunks: Iterator[Chunk], rulebook: Rulebook, output_format: s
             raise
 
 
-def _dask_chunk(rulebook: Rulebook, chunk: Chunk, output_format: str) -> ChunkResult:
-    return _worker_evaluator(rulebook).evaluate_chunk(chunk, output_format)
-
-
 def _run_dask(chunks: Iterator[Chunk], rulebook: Rulebook, output_format: str, address: Any, workers: int,
-              record: Callable[[ChunkResult], None]) -> None:
+              record: Callable[[ChunkResult], None], cache: bool) -> None:
     from distributed import Client, as_completed
 
     client = address if isinstance(address, Client) else Client(address)
@@ -655,7 +665,7 @@ def _run_dask(chunks: Iterator[Chunk], rulebook: Rulebook, output_format: str, a
         futures = as_completed()
         submitted = 0
         for chunk in chunks:
-            futures.add(client.submit(_dask_chunk, shared, chunk, output_format, pure=False))
+            futures.add(client.submit(_process_chunk, shared, cache, chunk, output_format, pure=False))
             submitted += 1
             if futures.count() >= limit:
                 record(next(futures).result())
