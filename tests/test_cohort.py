@@ -145,7 +145,7 @@ def test_cached_rows_equal_direct_evaluation(which: str, rulebook: Rulebook, syn
     chosen = rulebook if which == "bundled" else synthetic_rulebook
     cached, direct = Evaluator(chosen), Evaluator(chosen, cache=False)
     try:
-        situations = _situations(2500, seed=11)
+        situations = _situations(4000, seed=11)
         for number, situation in enumerate(situations, start=1):
             assert cached.row(number, situation) == direct.row(number, situation), situation
         assert direct.engine_runs == len(situations)

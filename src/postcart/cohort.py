@@ -23,10 +23,13 @@ rulebook and settings are unchanged). At the end the parts are concatenated into
 is renamed to ``OUTPUT``: the output file is never half-written. Memory is bounded by the chunks in
 flight, not by the cohort.
 
-Speed. Situations that no rule can tell apart (same :class:`~postcart.signature.SignatureScheme`
-signature) make the same rules fire, so durable-rules runs once per signature and the result row is
-built once per distinct engine result; both caches are bounded. Every row equals a direct evaluation
-(``tests/test_cohort.py`` compares them).
+Speed. Whether a group of rules (those deciding one option, one question or one derived fact) fires
+depends only on the classes of the fields they read (:mod:`postcart.signature`). The evaluator learns,
+from real durable-rules runs, which rules of each group fire for each key, and which result row an engine
+run firing exactly a given set of rules gave. A situation whose every group key and resulting rule set
+were seen before gets that row without running the engine again; anything new runs durable-rules. The
+caches are bounded. Every row equals a direct evaluation (``tests/test_cohort.py`` compares them over
+generated situations, with a rulebook that uses every operator on every numeric field).
 """
 
 from __future__ import annotations
@@ -127,7 +130,8 @@ class Evaluator:
         self.cache = cache
         self.columns = output_columns(rulebook)
         self._facts = tuple(sorted(rulebook.facts))
-        self._by_signature: dict[Any, dict[str, Any]] = {}
+        self._group_caches: dict[str, list[dict[Any, tuple[str, ...]]]] = {
+            disease: [{} for _ in groups] for disease, groups in self.scheme.groups.items()}
         self._by_result: dict[Any, dict[str, Any]] = {}
         self._lock = threading.Lock()  # caches are per evaluator; Dask may call from several threads
         self.engine_runs = 0
@@ -167,22 +171,44 @@ class Evaluator:
         return out
 
     def _fragment(self, situation: Any) -> dict[str, Any]:
+        """The row's verdicts, rules, questions and derived facts; durable-rules runs only when needed.
+
+        Each rule group's key (see :mod:`postcart.signature`) says which of its rules fire, as learnt
+        from earlier engine runs; when every group's key is known, the rules that fire are their union,
+        and the row part is the one of an earlier engine run that fired exactly those rules. Anything
+        not seen before runs the engine on this situation.
+        """
         if not self.cache:
             self.engine_runs += 1
             result = self.engine.run(situation)
             return self._from_assessment(build_assessment(self.rulebook, situation, result))
-        signature = self.scheme.of(situation)
-        fragment = self._by_signature.get(signature)
-        if fragment is not None:
-            return fragment
+        disease = situation.disease
+        classes = self.scheme.classes(situation)
+        caches = self._group_caches[disease]
+        fired: list[str] = []
+        for group, cache in zip(self.scheme.groups[disease], caches):
+            members = cache.get(group.key(classes))
+            if members is None:
+                return self._run(situation, classes)
+            fired.extend(members)
+        fragment = self._by_result.get((disease, frozenset(fired)))
+        if fragment is None:
+            return self._run(situation, classes)
+        return fragment
+
+    def _run(self, situation: Any, classes: tuple[Any, ...]) -> dict[str, Any]:
+        """Run durable-rules on the situation and learn, per rule group, which of its rules fired."""
         self.engine_runs += 1
+        disease = situation.disease
         result = self.engine.run(situation)
-        key = (result.fired, tuple(sorted(result.derived.items(), key=lambda item: item[0])))
+        fired = frozenset(result.fired)
+        for group, cache in zip(self.scheme.groups[disease], self._group_caches[disease]):
+            _bounded_put(cache, group.key(classes), tuple(rule for rule in result.fired if rule in group.rule_ids))
+        key = (disease, fired)
         fragment = self._by_result.get(key)
         if fragment is None:
             fragment = self._from_assessment(build_assessment(self.rulebook, situation, result))
             _bounded_put(self._by_result, key, fragment)
-        _bounded_put(self._by_signature, signature, fragment)
         return fragment
 
     def _from_assessment(self, assessment: Assessment) -> dict[str, Any]:
@@ -217,15 +243,24 @@ class Evaluator:
             for offset, line in enumerate(chunk.rows):
                 yield chunk.first_row + offset, self._json_record(line)
             return
-        paths = [tuple(column.split(".")) for column in chunk.columns]
-        is_list = [column in self._list_fields for column in chunk.columns]
+        columns = chunk.columns
+        repeated = sorted({column for column in columns if columns.count(column) > 1})
+        paths = [tuple(column.split(".")) for column in columns]
+        is_list = [column in self._list_fields for column in columns]
         width = len(paths)
+        plan: list[tuple[str, str | None, bool]] | None = None
+        if all(len(path) <= 2 for path in paths):
+            plan = [(path[0], path[1] if len(path) == 2 else None, listed) for path, listed in zip(paths, is_list)]
         for offset, values in enumerate(chunk.rows):
             number = chunk.first_row + offset
-            if len(values) != width:
+            if repeated:
+                yield number, f"column {repeated[0]} is given twice"
+            elif len(values) != width:
                 yield number, f"expected {width} cells (one per column), got {len(values)}"
-                continue
-            yield number, _nest(paths, is_list, values)
+            elif plan is not None:
+                yield number, _nest_two_levels(plan, values)
+            else:
+                yield number, _nest(paths, is_list, values)
 
     def _json_record(self, line: str) -> Any:
         if not line.strip():
@@ -274,6 +309,34 @@ def _nest(paths: list[tuple[str, ...]], is_list: list[bool], values: Any) -> dic
     return data
 
 
+def _nest_two_levels(plan: list[tuple[str, str | None, bool]], values: Any) -> dict[str, Any] | str:
+    """:func:`_nest` for the usual table (no column deeper than ``section.field``), made cheap per row."""
+    data: dict[str, Any] = {}
+    for (top, sub, listed), value in zip(plan, values):
+        if value is None or value == "":
+            continue
+        if type(value) is str:
+            value = value.strip()
+            if not value:
+                continue
+            if listed:
+                value = [item.strip() for item in value.split(LIST_SEPARATOR) if item.strip()]
+        elif type(value) is float and value != value:  # NaN: a missing number in Parquet or pandas
+            continue
+        if sub is None:
+            if top in data:
+                return f"column {top} conflicts with the columns {top}.*"
+            data[top] = value
+            continue
+        section = data.get(top)
+        if section is None:
+            section = data[top] = {}
+        elif type(section) is not dict:
+            return f"column {top}.{sub} conflicts with column {top}"
+        section[sub] = value
+    return data
+
+
 def _field_name(location: str) -> str:
     return location.split(" ")[0]
 
@@ -295,8 +358,10 @@ def encode_part(rows: list[dict[str, Any]], columns: tuple[str, ...], output_for
     if output_format == "csv":
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\n")
+        join = LIST_SEPARATOR.join
         for row in rows:
-            writer.writerow([_csv_cell(row[column]) for column in columns])
+            writer.writerow(["" if value is None else join(value) if type(value) is list else value
+                             for value in map(row.__getitem__, columns)])
         return buffer.getvalue().encode("utf-8")
     if output_format == "jsonl":
         return "".join(json.dumps({column: row[column] for column in columns}, ensure_ascii=False) + "\n"
@@ -308,14 +373,6 @@ def encode_part(rows: list[dict[str, Any]], columns: tuple[str, ...], output_for
     sink = io.BytesIO()
     pq.write_table(table, sink)
     return sink.getvalue()
-
-
-def _csv_cell(value: Any) -> Any:
-    if value is None:
-        return ""
-    if isinstance(value, list):
-        return LIST_SEPARATOR.join(value)
-    return value
 
 
 def _arrow_schema(columns: tuple[str, ...]) -> Any:
@@ -434,7 +491,7 @@ class CohortSummary:
         if self.resumed_rows:
             lines.append(f"resumed: {self.resumed_rows} rows already done, {self.evaluated_rows} evaluated now")
         lines.append(f"{self.evaluated_rows} rows in {self.seconds:.1f} s ({self.rows_per_second:,.0f} rows/s; "
-                     f"durable-rules ran {self.engine_runs} times, once per distinct signature per worker)")
+                     f"durable-rules ran {self.engine_runs} times: only for outcomes not seen before)")
         if self.invalid_fields:
             worst = ", ".join(f"{name} ({count})" for name, count in self.invalid_fields.most_common(10))
             lines.append(f"invalid rows by field: {worst}")

@@ -1,55 +1,66 @@
 """Situation signatures: which situations no rule of a rulebook can tell apart.
 
 Every rule condition compares a field with constants (``=``, ``<``, ``≤``, membership, ``known``,
-``includes``). Two validated situations of the same disease therefore make exactly the same rules fire,
-and derive exactly the same facts, when for every field a rule reads they agree on
+``includes``). So whether a rule fires depends only on the *class* of each field it reads:
 
-- enumerations, booleans, text: the value itself (or both unknown);
-- numbers: the interval the value falls in between the thresholds the rulebook compares that field with,
-  and whether it sits exactly on one (``bisect`` over the sorted thresholds), or both unknown;
-- lists (``history.prior_bispecific``): the set of members.
+- enumerations, booleans, text: the value itself (or unknown);
+- numbers: the interval the value falls in between the thresholds the disease's rules compare that field
+  with, and whether it sits exactly on one (``bisect`` over the sorted thresholds), or unknown;
+- lists (``history.prior_bispecific``): the set of members;
+- a derived fact: the classes of the input fields its deriving rules read (transitively).
 
-Fields no rule reads are left out. The signature is computed from the rulebook alone, so it stays right
-as rules are added; batch evaluation uses it to run durable-rules once per signature
-(``postcart.cohort``), and a test compares that against direct evaluation over generated situations.
+Rules are grouped by what they decide: the rules deriving one fact, the rules giving one option a
+verdict, the rules asking for one field. A group's *key* is the classes of the fields its rules read, so
+two situations of the same disease with equal keys for a group fire the same rules of that group. The
+rulesets are per disease, and so are the fields, thresholds and groups here. All of it is computed from
+the rulebook, so it stays right as rules are added; ``postcart.cohort`` uses it to run durable-rules only
+for situations whose outcome it has not seen, and a test compares that against direct evaluation.
 """
 
 from __future__ import annotations
 
 from bisect import bisect_left
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass
+from operator import attrgetter, itemgetter
 from typing import Any
 
 from postcart import conditions as cond
-from postcart.rulebook import DISEASES, Rulebook
+from postcart.rulebook import DISEASES, Ask, Derive, Rule, Rulebook, Suggest
 from postcart.situation import PatientSituation, field_catalogue
 
-__all__ = ["SignatureScheme"]
+__all__ = ["RuleGroup", "SignatureScheme"]
 
 _NUMERIC = ("int", "float")
 
 
-class SignatureScheme:
-    """The signature of situations under one rulebook: equal signatures, equal engine results.
+@dataclass(frozen=True)
+class RuleGroup:
+    """Rules that decide one thing (a derived fact, an option, a question) and the fields they depend on."""
 
-    Built per disease: the rulesets are per disease, so a field only other diseases' rules read does not
-    split the situations of this one.
-    """
+    name: str
+    rule_ids: frozenset[str]
+    fields: tuple[str, ...]
+    key: Callable[[tuple[Hashable, ...]], Hashable]  # field classes of the disease -> this group's key
+
+
+class SignatureScheme:
+    """Field classes and rule groups of one rulebook, per disease."""
 
     def __init__(self, rulebook: Rulebook) -> None:
         catalogue = field_catalogue()
         self.fields: dict[str, tuple[str, ...]] = {}
         self.thresholds: dict[str, dict[str, tuple[float, ...]]] = {}
-        self._getters: dict[str, tuple[tuple[tuple[str, ...], tuple[float, ...] | None, bool], ...]] = {}
+        self.groups: dict[str, tuple[RuleGroup, ...]] = {}
+        self._getters: dict[str, tuple[tuple[Callable[[Any], Any], tuple[float, ...] | None, bool], ...]] = {}
         for disease in DISEASES:
+            rules = [rule for rule in rulebook.rules if rule.applies_to_all_diseases or disease in rule.diseases]
             thresholds: dict[str, set[float]] = {}
             read: set[str] = set()
-            for rule in rulebook.rules:
-                if rule.condition is None or not (rule.applies_to_all_diseases or disease in rule.diseases):
-                    continue
-                for leaf in cond.leaves(rule.condition):
+            for rule in rules:
+                for leaf in cond.leaves(rule.condition) if rule.condition is not None else ():
                     if leaf.field.startswith("derived."):
-                        continue  # derived facts are functions of the input fields their rules read
+                        continue
                     read.add(leaf.field)
                     spec = catalogue.get(leaf.field)
                     if spec is not None and spec.kind in _NUMERIC:
@@ -60,17 +71,16 @@ class SignatureScheme:
             self.fields[disease] = fields
             self.thresholds[disease] = {name: tuple(sorted(values)) for name, values in thresholds.items()}
             self._getters[disease] = tuple(
-                (tuple(name.split(".")), self.thresholds[disease].get(name),
+                (attrgetter(name), self.thresholds[disease].get(name),
                  name in catalogue and catalogue[name].kind == "set")
                 for name in fields)
+            self.groups[disease] = _groups(rules, fields)
 
-    def of(self, situation: PatientSituation) -> tuple[Hashable, ...]:
-        """The signature of a validated situation (read straight from the model, no flattening)."""
-        key: list[Hashable] = [situation.disease]
-        for path, cuts, is_set in self._getters[situation.disease]:
-            value: Any = situation
-            for part in path:
-                value = getattr(value, part)
+    def classes(self, situation: PatientSituation) -> tuple[Hashable, ...]:
+        """The class of every field the situation's disease's rules read, in ``fields[disease]`` order."""
+        key: list[Hashable] = []
+        for get, cuts, is_set in self._getters[situation.disease]:
+            value = get(situation)
             if value is None:
                 key.append(None)
             elif cuts is not None:
@@ -81,3 +91,58 @@ class SignatureScheme:
             else:
                 key.append(value)
         return tuple(key)
+
+    def of(self, situation: PatientSituation) -> tuple[Hashable, ...]:
+        """The whole signature: situations with equal signatures make exactly the same rules fire."""
+        return (situation.disease, *self.classes(situation))
+
+
+def _groups(rules: list[Rule], fields: tuple[str, ...]) -> tuple[RuleGroup, ...]:
+    deriving: dict[str, list[Rule]] = {}
+    members: dict[str, list[Rule]] = {}
+    for rule in rules:
+        then = rule.then
+        if isinstance(then, Derive):
+            deriving.setdefault(then.derive, []).append(rule)
+            members.setdefault(f"derived:{then.derive}", []).append(rule)
+        elif isinstance(then, Suggest):
+            members.setdefault(f"option:{then.option}", []).append(rule)
+        elif isinstance(then, Ask):
+            members.setdefault(f"ask:{then.ask}", []).append(rule)
+    expanded: dict[str, frozenset[str]] = {}
+
+    def inputs_of(rule_list: list[Rule], seen: frozenset[str]) -> frozenset[str]:
+        found: set[str] = set()
+        for rule in rule_list:
+            for path in rule.reads:
+                if path.startswith("derived."):
+                    found |= fact_inputs(path.removeprefix("derived."), seen)
+                else:
+                    found.add(path)
+        return frozenset(found)
+
+    def fact_inputs(name: str, seen: frozenset[str]) -> frozenset[str]:
+        if name not in expanded:
+            if name in seen:  # the loader refuses cycles; this only guards the recursion
+                return frozenset()
+            expanded[name] = inputs_of(deriving.get(name, []), seen | {name})
+        return expanded[name]
+
+    position = {name: index for index, name in enumerate(fields)}
+    groups = []
+    for name, rule_list in sorted(members.items()):
+        reads = tuple(sorted(inputs_of(rule_list, frozenset()), key=position.__getitem__))
+        indices = [position[path] for path in reads]
+        key: Callable[[tuple[Hashable, ...]], Hashable]
+        if not indices:
+            key = _constant
+        elif len(indices) == 1:
+            key = itemgetter(indices[0])
+        else:
+            key = itemgetter(*indices)
+        groups.append(RuleGroup(name, frozenset(rule.id for rule in rule_list), reads, key))
+    return tuple(groups)
+
+
+def _constant(classes: tuple[Hashable, ...]) -> Hashable:
+    return ()
