@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import io
 import json
 import random
 import shutil
@@ -273,6 +274,26 @@ def test_list_column_is_semicolon_separated(tmp_path: Path, rulebook: Rulebook) 
         assert data["history"] == {"prior_bispecific": ["CD20xCD3", "CD19xCD3"], "prior_lines": "2"}
     finally:
         evaluator.close()
+
+
+def test_csv_records_with_quoted_newlines_blank_lines_and_bad_quotes(tmp_path: Path, rulebook: Rulebook) -> None:
+    """Quoted cells may hold commas and newlines; blank lines are skipped; a broken record is an invalid row."""
+    good = flat_row(json.loads(json.dumps(BASELINE)))
+    cells = ["" if good[column] is None else str(good[column]) for column in COLUMNS]
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\r\n")
+    writer.writerow(COLUMNS)
+    writer.writerow(["case, with\na newline" if column == "patient_id" else cell for column, cell in zip(COLUMNS, cells)])
+    text = buffer.getvalue() + "\r\n" + ",".join(cells) + "\r\n" + '"unbalanced,' + ",".join(cells[1:]) + "\r\n"
+    source = tmp_path / "quoted.csv"
+    source.write_text(text, encoding="utf-8", newline="")
+    summary = run_cohort(source, tmp_path / "out.jsonl", rulebook, chunk_size=2)
+    rows = read_results(tmp_path / "out.jsonl")
+    assert [row["status"] for row in rows] == ["ok", "ok", "invalid"]
+    assert rows[0]["patient_id"] == "case, with\na newline"
+    assert rows[0]["bispecific_antibody"] == rows[1]["bispecific_antibody"] is not None
+    assert rows[2]["error"] == "expected 27 cells (one per column), got 1"  # the open quote ran to the end
+    assert summary.invalid_fields == {"(record)": 1}
 
 
 # --------------------------------------------------------------------------------------------------

@@ -96,12 +96,20 @@ def output_columns(rulebook: Rulebook) -> tuple[str, ...]:
 
 @dataclass(frozen=True)
 class Chunk:
-    """Consecutive input records: ``rows`` are value lists under ``columns``, or raw JSON lines."""
+    """Consecutive input records, as cheap to cut and to ship as possible; parsed where evaluated.
+
+    ``kind`` says what ``rows`` holds: ``csv``, the raw text of each record (under ``columns``);
+    ``jsonl``, raw lines; ``arrow``, a ``pyarrow.RecordBatch``; ``values``, value lists under ``columns``.
+    """
 
     index: int
     first_row: int
+    kind: str
     columns: tuple[str, ...] | None
-    rows: list[Any]
+    rows: Any
+
+    def __len__(self) -> int:
+        return self.rows.num_rows if self.kind == "arrow" else len(self.rows)
 
 
 @dataclass
@@ -239,11 +247,20 @@ class Evaluator:
                             "rows": len(rows), "engine_runs": engine_runs}, dict(invalid_fields))
 
     def _records(self, chunk: Chunk) -> Iterator[tuple[int, Any]]:
-        if chunk.columns is None:  # JSON lines
+        if chunk.kind == "jsonl":
             for offset, line in enumerate(chunk.rows):
                 yield chunk.first_row + offset, self._json_record(line)
             return
+        assert chunk.columns is not None
         columns = chunk.columns
+        if chunk.kind == "csv":
+            rows: list[Any] = list(csv.reader(io.StringIO("".join(chunk.rows))))
+            if len(rows) != len(chunk.rows):  # malformed quoting: parse record by record to keep numbering
+                rows = [_parse_record(record) for record in chunk.rows]
+        elif chunk.kind == "arrow":
+            rows = list(zip(*(column.to_pylist() for column in chunk.rows.columns)))
+        else:
+            rows = chunk.rows
         repeated = sorted({column for column in columns if columns.count(column) > 1})
         paths = [tuple(column.split(".")) for column in columns]
         is_list = [column in self._list_fields for column in columns]
@@ -251,9 +268,11 @@ class Evaluator:
         plan: list[tuple[str, str | None, bool]] | None = None
         if all(len(path) <= 2 for path in paths):
             plan = [(path[0], path[1] if len(path) == 2 else None, listed) for path, listed in zip(paths, is_list)]
-        for offset, values in enumerate(chunk.rows):
+        for offset, values in enumerate(rows):
             number = chunk.first_row + offset
-            if repeated:
+            if isinstance(values, str):
+                yield number, values
+            elif repeated:
                 yield number, f"column {repeated[0]} is given twice"
             elif len(values) != width:
                 yield number, f"expected {width} cells (one per column), got {len(values)}"
@@ -307,6 +326,13 @@ def _nest(paths: list[tuple[str, ...]], is_list: list[bool], values: Any) -> dic
             return f"column {'.'.join(parts)} is given twice"
         target[parts[-1]] = value
     return data
+
+
+def _parse_record(record: str) -> list[str] | str:
+    parsed = list(csv.reader(io.StringIO(record)))
+    if len(parsed) != 1:
+        return "malformed CSV record (unbalanced quotes)"
+    return parsed[0]
 
 
 def _nest_two_levels(plan: list[tuple[str, str | None, bool]], values: Any) -> dict[str, Any] | str:
@@ -418,48 +444,67 @@ def read_results(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
 
 
 def read_chunks(path: Path, chunk_size: int) -> Iterator[Chunk]:
-    """The input as consecutive chunks, read as a stream (never the whole table at once)."""
+    """The input as consecutive chunks, read as a stream (never the whole table at once).
+
+    CSV records are only cut here, not parsed (a record ends at a line end outside quotes: an even
+    number of ``"`` so far), so that parsing happens in the workers.
+    """
     input_format = cohort_format(path)
     index = 0
+    first = 1
     if input_format == "csv":
         with open(path, encoding="utf-8-sig", newline="") as handle:
-            reader = csv.reader(handle)
-            header = next(reader, None)
+            records = _csv_records(handle)
+            header = next(records, None)
             if header is None:
                 return
-            columns = tuple(name.strip() for name in header)
+            parsed = _parse_record(header)
+            columns = tuple(name.strip() for name in parsed) if isinstance(parsed, list) else ()
             rows: list[Any] = []
-            first = 1
-            for values in reader:
-                if not values:
-                    continue  # csv gives [] for a blank line; it is not a record
-                rows.append(values)
+            for record in records:
+                rows.append(record)
                 if len(rows) == chunk_size:
-                    yield Chunk(index, first, columns, rows)
+                    yield Chunk(index, first, "csv", columns, rows)
                     index, first, rows = index + 1, first + len(rows), []
             if rows:
-                yield Chunk(index, first, columns, rows)
+                yield Chunk(index, first, "csv", columns, rows)
     elif input_format == "jsonl":
         with open(path, encoding="utf-8") as handle:
             lines: list[Any] = []
-            first = 1
             for line in handle:
                 lines.append(line)
                 if len(lines) == chunk_size:
-                    yield Chunk(index, first, None, lines)
+                    yield Chunk(index, first, "jsonl", None, lines)
                     index, first, lines = index + 1, first + len(lines), []
             if lines:
-                yield Chunk(index, first, None, lines)
+                yield Chunk(index, first, "jsonl", None, lines)
     else:
         import pyarrow.parquet as pq
 
         parquet = pq.ParquetFile(path)
-        first = 1
         for batch in parquet.iter_batches(batch_size=chunk_size):
-            columns = tuple(batch.schema.names)
-            values = list(zip(*(column.to_pylist() for column in batch.columns)))
-            yield Chunk(index, first, columns, values)
-            index, first = index + 1, first + len(values)
+            yield Chunk(index, first, "arrow", tuple(batch.schema.names), batch)
+            index, first = index + 1, first + batch.num_rows
+
+
+def _csv_records(handle: Any) -> Iterator[str]:
+    """The raw text of each CSV record; empty lines are not records (as for ``csv.reader``)."""
+    pending: list[str] = []
+    inside = False
+    for line in handle:
+        if line.count('"') % 2:
+            inside = not inside
+        if inside:
+            pending.append(line)
+            continue
+        if pending:
+            pending.append(line)
+            line = "".join(pending)
+            pending = []
+        if line not in ("\n", "\r\n", "\r"):
+            yield line
+    if pending:
+        yield "".join(pending)
 
 
 # --------------------------------------------------------------------------------------------------
