@@ -94,8 +94,9 @@ def run_suite(paths: list[str | Path], engine: Engine,
     for done, scenario in enumerate(load.scenarios, start=1):
         began = time.perf_counter()
         try:
-            assessment: Assessment | None = evaluate(scenario.situation, engine)
-            mismatches = tuple(check(scenario, assessment)) if assessment else ()
+            done_assessment = evaluate(scenario.situation, engine)
+            assessment: Assessment | None = done_assessment
+            mismatches = tuple(check(scenario, done_assessment))
         except EvaluationError as error:
             assessment, mismatches = None, (Mismatch("evaluation", "an assessment", f"an error: {error}"),)
         suite.results.append(ScenarioResult(scenario, assessment, mismatches, time.perf_counter() - began))
@@ -232,10 +233,11 @@ padding-top:1em;margin-top:2em}
 def to_html(suite: SuiteResult, title: str = "postcart scenario report") -> str:
     """A page a reviewer can open offline: per scenario its situation, verdicts, citations and status."""
     esc = html.escape
-    parts = [f"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{esc(title)}</title>"
-             f"<style>{_STYLE}</style></head><body>", f"<h1>{esc(title)}</h1>",
-             f"<p class=\"summary\"><span>passed: {suite.passed}</span><span>failed: {suite.failed}</span>"
-             f"<span>invalid: {len(suite.invalid)}</span><span>{suite.seconds:.2f} s</span></p>"]
+    head = (f"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{esc(title)}</title>"
+            f"<style>{_STYLE}</style></head><body>")
+    summary = (f"<p class=\"summary\"><span>passed: {suite.passed}</span><span>failed: {suite.failed}</span>"
+               f"<span>invalid: {len(suite.invalid)}</span><span>{suite.seconds:.2f} s</span></p>")
+    parts = [head, f"<h1>{esc(title)}</h1>", summary]
     for result in suite.results:
         parts.append(_scenario_html(result))
     for invalid in suite.invalid:
@@ -267,7 +269,7 @@ def _scenario_html(result: ScenarioResult) -> str:
         header = "<tr><th>option</th><th>verdict</th><th>expected</th><th>rules</th><th>citations</th></tr>"
         body = []
         for option in assessment.options:
-            allowed = expected.get(option.option)  # type: ignore[call-overload]
+            allowed = expected.get(option.option)
             bad = allowed is not None and option.verdict not in allowed
             citations = "<br>".join(_citation_html(c.label, c.doi, c.url) for c in option.citations)
             body.append(f"<tr><td>{esc(option.option)}</td><td class=\"{'bad' if bad else ''}\">"

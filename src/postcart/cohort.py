@@ -347,7 +347,7 @@ def _nest_two_levels(plan: list[tuple[str, str | None, bool]], values: Any) -> d
                 continue
             if listed:
                 value = [item.strip() for item in value.split(LIST_SEPARATOR) if item.strip()]
-        elif type(value) is float and value != value:  # NaN: a missing number in Parquet or pandas
+        elif type(value) is float and math.isnan(value):  # a missing number in Parquet or pandas
             continue
         if sub is None:
             if top in data:
@@ -392,8 +392,8 @@ def encode_part(rows: list[dict[str, Any]], columns: tuple[str, ...], output_for
     if output_format == "jsonl":
         return "".join(json.dumps({column: row[column] for column in columns}, ensure_ascii=False) + "\n"
                        for row in rows).encode("utf-8")
-    import pyarrow as pa
-    import pyarrow.parquet as pq
+    import pyarrow as pa  # type: ignore[import-untyped]
+    import pyarrow.parquet as pq  # type: ignore[import-untyped]
 
     table = pa.Table.from_pylist(rows, schema=_arrow_schema(columns))
     sink = io.BytesIO()
@@ -760,19 +760,18 @@ def _run_dask(chunks: Iterator[Chunk], rulebook: Rulebook, output_format: str, a
               record: Callable[[ChunkResult], None], cache: bool) -> None:
     from distributed import Client, as_completed
 
-    client = address if isinstance(address, Client) else Client(address)
+    client = address if isinstance(address, Client) else Client(address)  # type: ignore[no-untyped-call]
     try:
-        shared = client.scatter(rulebook, broadcast=True)
+        shared = client.scatter(rulebook, broadcast=True)  # type: ignore[no-untyped-call]
         limit = 2 * max(workers, len(client.scheduler_info().get("workers", {})) or 1)
-        futures = as_completed()
-        submitted = 0
+        futures = as_completed()  # type: ignore[no-untyped-call]
         for chunk in chunks:
-            futures.add(client.submit(_process_chunk, shared, cache, chunk, output_format, pure=False))
-            submitted += 1
-            if futures.count() >= limit:
+            future = client.submit(_process_chunk, shared, cache, chunk, output_format, pure=False)
+            futures.add(future)  # type: ignore[no-untyped-call]
+            if futures.count() >= limit:  # type: ignore[no-untyped-call]
                 record(next(futures).result())
         for future in futures:
             record(future.result())
     finally:
         if client is not address:
-            client.close()
+            client.close()  # type: ignore[no-untyped-call]
