@@ -187,6 +187,11 @@ def test_signature_separates_thresholds_and_ignores_unread_fields(synthetic_rule
             target[leaf] = value
         return scheme.of(validate_situation(situation))
 
+    groups = {group.name: group for group in scheme.groups["LBCL"]}
+    # a rule reading a derived fact depends on the inputs that fact is derived from
+    assert groups["option:alternate_target_car_t"].fields == ("car_t.infusions", "failure.months_since_infusion")
+    assert groups["option:long_term_follow_up"].fields == ()  # applies to everyone
+    assert "zz.icans.some" not in groups["option:second_car_t_infusion"].rule_ids  # an MM/B-ALL rule
     assert signature(failure__months_since_infusion=7) == signature(failure__months_since_infusion=12)
     assert signature(failure__months_since_infusion=12.5) != signature(failure__months_since_infusion=12.6)
     assert signature(failure__months_since_infusion=12.5) != signature(failure__months_since_infusion=12.4)

@@ -127,8 +127,9 @@ class Evaluator:
 
     Args:
         rulebook: the rules to apply.
-        cache: reuse engine results across situations with equal signatures (default); ``False``
-            evaluates every row directly (the reference the cache is tested against).
+        cache: reuse what earlier engine runs showed (per rule group, see ``_fragment``) (default);
+            ``False`` runs durable-rules and builds the assessment for every row (the reference the
+            cache is tested against).
     """
 
     def __init__(self, rulebook: Rulebook, cache: bool = True) -> None:
