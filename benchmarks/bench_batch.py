@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 
 from postcart import Engine, Rulebook, validate_situation
-from postcart._synthetic import COLUMNS, flat_row, random_situation
+from postcart._synthetic import COLUMNS, flat_row, random_situation, synthetic_rules
 from postcart.cohort import run_cohort
 
 _MEMORY_PROBE = """
@@ -76,11 +76,16 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--chunk-size", type=int, default=5000)
     parser.add_argument("--rules", default=None, help="rules directory (default: the bundled rules/)")
+    parser.add_argument("--synthetic-rules", type=int, default=0, metavar="N",
+                        help="add N generated rules to the rulebook (benchmark only) to see how speed follows "
+                        "a growing rulebook")
     parser.add_argument("--skip-memory", action="store_true")
     args = parser.parse_args()
 
-    rulebook = Rulebook.load(args.rules)
     work = Path(tempfile.mkdtemp(prefix="postcart-bench-"))
+    if args.synthetic_rules:
+        args.rules = str(synthetic_rules(work / "rules", args.synthetic_rules))
+    rulebook = Rulebook.load(args.rules)
     big = work / "cohort.csv"
     write_cohort(big, args.rows)
     results: dict[str, object] = {"rows": args.rows, "rules": len(rulebook.rules),

@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 
 from conftest import BASELINE, RULES
 from postcart import Rulebook, evaluate
-from postcart._synthetic import COLUMNS, flat_row, random_situation
+from postcart._synthetic import COLUMNS, flat_row, random_situation, synthetic_rules
 from postcart.cli import app
 from postcart.cohort import Evaluator, read_results, run_cohort
 from postcart.rulebook import OPTIONS
@@ -98,6 +98,12 @@ def synthetic_rulebook(tmp_path_factory: pytest.TempPathFactory) -> Rulebook:
     return Rulebook.load(directory)
 
 
+@pytest.fixture(scope="module")
+def generated_rulebook(tmp_path_factory: pytest.TempPathFactory) -> Rulebook:
+    """The bundled rules plus 150 generated ones (random fields, operators and thresholds; not clinical)."""
+    return Rulebook.load(synthetic_rules(tmp_path_factory.mktemp("generated") / "rules", 150))
+
+
 def _situations(count: int, seed: int = 7, invalid_rate: float = 0.0) -> list[dict[str, Any]]:
     rng = random.Random(seed)
     return [random_situation(rng, index, invalid_rate) for index in range(count)]
@@ -139,13 +145,14 @@ def _write_parquet(path: Path, situations: list[dict[str, Any]]) -> Path:
 # the cache against direct evaluation
 
 
-@pytest.mark.parametrize("which", ["bundled", "synthetic"])
-def test_cached_rows_equal_direct_evaluation(which: str, rulebook: Rulebook, synthetic_rulebook: Rulebook) -> None:
-    """Rows built through the signature cache equal a direct evaluation of every situation, rule order included."""
-    chosen = rulebook if which == "bundled" else synthetic_rulebook
+@pytest.mark.parametrize(("which", "count"), [("bundled", 4000), ("synthetic", 4000), ("generated", 1500)])
+def test_cached_rows_equal_direct_evaluation(which: str, count: int, request: pytest.FixtureRequest) -> None:
+    """Rows built from what earlier engine runs showed equal a direct evaluation, rule order included."""
+    chosen: Rulebook = request.getfixturevalue({"bundled": "rulebook", "synthetic": "synthetic_rulebook",
+                                                "generated": "generated_rulebook"}[which])
     cached, direct = Evaluator(chosen), Evaluator(chosen, cache=False)
     try:
-        situations = _situations(4000, seed=11)
+        situations = _situations(count, seed=11)
         for number, situation in enumerate(situations, start=1):
             assert cached.row(number, situation) == direct.row(number, situation), situation
         assert direct.engine_runs == len(situations)
@@ -187,11 +194,16 @@ def test_signature_separates_thresholds_and_ignores_unread_fields(synthetic_rule
             target[leaf] = value
         return scheme.of(validate_situation(situation))
 
-    groups = {group.name: group for group in scheme.groups["LBCL"]}
+    group_of = {rule_id: group for group in scheme.groups["LBCL"] for rule_id in group.rule_ids}
     # a rule reading a derived fact depends on the inputs that fact is derived from
-    assert groups["option:alternate_target_car_t"].fields == ("car_t.infusions", "failure.months_since_infusion")
-    assert groups["option:long_term_follow_up"].fields == ()  # applies to everyone
-    assert "zz.icans.some" not in groups["option:second_car_t_infusion"].rule_ids  # an MM/B-ALL rule
+    assert group_of["zz.infusions.second"].fields == ("car_t.infusions", "failure.months_since_infusion")
+    lbcl_rules = [rule.id for rule in synthetic_rulebook.rules if "LBCL" in rule.diseases or "all" in rule.diseases]
+    assert sorted(group_of) == sorted(lbcl_rules)  # every rule of the disease in exactly one group
+    assert sum(len(group.rule_ids) for group in scheme.groups["LBCL"]) == len(lbcl_rules)
+    assert group_of["derived.failure_timing.early"].derives == "failure_timing"
+    assert group_of["zz.hct_ci.high"] is group_of["zz.hct_ci.unknown"]  # same fields read: one group
+    assert group_of["follow_up.everyone"].derives is None  # reads nothing: joined another group
+    assert "zz.icans.some" not in group_of  # an MM/B-ALL rule
     assert signature(failure__months_since_infusion=7) == signature(failure__months_since_infusion=12)
     assert signature(failure__months_since_infusion=12.5) != signature(failure__months_since_infusion=12.6)
     assert signature(failure__months_since_infusion=12.5) != signature(failure__months_since_infusion=12.4)

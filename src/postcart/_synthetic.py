@@ -8,11 +8,15 @@ distribution is deliberately broad, so that batch evaluation meets many distinct
 from __future__ import annotations
 
 import random
+import shutil
+from pathlib import Path
 from typing import Any
+
+import yaml
 
 from postcart.situation import PRODUCT_DISEASES
 
-__all__ = ["COLUMNS", "flat_row", "random_situation"]
+__all__ = ["COLUMNS", "flat_row", "random_situation", "synthetic_rules"]
 
 _DISEASES = (("LBCL", 50), ("MM", 15), ("B_ALL", 10), ("FL", 8), ("MCL", 9), ("CLL", 8))
 _TARGETS = ("CD19", "BCMA", "CD22", "CD19_CD22", "GPRC5D", "other")
@@ -112,3 +116,56 @@ def flat_row(situation: dict[str, Any]) -> dict[str, Any]:
         else:
             row[key] = value
     return row
+
+
+def synthetic_rules(directory: Path, count: int, seed: int = 5) -> Path:
+    """A copy of the bundled rules plus ``count`` generated rules (tests and benchmarks only: not clinical).
+
+    The rulebook is expected to grow to some hundreds of rules; this shows how batch speed follows. Each
+    generated rule compares 1-3 random fields (every operator, thresholds across each field's range).
+    """
+    from postcart.rulebook import DISEASES, OPTIONS, default_rules_dir
+    from postcart.situation import field_catalogue
+
+    rng = random.Random(seed)
+    shutil.copytree(default_rules_dir(), directory, dirs_exist_ok=True)
+    key = yaml.safe_load((directory / "references.yaml").read_text())["references"][0]["key"]
+    catalogue = {path: spec for path, spec in field_catalogue().items() if path != "patient_id"}
+    optional = [path for path, spec in catalogue.items() if spec.optional]
+    months = [1, 2, 3, 6, 9, 12, 18, 24]
+
+    def comparison() -> dict[str, object]:
+        path = rng.choice(list(catalogue))
+        spec = catalogue[path]
+        if spec.kind == "enum":
+            values = list(spec.values)
+            op = rng.choice(["eq", "ne", "in"])
+            return {"field": path, op: rng.sample(values, 2) if op == "in" else rng.choice(values)}
+        if spec.kind == "set":
+            return {"field": path, "contains": rng.choice(spec.values)}
+        if spec.kind == "bool":
+            return {"field": path, "eq": rng.random() < 0.5}
+        if spec.kind in ("int", "float"):
+            if path == "failure.months_since_infusion":
+                threshold: float = rng.choice(months)
+            else:
+                low, high = int(spec.minimum or 0), int(min(spec.maximum or 10, 90))
+                threshold = rng.randint(low, high)
+            return {"field": path, rng.choice(["lt", "le", "gt", "ge"]): threshold}
+        return {"field": "derived.failure_timing", "eq": rng.choice(["very_early", "early", "late"])}
+
+    rules = []
+    for index in range(count):
+        condition = [comparison() for _ in range(rng.randint(1, 3))]
+        diseases = ["all"] if rng.random() < 0.2 else [rng.choice(DISEASES)]
+        if rng.random() < 0.15 and optional:
+            then: dict[str, object] = {"ask": rng.choice(optional), "why": "generated question for the benchmark"}
+        else:
+            verdict = rng.choice(["recommended", "consider", "not_advised"])
+            then = {"option": rng.choice(OPTIONS), "verdict": verdict, "citations": [key],
+                    "rationale": "generated rule for the batch benchmark, not clinical",
+                    "contraindication": verdict == "not_advised" and rng.random() < 0.5}
+        rules.append({"id": f"zz.bench.{index:04d}", "title": f"Generated benchmark rule {index}",
+                      "diseases": diseases, "when": {"all": condition}, "then": then})
+    (directory / "zz_benchmark.yaml").write_text(yaml.safe_dump({"rules": rules}, sort_keys=False))
+    return directory

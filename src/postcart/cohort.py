@@ -51,8 +51,8 @@ from typing import Any
 from postcart.assessment import Assessment, build_assessment
 from postcart.engine import Engine
 from postcart.errors import EvaluationError, InvalidSituation
-from postcart.rulebook import OPTIONS, Rulebook
-from postcart.signature import SignatureScheme
+from postcart.rulebook import OPTIONS, Ask, Rulebook, Suggest
+from postcart.signature import RuleGroup, SignatureScheme
 from postcart.situation import field_catalogue, validate_situation
 
 __all__ = [
@@ -139,8 +139,23 @@ class Evaluator:
         self.cache = cache
         self.columns = output_columns(rulebook)
         self._facts = tuple(sorted(rulebook.facts))
-        self._group_caches: dict[str, list[dict[Any, tuple[str, ...]]]] = {
-            disease: [{} for _ in groups] for disease, groups in self.scheme.groups.items()}
+        self._plans: dict[str, list[tuple[RuleGroup, dict[Any, tuple[tuple[str, ...], Any]]]]] = {
+            disease: [(group, {}) for group in groups] for disease, groups in self.scheme.groups.items()}
+        self._position = {disease: {rule_id: (level, index) for level, stratum in enumerate(strata)
+                                    for index, rule_id in enumerate(stratum.rule_ids)}
+                          for disease, strata in self.engine.compiled.strata.items()}
+        self._role: dict[str, tuple[str, str]] = {}
+        for rule in rulebook.rules:
+            then = rule.then
+            if isinstance(then, Suggest):
+                self._role[rule.id] = ("option", then.option)
+            elif isinstance(then, Ask):
+                self._role[rule.id] = ("ask", then.ask)
+            else:
+                self._role[rule.id] = ("derive", then.derive)
+        self._composable = True
+        self._verdicts: dict[tuple[str, tuple[str, ...]], str] = {}
+        self._questions: dict[tuple[str, ...], tuple[str, ...]] = {}
         self._by_result: dict[Any, dict[str, Any]] = {}
         self._lock = threading.Lock()  # caches are per evaluator; Dask may call from several threads
         self.engine_runs = 0
@@ -182,10 +197,12 @@ class Evaluator:
     def _fragment(self, situation: Any) -> dict[str, Any]:
         """The row's verdicts, rules, questions and derived facts; durable-rules runs only when needed.
 
-        Each rule group's key (see :mod:`postcart.signature`) says which of its rules fire, as learnt
-        from earlier engine runs; when every group's key is known, the rules that fire are their union,
-        and the row part is the one of an earlier engine run that fired exactly those rules. Anything
-        not seen before runs the engine on this situation.
+        What earlier engine runs showed is reused: per rule group (:mod:`postcart.signature`), which of
+        its rules fire for a key (and the fact a derivation group derives); per option, the verdict for
+        the set of its rules that fired; the questions for the set of question rules that fired. When all
+        of that is known, the rules that fire are the union over the groups, in the engine's order (a
+        stratum's rules fire in definition order: checked on every engine run; composing stops if ever
+        not). Anything not seen before runs durable-rules on this situation.
         """
         if not self.cache:
             self.engine_runs += 1
@@ -193,31 +210,81 @@ class Evaluator:
             return self._from_assessment(build_assessment(self.rulebook, situation, result))
         disease = situation.disease
         classes = self.scheme.classes(situation)
-        caches = self._group_caches[disease]
         fired: list[str] = []
-        for group, cache in zip(self.scheme.groups[disease], caches):
-            members = cache.get(group.key(classes))
-            if members is None:
+        derived: dict[str, Any] = {}
+        for group, cache in self._plans[disease]:
+            entry = cache.get(group.key(classes))
+            if entry is None:
                 return self._run(situation, classes)
-            fired.extend(members)
-        fragment = self._by_result.get((disease, frozenset(fired)))
+            fired.extend(entry[0])
+            if group.derives is not None:
+                derived[group.derives] = entry[1]
+        key = (disease, frozenset(fired))
+        fragment = self._by_result.get(key)
         if fragment is None:
-            return self._run(situation, classes)
+            fragment = self._compose(disease, fired, derived) if self._composable else None
+            if fragment is None:
+                return self._run(situation, classes)
+            _bounded_put(self._by_result, key, fragment)
+        return fragment
+
+    def _compose(self, disease: str, fired: list[str], derived: Mapping[str, Any]) -> dict[str, Any] | None:
+        """The row part for rules known to fire, from what earlier runs showed; None when something is new."""
+        ordered = sorted(fired, key=self._position[disease].__getitem__)
+        by_option: dict[str, list[str]] = {}
+        asks: list[str] = []
+        for rule_id in ordered:
+            kind, name = self._role[rule_id]
+            if kind == "option":
+                by_option.setdefault(name, []).append(rule_id)
+            elif kind == "ask":
+                asks.append(rule_id)
+        fragment: dict[str, Any] = {}
+        for option, rule_ids in by_option.items():
+            verdict = self._verdicts.get((option, tuple(rule_ids)))
+            if verdict is None:
+                return None
+            fragment[option] = verdict
+        missing = self._questions.get(tuple(asks))
+        if missing is None:
+            return None
+        fragment["rules"] = ordered
+        fragment["missing_information"] = list(missing)
+        for name in self._facts:
+            fragment[f"derived.{name}"] = _text(derived.get(name))
         return fragment
 
     def _run(self, situation: Any, classes: tuple[Any, ...]) -> dict[str, Any]:
-        """Run durable-rules on the situation and learn, per rule group, which of its rules fired."""
+        """Run durable-rules on the situation and learn from the result."""
         self.engine_runs += 1
         disease = situation.disease
         result = self.engine.run(situation)
-        fired = frozenset(result.fired)
-        for group, cache in zip(self.scheme.groups[disease], self._group_caches[disease]):
-            _bounded_put(cache, group.key(classes), tuple(rule for rule in result.fired if rule in group.rule_ids))
-        key = (disease, fired)
+        fired = result.fired
+        position = self._position[disease]
+        if self._composable and list(fired) != sorted(fired, key=position.__getitem__):
+            self._composable = False  # the engine's order is not definition order: never compose
+        for group, cache in self._plans[disease]:
+            members = tuple(rule for rule in fired if rule in group.rule_ids)
+            value = result.derived.get(group.derives) if group.derives is not None else None
+            _bounded_put(cache, group.key(classes), (members, value))
+        key = (disease, frozenset(fired))
         fragment = self._by_result.get(key)
+        if fragment is None and self._composable:
+            fragment = self._compose(disease, list(fired), result.derived)
         if fragment is None:
             fragment = self._from_assessment(build_assessment(self.rulebook, situation, result))
-            _bounded_put(self._by_result, key, fragment)
+        _bounded_put(self._by_result, key, fragment)
+        by_option: dict[str, list[str]] = {}
+        asks: list[str] = []
+        for rule_id in fired:
+            kind, name = self._role[rule_id]
+            if kind == "option":
+                by_option.setdefault(name, []).append(rule_id)
+            elif kind == "ask":
+                asks.append(rule_id)
+        for option, rule_ids in by_option.items():
+            _bounded_put(self._verdicts, (option, tuple(rule_ids)), fragment[option])
+        _bounded_put(self._questions, tuple(asks), tuple(fragment["missing_information"]))
         return fragment
 
     def _from_assessment(self, assessment: Assessment) -> dict[str, Any]:

@@ -9,9 +9,9 @@ Every rule condition compares a field with constants (``=``, ``<``, ``≤``, mem
 - lists (``history.prior_bispecific``): the set of members;
 - a derived fact: the classes of the input fields its deriving rules read (transitively).
 
-Rules are grouped by what they decide: the rules deriving one fact, the rules giving one option a
-verdict, the rules asking for one field. A group's *key* is the classes of the fields its rules read, so
-two situations of the same disease with equal keys for a group fire the same rules of that group. The
+Rules are grouped: the rules deriving one fact form a group, the other rules are grouped by the set of
+input fields they depend on. A group's *key* is the classes of those fields, so two situations of the
+same disease with equal keys for a group fire the same rules of that group. The
 rulesets are per disease, and so are the fields, thresholds and groups here. All of it is computed from
 the rulebook, so it stays right as rules are added; ``postcart.cohort`` uses it to run durable-rules only
 for situations whose outcome it has not seen, and a test compares that against direct evaluation.
@@ -26,7 +26,7 @@ from operator import attrgetter, itemgetter
 from typing import Any
 
 from postcart import conditions as cond
-from postcart.rulebook import DISEASES, Ask, Derive, Rule, Rulebook, Suggest
+from postcart.rulebook import DISEASES, Derive, Rule, Rulebook
 from postcart.situation import PatientSituation, field_catalogue
 
 __all__ = ["RuleGroup", "SignatureScheme"]
@@ -36,12 +36,17 @@ _NUMERIC = ("int", "float")
 
 @dataclass(frozen=True)
 class RuleGroup:
-    """Rules that decide one thing (a derived fact, an option, a question) and the fields they depend on."""
+    """Rules whose firing depends on the same fields: a derived fact's rules, or rules reading one field set.
+
+    ``key`` maps the disease's field classes to this group's key; ``derives`` names the fact the group's
+    rules derive (its rules all derive it), else None.
+    """
 
     name: str
     rule_ids: frozenset[str]
     fields: tuple[str, ...]
-    key: Callable[[tuple[Hashable, ...]], Hashable]  # field classes of the disease -> this group's key
+    key: Callable[[tuple[Hashable, ...]], Hashable]
+    derives: str | None = None
 
 
 class SignatureScheme:
@@ -98,17 +103,11 @@ class SignatureScheme:
 
 
 def _groups(rules: list[Rule], fields: tuple[str, ...]) -> tuple[RuleGroup, ...]:
+    """One group per derived fact (its deriving rules), and one per set of input fields read."""
     deriving: dict[str, list[Rule]] = {}
-    members: dict[str, list[Rule]] = {}
     for rule in rules:
-        then = rule.then
-        if isinstance(then, Derive):
-            deriving.setdefault(then.derive, []).append(rule)
-            members.setdefault(f"derived:{then.derive}", []).append(rule)
-        elif isinstance(then, Suggest):
-            members.setdefault(f"option:{then.option}", []).append(rule)
-        elif isinstance(then, Ask):
-            members.setdefault(f"ask:{then.ask}", []).append(rule)
+        if isinstance(rule.then, Derive):
+            deriving.setdefault(rule.then.derive, []).append(rule)
     expanded: dict[str, frozenset[str]] = {}
 
     def inputs_of(rule_list: list[Rule], seen: frozenset[str]) -> frozenset[str]:
@@ -128,10 +127,26 @@ def _groups(rules: list[Rule], fields: tuple[str, ...]) -> tuple[RuleGroup, ...]
             expanded[name] = inputs_of(deriving.get(name, []), seen | {name})
         return expanded[name]
 
+    members: dict[tuple[str | None, frozenset[str]], list[Rule]] = {}
+    for name, rule_list in deriving.items():
+        members[(name, inputs_of(rule_list, frozenset()))] = rule_list
+    for rule in rules:
+        if not isinstance(rule.then, Derive):
+            members.setdefault((None, inputs_of([rule], frozenset())), []).append(rule)
+    # a group whose fields are a subset of another's joins it: its key is then determined anyway, and
+    # every group costs a lookup per situation
+    kept: dict[tuple[str | None, frozenset[str]], list[Rule]] = {}
+    for (derives, reads_set), rule_list in sorted(members.items(), key=lambda item: -len(item[0][1])):
+        host = None if derives is not None else next(
+            (other for other in kept if other[0] is None and reads_set <= other[1]), None)
+        if host is None:
+            kept[(derives, reads_set)] = list(rule_list)
+        else:
+            kept[host].extend(rule_list)
     position = {name: index for index, name in enumerate(fields)}
     groups = []
-    for name, rule_list in sorted(members.items()):
-        reads = tuple(sorted(inputs_of(rule_list, frozenset()), key=position.__getitem__))
+    for (derives, reads_set), rule_list in kept.items():
+        reads = tuple(sorted(reads_set, key=position.__getitem__))
         indices = [position[path] for path in reads]
         key: Callable[[tuple[Hashable, ...]], Hashable]
         if not indices:
@@ -140,7 +155,8 @@ def _groups(rules: list[Rule], fields: tuple[str, ...]) -> tuple[RuleGroup, ...]
             key = itemgetter(indices[0])
         else:
             key = itemgetter(*indices)
-        groups.append(RuleGroup(name, frozenset(rule.id for rule in rule_list), reads, key))
+        name = f"derived:{derives}" if derives else "reads:" + ",".join(reads)
+        groups.append(RuleGroup(name, frozenset(rule.id for rule in rule_list), reads, key, derives))
     return tuple(groups)
 
 
