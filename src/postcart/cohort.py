@@ -141,6 +141,9 @@ class Evaluator:
         self._facts = tuple(sorted(rulebook.facts))
         self._plans: dict[str, list[tuple[RuleGroup, dict[Any, tuple[tuple[str, ...], Any]]]]] = {
             disease: [(group, {}) for group in groups] for disease, groups in self.scheme.groups.items()}
+        self._lookups = {disease: [(group.key, cache) for group, cache in plan] for disease, plan in self._plans.items()}
+        self._derived_slots = {disease: [(index, group.derives) for index, (group, _) in enumerate(plan)
+                                         if group.derives is not None] for disease, plan in self._plans.items()}
         self._position = {disease: {rule_id: (level, index) for level, stratum in enumerate(strata)
                                     for index, rule_id in enumerate(stratum.rule_ids)}
                           for disease, strata in self.engine.compiled.strata.items()}
@@ -210,15 +213,11 @@ class Evaluator:
             return self._from_assessment(build_assessment(self.rulebook, situation, result))
         disease = situation.disease
         classes = self.scheme.classes(situation)
-        fired: list[str] = []
-        derived: dict[str, Any] = {}
-        for group, cache in self._plans[disease]:
-            entry = cache.get(group.key(classes))
-            if entry is None:
-                return self._run(situation, classes)
-            fired.extend(entry[0])
-            if group.derives is not None:
-                derived[group.derives] = entry[1]
+        entries = [cache.get(key(classes)) for key, cache in self._lookups[disease]]
+        if None in entries:
+            return self._run(situation, classes)
+        fired = [rule_id for entry in entries for rule_id in entry[0]]  # type: ignore[index]
+        derived = {name: entries[index][1] for index, name in self._derived_slots[disease]}  # type: ignore[index]
         key = (disease, frozenset(fired))
         fragment = self._by_result.get(key)
         if fragment is None:
