@@ -92,11 +92,19 @@ def main() -> None:
     results: dict[str, object] = {"rows": args.rows, "rules": len(rulebook.rules),
                                   "engine_run_us": round(engine_microseconds(rulebook), 1)}
 
-    def timed(label: str, source: Path = big, **options: object) -> None:
+    def timed(label: str, source: Path = big, dask: bool = False, **options: object) -> None:
         rates, runs = [], 0
         for _ in range(args.repeat):
-            summary = run_cohort(source, work / "out.csv", rulebook, chunk_size=args.chunk_size, restart=True,
-                                 **options)  # type: ignore[arg-type]
+            if dask:  # a fresh cluster each time: its workers' caches start cold, like the other runs
+                from distributed import Client, LocalCluster
+
+                with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  dashboard_address=None) as cluster, Client(cluster):
+                    summary = run_cohort(source, work / "out.csv", rulebook, chunk_size=args.chunk_size,
+                                         restart=True, dask_address=cluster.scheduler_address)
+            else:
+                summary = run_cohort(source, work / "out.csv", rulebook, chunk_size=args.chunk_size,
+                                     restart=True, **options)  # type: ignore[arg-type]
             rates.append(summary.rows / summary.seconds)
             runs = summary.engine_runs
         results[label] = {"rows_per_s_median": round(statistics.median(rates)),
@@ -110,11 +118,7 @@ def main() -> None:
     timed("1 worker")
     timed("2 workers", workers=2)
 
-    from distributed import Client, LocalCluster
-
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
-            Client(cluster):
-        timed("dask, 2 worker procs", dask_address=cluster.scheduler_address)
+    timed("dask, 2 worker procs", dask=True)
 
     one = results["1 worker"]["rows_per_s_median"]  # type: ignore[index]
     two = results["2 workers"]["rows_per_s_median"]  # type: ignore[index]
