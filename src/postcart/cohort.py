@@ -23,13 +23,13 @@ rulebook and settings are unchanged). At the end the parts are concatenated into
 is renamed to ``OUTPUT``: the output file is never half-written. Memory is bounded by the chunks in
 flight, not by the cohort.
 
-Speed. Whether a group of rules (those deciding one option, one question or one derived fact) fires
-depends only on the classes of the fields they read (:mod:`postcart.signature`). The evaluator learns,
-from real durable-rules runs, which rules of each group fire for each key, and which result row an engine
-run firing exactly a given set of rules gave. A situation whose every group key and resulting rule set
-were seen before gets that row without running the engine again; anything new runs durable-rules. The
-caches are bounded. Every row equals a direct evaluation (``tests/test_cohort.py`` compares them over
-generated situations, with a rulebook that uses every operator on every numeric field).
+Speed. Whether a rule fires depends only on the classes of the fields it reads
+(:mod:`postcart.signature`). The evaluator learns from real durable-rules runs which rules of each rule
+group fire for each key, the verdict of each option for the set of its rules that fired, and the questions
+for the set of question rules that fired; a situation for which all of that is known gets its row
+composed without running the engine again, anything new runs durable-rules. The caches are bounded. Every
+row equals a direct evaluation (``tests/test_cohort.py`` compares them over generated situations, with
+the bundled rules, a rulebook using every operator on every numeric field, and 150 generated rules).
 """
 
 from __future__ import annotations
