@@ -143,6 +143,61 @@ def schema() -> None:
     typer.echo(json.dumps(PatientSituation.model_json_schema(), indent=2))
 
 
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on (default: loopback only).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.", min=1, max=65535)] = 8080,
+    database_url: Annotated[str | None, typer.Option(
+        help="SQLAlchemy URL for feedback (default: $POSTCART_DATABASE_URL or sqlite:///postcart-feedback.sqlite3).")] = None,
+    max_body_bytes: Annotated[int | None, typer.Option(help="Largest request body accepted (bytes).", min=1)] = None,
+    rules: RulesOption = None,
+) -> None:
+    """Run the CDS Hooks 2.0 service (needs the optional 'service' extra of postcart)."""
+    try:
+        import uvicorn
+
+        from postcart.service import Settings, create_app
+    except ImportError as error:
+        typer.echo(f"error: the service needs the 'service' extra ({error.name} is missing): "
+                   "pip install 'postcart[service]'", err=True)
+        raise typer.Exit(2) from None
+    settings = Settings.from_env(database_url=database_url, max_body_bytes=max_body_bytes,
+                                 rules_dir=str(rules) if rules else None)
+    try:
+        application = create_app(settings)
+    except PostcartError as error:
+        _fail(error)
+    uvicorn.run(application, host=host, port=port, log_level="info")
+
+
+@app.command("feedback-report")
+def feedback_report(
+    database_url: Annotated[str | None, typer.Option(
+        help="SQLAlchemy URL of the feedback database (default: $POSTCART_DATABASE_URL or the service's default).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+) -> None:
+    """Override rate per rule from clinicians' feedback on the service's cards."""
+    import os
+
+    from postcart.feedback import DEFAULT_DATABASE_URL, FeedbackStore
+
+    store = FeedbackStore(database_url or os.environ.get("POSTCART_DATABASE_URL") or DEFAULT_DATABASE_URL)
+    try:
+        rates = store.override_rates()
+        reasons = store.override_reasons()
+    finally:
+        store.close()
+    if as_json:
+        typer.echo(json.dumps({"rules": [rate.as_json() for rate in rates], "override_reasons": reasons}, indent=2))
+        return
+    typer.echo(f"{'rule':<48} {'shown':>6} {'accepted':>9} {'overridden':>11} {'override rate':>14}")
+    for rate in rates:
+        shown = "-" if rate.override_rate is None else f"{rate.override_rate:.0%}"
+        typer.echo(f"{rate.rule:<48} {rate.cards_shown:>6} {rate.accepted:>9} {rate.overridden:>11} {shown:>14}")
+    if reasons:
+        typer.echo("override reasons: " + ", ".join(f"{code} {count}" for code, count in reasons.items()))
+
+
 def main() -> None:
     """Console entry point: unexpected faults exit 1 with a one-line message, never a patient's data."""
     try:

@@ -17,6 +17,7 @@ Requires the ``service`` extra (``fhir.resources``, using its R4B package for R4
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -35,6 +36,7 @@ __all__ = [
     "LOCAL_FIELD_SYSTEM",
     "LOCAL_FIELDS",
     "LOCAL_VALUE_SYSTEM",
+    "bundle_from_situation",
     "FhirMapping",
     "Note",
     "collect_resources",
@@ -522,3 +524,67 @@ def describe_notes(notes: Iterable[Note]) -> list[str]:
     """Notes as lines for a clinician, grouped: conflicts, not documented, not read."""
     order = {"conflict": 0, "not_found": 1, "not_read": 2}
     return [str(note) for note in sorted(notes, key=lambda note: order[note.kind])]
+
+
+def bundle_from_situation(situation: PatientSituation, reference_date: dt.date, patient_id: str = "example",
+                          disease_code: tuple[str, str] | None = None) -> dict[str, Any]:
+    """A FHIR R4 collection Bundle that :func:`situation_from_fhir` maps back to ``situation``.
+
+    For example bundles, tests and benchmarks: the dates are synthetic (failure five days before
+    ``reference_date``, the infusion ``months_since_infusion`` earlier, to the day), so the months read back
+    agree to within a day. Fields at the input contract's default are left out, as a record would.
+    """
+    subject = {"reference": f"Patient/{patient_id}"}
+    failure_date = reference_date - dt.timedelta(days=5)
+    infusion_date = failure_date - dt.timedelta(days=round(situation.failure.months_since_infusion * _DAYS_PER_MONTH))
+    # a birthday on or before the reference date's day of the month: the age on that date is exact
+    birth = dt.date(reference_date.year - situation.age, reference_date.month, min(reference_date.day, 28))
+    system, code = disease_code or next(key for key, (name, _) in DISEASE_CODES.items()
+                                        if name == situation.disease and key[0] == SNOMED)
+    entries: list[dict[str, Any]] = [
+        {"resourceType": "Patient", "id": patient_id, "birthDate": birth.isoformat()},
+        {"resourceType": "Condition", "id": "disease", "subject": subject,
+         "code": {"coding": [{"system": system, "code": code, "display": DISEASE_CODES[(system, code)][1]}]}},
+    ]
+    for number in range(situation.car_t.infusions):
+        # earlier infusions of the same product, a year apart, before the one that failed
+        when = infusion_date - dt.timedelta(days=365 * (situation.car_t.infusions - 1 - number))
+        entries.append({"resourceType": "MedicationAdministration", "id": f"car-t-{number + 1}",
+                        "status": "completed", "subject": subject, "effectiveDateTime": when.isoformat(),
+                        "medicationCodeableConcept": {"coding": [{"system": CAR_T_PRODUCT_SYSTEM,
+                                                                  "code": situation.car_t.product}]}})
+    data = situation.model_dump(mode="json")
+    defaults = PatientSituation.model_validate({
+        "age": situation.age, "disease": situation.disease, "car_t": {"product": situation.car_t.product,
+        "best_response": situation.car_t.best_response, "target": situation.car_t.target},
+        "failure": {"kind": situation.failure.kind, "months_since_infusion": 0}, "fitness": {"ecog": 0},
+    }).model_dump(mode="json")
+    for path in ("fitness.ecog", *LOCAL_FIELDS):
+        head, _, tail = path.partition(".")
+        value = data[head][tail] if tail else data[head]
+        default = defaults[head][tail] if tail else defaults[head]
+        required = path in ("fitness.ecog", "car_t.best_response", "failure.kind")
+        if value is None or (value == default and not required):
+            continue
+        if path == "car_t.target" and situation.car_t.product != "investigational":
+            continue
+        code_system, code_value = (LOINC, ECOG_LOINC) if path == "fitness.ecog" else (LOCAL_FIELD_SYSTEM, path)
+        spec = field_catalogue()[path]
+        values = value if spec.kind == "set" else [value]
+        for index, item in enumerate(values):
+            observation: dict[str, Any] = {
+                "resourceType": "Observation", "id": f"{path.replace('.', '-').replace('_', '-')}-{index}",
+                "status": "final", "subject": subject, "code": {"coding": [{"system": code_system, "code": code_value}]},
+                "effectiveDateTime": (failure_date if path == "failure.kind" else reference_date).isoformat(),
+            }
+            if spec.kind in ("enum", "set"):
+                observation["valueCodeableConcept"] = {"coding": [{"system": LOCAL_VALUE_SYSTEM, "code": item}]}
+            elif spec.kind == "bool":
+                observation["valueBoolean"] = item
+            else:
+                observation["valueInteger"] = item
+            entries.append(observation)
+    return {"resourceType": "Bundle", "type": "collection",
+            "timestamp": f"{reference_date.isoformat()}T09:00:00Z",
+            "entry": [{"fullUrl": f"urn:uuid:{uuid.uuid5(uuid.NAMESPACE_URL, repr(entry))}", "resource": entry}
+                      for entry in entries]}
