@@ -26,6 +26,7 @@ from postcart.fhir import (  # noqa: E402
     situation_from_fhir,
 )
 from postcart.scenarios import load_scenarios  # noqa: E402
+from fhir_strategies import mangled_bundles  # noqa: E402
 from postcart.situation import PatientSituation, validate_situation  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -293,3 +294,15 @@ def test_docs_list_every_code_read() -> None:
     missing += [path for path in LOCAL_FIELDS if f"`{path}`" not in text]
     missing += [ECOG_LOINC] if ECOG_LOINC not in text else []
     assert not missing
+
+
+@settings(max_examples=150, deadline=None)
+@given(bundle=mangled_bundles())
+def test_any_mangled_bundle_maps_or_is_refused_with_located_problems(bundle: dict[str, Any]) -> None:
+    """Whatever the bundle holds, the mapping returns a situation or an InvalidSituation naming where: never a crash."""
+    try:
+        mapping = situation_from_fhir({"bundle": bundle}, PATIENT)
+    except InvalidSituation as error:
+        assert error.problems and all(problem.location for problem in error.problems)
+    else:
+        assert isinstance(mapping.situation, PatientSituation)

@@ -137,17 +137,32 @@ def collect_resources(prefetch: Mapping[str, Any]) -> tuple[list[tuple[str, Any]
     for key, value in prefetch.items():
         if value is None:
             continue  # CDS Hooks: a prefetch the EHR could not satisfy is null
-        parsed = _parse(f"prefetch.{key}", value, problems)
+        where = f"prefetch.{key}"
+        entries = value.get("entry") if isinstance(value, Mapping) and value.get("resourceType") == "Bundle" else None
+        if isinstance(entries, list):
+            # each entry's resource is validated on its own, so that a problem names its entry
+            shell = dict(value)
+            shell["entry"] = [{k: v for k, v in entry.items() if k != "resource"} if isinstance(entry, Mapping)
+                              else entry for entry in entries]
+            parsed = _parse(where, shell, problems)
+            if parsed is None:
+                continue
+            if parsed.timestamp is not None:
+                timestamps.append(parsed.timestamp)
+            for index, entry in enumerate(entries):
+                if isinstance(entry, Mapping) and entry.get("resource") is not None:
+                    resource = _parse(f"{where}.entry[{index}]", entry["resource"], problems)
+                    if resource is not None:
+                        resources.append((f"{where}.entry[{index}]", resource))
+            continue
+        parsed = _parse(where, value, problems)
         if parsed is None:
             continue
         if parsed.__resource_type__ == "Bundle":
             if parsed.timestamp is not None:
                 timestamps.append(parsed.timestamp)
-            for index, entry in enumerate(parsed.entry or []):
-                if entry.resource is not None:
-                    resources.append((f"prefetch.{key}.entry[{index}]", entry.resource))
         else:
-            resources.append((f"prefetch.{key}", parsed))
+            resources.append((where, parsed))
     if problems:
         raise InvalidSituation(problems, "FHIR prefetch")
     return resources, timestamps
