@@ -15,8 +15,9 @@ from hypothesis import strategies as st
 
 pytest.importorskip("fhir.resources")
 
-from postcart import InvalidSituation, evaluate  # noqa: E402
-from postcart.fhir import (  # noqa: E402
+from fhir_strategies import mangled_bundles
+from postcart import InvalidSituation, evaluate
+from postcart.fhir import (
     DISEASE_CODES,
     ECOG_LOINC,
     LOCAL_FIELD_SYSTEM,
@@ -25,9 +26,8 @@ from postcart.fhir import (  # noqa: E402
     bundle_from_situation,
     situation_from_fhir,
 )
-from postcart.scenarios import load_scenarios  # noqa: E402
-from fhir_strategies import mangled_bundles  # noqa: E402
-from postcart.situation import PatientSituation, validate_situation  # noqa: E402
+from postcart.scenarios import load_scenarios
+from postcart.situation import PatientSituation, validate_situation
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "fhir" / "lbcl-late-relapse-fit-donor.json"

@@ -14,25 +14,25 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import pytest
 
 pytest.importorskip("fastapi")
 pytest.importorskip("fhir.resources")
 
-import httpx  # noqa: E402
-import schemathesis  # noqa: E402
-import uvicorn  # noqa: E402
-from hypothesis import HealthCheck, given, settings  # noqa: E402
-from typer.testing import CliRunner  # noqa: E402
+import httpx
+import schemathesis
+import uvicorn
+from hypothesis import HealthCheck, given, settings
+from typer.testing import CliRunner
 
-from fhir_strategies import mangled_bundles  # noqa: E402
-from postcart import evaluate  # noqa: E402
-from postcart.cards import OVERRIDE_REASON_SYSTEM  # noqa: E402
-from postcart.cli import app as cli_app  # noqa: E402
-from postcart.feedback import FeedbackStore  # noqa: E402
-from postcart.service import SERVICE_ID, Settings, create_app  # noqa: E402
+from fhir_strategies import mangled_bundles
+from postcart import evaluate
+from postcart.cards import OVERRIDE_REASON_SYSTEM
+from postcart.cli import app as cli_app
+from postcart.feedback import FeedbackStore
+from postcart.service import SERVICE_ID, Settings, create_app
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "fhir" / "lbcl-late-relapse-fit-donor.json"
@@ -53,7 +53,7 @@ class LiveServer:
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.socket]}, daemon=True)
 
-    def __enter__(self) -> LiveServer:
+    def __enter__(self) -> Self:
         self.thread.start()
         deadline = time.monotonic() + 20
         while not self.server.started:
@@ -270,11 +270,14 @@ def test_feedback_with_a_reason_not_offered_is_refused(client: httpx.Client, bun
 # ---- bad input ----------------------------------------------------------------------------------------
 
 def test_malformed_json_is_a_400(client: httpx.Client, caplog: pytest.LogCaptureFixture) -> None:
-    """A body that is not JSON gets 400 malformed_json."""
+    """A body that is not JSON, or not UTF-8, gets 400 malformed_json."""
     caplog.set_level(logging.DEBUG)
     response = client.post(f"/cds-services/{SERVICE_ID}", content=b'{"hook": "patient-view", ' + SECRET.encode(),
                            headers={"content-type": "application/json"})
     assert response.status_code == 400 and response.json()["error"] == "malformed_json"
+    latin1 = client.post(f"/cds-services/{SERVICE_ID}", content='{"hook": "é"}'.encode("latin-1"),
+                         headers={"content-type": "application/json"})
+    assert latin1.status_code == 400 and latin1.json()["error"] == "malformed_json"
     _assert_no_patient_data(caplog)
 
 
@@ -409,7 +412,7 @@ def test_fuzzed_requests_never_get_a_server_error(server: LiveServer) -> None:
     schema = schemathesis.openapi.from_url(f"{server.url}/openapi.json")
     operations = [result.ok() for result in schema.get_all_operations()]
     assert {f"{op.method.upper()} {op.path}" for op in operations} >= {
-        "GET /cds-services", f"POST /cds-services/{{service_id}}", f"POST /cds-services/{{service_id}}/feedback",
+        "GET /cds-services", "POST /cds-services/{service_id}", "POST /cds-services/{service_id}/feedback",
         "GET /reports/override-rates"}
     seen: list[str] = []
     for operation in operations:

@@ -149,9 +149,9 @@ def build_cards(assessment: Assessment, notes: Sequence[Note], service_id: str) 
         described = describe_notes(notes)
         shown = described[:_MAX_NOTE_LINES]
         lines = ["**Parts of the record postcart did not use**", "",
-                 "Nothing below was guessed: a field not documented keeps the input contract's default "
-                 "(unknown, or false for yes/no facts), which may change the advice. Record it in the EHR with "
-                 "the codes of postcart's FHIR guide to have it taken into account.", ""]
+                 ("Nothing below was guessed: a field not documented keeps the input contract's default "
+                  "(unknown, or false for yes/no facts), which may change the advice. Record it in the EHR with "
+                  "the codes of postcart's FHIR guide to have it taken into account."), ""]
         lines += [f"- {line}" for line in shown]
         if len(described) > len(shown):
             lines.append(f"- … and {len(described) - len(shown)} more")

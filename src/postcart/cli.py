@@ -4,6 +4,7 @@ rules (the message names the field, what was expected and what arrived), 1 inter
 from __future__ import annotations
 
 import json
+import logging
 import sys
 from enum import Enum
 from pathlib import Path
@@ -167,6 +168,8 @@ def serve(
         application = create_app(settings)
     except PostcartError as error:
         _fail(error)
+    # postcart's own log lines (status and kind of each refusal, fault references): never request content
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s:     %(name)s: %(message)s")
     uvicorn.run(application, host=host, port=port, log_level="info")
 
 

@@ -238,7 +238,7 @@ class _Guard:
                 await response(scope, receive, send)
 
 
-def _TooLargeResponse(limit: int) -> JSONResponse:  # noqa: N802 - reads as the response it builds
+def _TooLargeResponse(limit: int) -> JSONResponse:
     return _error_response(413, "body_too_large", f"request body larger than the limit of {limit} bytes")
 
 
@@ -316,6 +316,9 @@ def create_app(settings: Settings | None = None, evaluator: Evaluator | None = N
     async def _http_error(request: Request, error: HTTPException) -> JSONResponse:
         if isinstance(error, _ClientError):
             return _error_response(error.status_code, error.error, str(error.detail), error.problems)
+        if error.status_code == 400:  # FastAPI could not read the body (not UTF-8, or JSON nested too deeply)
+            return _error_response(400, "malformed_json", "the body could not be read as JSON (not UTF-8, or "
+                                   "nested too deeply)")
         names = {404: "not_found", 405: "method_not_allowed"}
         return _error_response(error.status_code, names.get(error.status_code, "http_error"), str(error.detail))
 
@@ -355,7 +358,7 @@ def create_app(settings: Settings | None = None, evaluator: Evaluator | None = N
     def feedback(service_id: str, request: FeedbackRequest) -> dict[str, int]:
         _check_service(service_id)
         problems: list[Problem] = []
-        rows = []
+        rows: list[dict[str, Any]] = []
         for index, item in enumerate(request.feedback):
             where = f"feedback[{index}]"
             code = None
@@ -374,8 +377,9 @@ def create_app(settings: Settings | None = None, evaluator: Evaluator | None = N
                          "outcome_at": item.outcomeTimestamp})
         if problems:
             raise _ClientError(400, "invalid_feedback", "the feedback cannot be stored", problems)
-        known = store.known_cards((row["card"] for row in rows), SERVICE_ID)
-        unknown = [row["card"] for row in rows if row["card"] not in known]
+        cards = [item.card for item in request.feedback]
+        known = store.known_cards(cards, SERVICE_ID)
+        unknown = [card for card in cards if card not in known]
         if unknown:
             raise _ClientError(404, "unknown_card", "feedback on cards this service did not issue",
                                [Problem("feedback.card", "unknown card uuid", "the uuid of a card this service "
