@@ -287,6 +287,28 @@ def test_infusions_after_the_failure_are_not_counted(bundle: dict[str, Any]) -> 
     assert situation.failure.months_since_infusion == pytest.approx(334 / (365.25 / 12))
 
 
+def test_one_infusion_recorded_twice_counts_once(bundle: dict[str, Any]) -> None:
+    """The same infusion as a MedicationAdministration and a Procedure, or in two prefetch keys, counts once."""
+    procedure = {"resourceType": "Procedure", "id": "car-t-procedure", "status": "completed",
+                 "subject": {"reference": f"Patient/{PATIENT}"}, "performedDateTime": "2025-01-10",
+                 "code": {"coding": [{"system": LOCAL_FIELD_SYSTEM, "code": "car-t-infusion"}]},
+                 "usedCode": [{"coding": [{"system": "https://postcart.example/fhir/CodeSystem/car-t-product",
+                                           "code": "axi-cel"}]}]}
+    administration = _resource(bundle, "car-t-1")
+    mapping = situation_from_fhir({"bundle": bundle, "procedures": procedure, "again": administration}, PATIENT)
+    assert mapping.situation.car_t.infusions == 1 and mapping.situation.car_t.product == "axi-cel"
+
+
+def test_a_second_infusion_before_the_failure_is_counted(bundle: dict[str, Any]) -> None:
+    """Two infusions on different dates before the failure count as two; months run from the later one."""
+    second = copy.deepcopy(_resource(bundle, "car-t-1"))
+    second.update(id="car-t-2", effectiveDateTime="2025-06-10")
+    bundle["entry"].append({"resource": second})
+    situation = situation_from_fhir({"bundle": bundle}, PATIENT).situation
+    assert situation.car_t.infusions == 2
+    assert situation.failure.months_since_infusion == pytest.approx(183 / (365.25 / 12))
+
+
 def test_docs_list_every_code_read() -> None:
     """docs/fhir.md names every code the mapping reads, so the documentation cannot drift from the code."""
     text = (ROOT / "docs" / "fhir.md").read_text(encoding="utf-8")

@@ -211,6 +211,7 @@ def situation_from_fhir(prefetch: Mapping[str, Any], patient_id: str | None = No
     if today is None:
         today = max(timestamps).date() if timestamps else dt.datetime.now(dt.UTC).date()
     reader = _Reader(patient_id)
+    resources = _unique(resources)
     for where, resource in resources:
         if resource.__resource_type__ == "Medication" and resource.id:
             reader.medications[f"Medication/{resource.id}"] = resource
@@ -224,6 +225,21 @@ def situation_from_fhir(prefetch: Mapping[str, Any], patient_id: str | None = No
     except InvalidSituation as error:
         raise InvalidSituation(error.problems, "FHIR prefetch (mapped situation)") from None
     return FhirMapping(situation, tuple(reader.notes), today)
+
+
+def _unique(resources: list[tuple[str, Any]]) -> list[tuple[str, Any]]:
+    """One copy of each resource (type and id): prefetch keys may overlap, e.g. a Patient in two of them."""
+    seen: set[tuple[str, str]] = set()
+    unique = []
+    for where, resource in resources:
+        identity = getattr(resource, "id", None)
+        if identity:
+            key = (resource.__resource_type__, str(identity))
+            if key in seen:
+                continue
+            seen.add(key)
+        unique.append((where, resource))
+    return unique
 
 
 def _label(where: str, resource: Any) -> str:
@@ -518,9 +534,10 @@ def _assemble(reader: _Reader, today: dt.date) -> dict[str, Any]:
                                            "one product", ", ".join(sorted(same_day))))
         else:
             put("car_t.product", last.value)
-            put("car_t.infusions", len(infusions))
+            # one infusion per date: an EHR may record the same infusion as a MedicationAdministration and a Procedure
+            put("car_t.infusions", len({item.when for item in infusions}))
             if failure_date is not None and last.when is not None:
-                put("failure.months_since_infusion", round((failure_date - last.when).days / _DAYS_PER_MONTH, 4))
+                put("failure.months_since_infusion", (failure_date - last.when).days / _DAYS_PER_MONTH)
     return data
 
 
