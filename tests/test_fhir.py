@@ -309,6 +309,13 @@ def test_a_second_infusion_before_the_failure_is_counted(bundle: dict[str, Any])
     assert situation.failure.months_since_infusion == pytest.approx(183 / (365.25 / 12))
 
 
+def test_a_prefetch_the_ehr_could_not_fetch_is_noted(bundle: dict[str, Any]) -> None:
+    """An OperationOutcome in place of a prefetch (CDS Hooks 2.0) is noted as data the EHR could not fetch."""
+    outcome = {"resourceType": "OperationOutcome", "issue": [{"severity": "error", "code": "timeout"}]}
+    mapping = situation_from_fhir({"bundle": bundle, "procedures": outcome}, PATIENT)
+    assert any("prefetch.procedures: the EHR reported" in note.message for note in mapping.notes)
+
+
 def test_docs_list_every_code_read() -> None:
     """docs/fhir.md names every code the mapping reads, so the documentation cannot drift from the code."""
     text = (ROOT / "docs" / "fhir.md").read_text(encoding="utf-8")

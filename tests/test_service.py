@@ -153,6 +153,15 @@ def test_patient_view_gives_the_verdicts_of_postcart_evaluate(client: httpx.Clie
     assert expected["bispecific_antibody"] == "recommended"
 
 
+def test_example_request_with_searchset_prefetch_gives_the_same_verdicts(client: httpx.Client) -> None:
+    """The shipped CDS Hooks request (searchsets, ICD-10-CM, a Procedure, ECOG as a quantity) gives the same verdicts."""
+    request = json.loads((ROOT / "examples" / "fhir" / "patient-view-request.json").read_text(encoding="utf-8"))
+    expected = {o.option: o.verdict for o in evaluate(_yaml_situation()).options}
+    response = _post(client, request)
+    assert response.status_code == 200, response.text
+    assert _verdicts(response.json()["cards"]) == expected
+
+
 def test_option_cards_follow_the_cds_hooks_card_format(client: httpx.Client, bundle: dict[str, Any]) -> None:
     """Each card has a short summary, Markdown detail with rationale, references and disclaimer, and a source."""
     cards = _post(client, _call(bundle)).json()["cards"]

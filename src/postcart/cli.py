@@ -162,8 +162,15 @@ def serve(
         typer.echo(f"error: the service needs the 'service' extra ({error.name} is missing): "
                    "pip install 'postcart[service]'", err=True)
         raise typer.Exit(2) from None
-    settings = Settings.from_env(database_url=database_url, max_body_bytes=max_body_bytes,
-                                 rules_dir=str(rules) if rules else None)
+    try:
+        settings = Settings.from_env(database_url=database_url, max_body_bytes=max_body_bytes,
+                                     rules_dir=str(rules) if rules else None)
+    except ValueError as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(2) from None
+    if host not in ("127.0.0.1", "::1", "localhost"):
+        typer.echo(f"warning: listening on {host}, beyond this machine: the service does not authenticate its "
+                   "callers itself; expose it only behind the EHR's authenticated gateway", err=True)
     try:
         application = create_app(settings)
     except PostcartError as error:

@@ -283,6 +283,10 @@ def _read(reader: _Reader, where: str, resource: Any) -> None:
         return
     if kind in ("Medication", "Bundle"):
         return
+    if kind == "OperationOutcome":  # CDS Hooks 2.0: what the EHR sends for a prefetch it could not fetch
+        reader.notes.append(Note("not_read", f"{where}: the EHR reported that it could not fetch this data "
+                                 "(OperationOutcome)"))
+        return
     if kind not in ("Observation", "Condition", "MedicationAdministration", "Procedure"):
         reader.notes.append(Note("not_read", f"{label}: postcart does not read {kind} resources"))
         return

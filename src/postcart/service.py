@@ -69,9 +69,12 @@ class Settings:
 
     @classmethod
     def from_env(cls, **overrides: Any) -> Settings:
+        raw_limit = os.environ.get("POSTCART_MAX_BODY_BYTES", str(DEFAULT_MAX_BODY_BYTES))
+        if not raw_limit.strip().isdigit() or int(raw_limit) < 1:
+            raise ValueError(f"POSTCART_MAX_BODY_BYTES must be a positive whole number of bytes, got {raw_limit!r}")
         values: dict[str, Any] = {
             "database_url": os.environ.get("POSTCART_DATABASE_URL", DEFAULT_DATABASE_URL),
-            "max_body_bytes": int(os.environ.get("POSTCART_MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES)),
+            "max_body_bytes": int(raw_limit),
             "rules_dir": os.environ.get("POSTCART_RULES"),
         }
         values.update({key: value for key, value in overrides.items() if value is not None})
@@ -202,7 +205,7 @@ class _Guard:
                 await _error_response(400, "bad_request", "Content-Length is not a number")(scope, receive, send)
                 return
             if int(declared) > self.limit:
-                await _TooLargeResponse(self.limit)(scope, receive, send)
+                await _too_large_response(self.limit)(scope, receive, send)
                 return
         received = 0
         started = False
@@ -226,7 +229,8 @@ class _Guard:
             await self.app(scope, limited, tracked)
         except _TooLarge:
             if not started:
-                await _TooLargeResponse(self.limit)(scope, receive, send)
+                await self._drain(receive)
+                await _too_large_response(self.limit)(scope, receive, send)
         except Exception as error:  # noqa: BLE001 - the service's last line of defence
             reference = uuid.uuid4().hex[:12]
             # The type only: an exception's message may carry patient data.
@@ -238,7 +242,20 @@ class _Guard:
                 await response(scope, receive, send)
 
 
-def _TooLargeResponse(limit: int) -> JSONResponse:
+    async def _drain(self, receive: Receive) -> None:
+        """Read (and drop) the rest of a streamed body, up to a bound, so the client can read the 413."""
+        drained = 0
+        while drained <= _DRAIN_LIMIT:
+            message = await receive()
+            if message["type"] != "http.request" or not message.get("more_body", False):
+                return
+            drained += len(message.get("body", b""))
+
+
+_DRAIN_LIMIT = 8 * 1024 * 1024
+
+
+def _too_large_response(limit: int) -> JSONResponse:
     return _error_response(413, "body_too_large", f"request body larger than the limit of {limit} bytes")
 
 
