@@ -233,15 +233,18 @@ def test_entered_in_error_observations_are_not_read(bundle: dict[str, Any]) -> N
 
 
 def test_unread_resources_and_codes_are_listed(bundle: dict[str, Any]) -> None:
-    """A resource type and an observation code postcart does not read are listed, never silently dropped."""
+    """Resource types and observation codes postcart does not read are counted and listed, never silently dropped."""
     bundle["entry"].append({"resource": {"resourceType": "AllergyIntolerance", "id": "a1",
                                          "patient": {"reference": f"Patient/{PATIENT}"}}})
     bundle["entry"].append({"resource": {"resourceType": "Observation", "id": "hb", "status": "final",
                                          "code": {"coding": [{"system": "http://loinc.org", "code": "718-7"}]},
                                          "valueQuantity": {"value": 11.2}}})
+    bundle["entry"].append({"resource": {"resourceType": "Observation", "id": "hb2", "status": "final",
+                                         "code": {"coding": [{"system": "http://loinc.org", "code": "718-7"}]},
+                                         "valueQuantity": {"value": 10.9}}})
     messages = [note.message for note in situation_from_fhir({"bundle": bundle}, PATIENT).notes]
-    assert any("does not read AllergyIntolerance" in message for message in messages)
-    assert any("http://loinc.org|718-7" in message for message in messages)
+    assert "1 resources of a type postcart does not read, not used: AllergyIntolerance" in messages
+    assert "2 Observations with a code postcart does not read, not used: http://loinc.org|718-7" in messages
 
 
 def test_a_value_outside_the_contract_is_refused(bundle: dict[str, Any]) -> None:

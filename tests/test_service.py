@@ -133,7 +133,7 @@ def test_discovery_lists_the_patient_view_service_with_prefetch(client: httpx.Cl
     prefetch = service["prefetch"]
     assert prefetch["patient"] == "Patient/{{context.patientId}}"
     assert "http://loinc.org|89247-1" in prefetch["observations"]
-    assert "http://snomed.info/sct|109969005" in prefetch["conditions"]
+    assert prefetch["conditions"] == "Condition?patient={{context.patientId}}"
     assert {"medicationAdministrations", "procedures"} <= set(prefetch)
     assert "Decision support only" in service["description"]
 

@@ -80,6 +80,7 @@ _SPECIAL = {"patient_id", "age", "disease", "car_t.product", "car_t.infusions", 
 LOCAL_FIELDS: tuple[str, ...] = tuple(path for path in field_catalogue() if path not in _SPECIAL)
 
 _READ_STATUSES = {"final", "amended", "corrected"}
+_MAX_CODES_SHOWN = 10
 _DAYS_PER_MONTH = 365.25 / 12
 
 
@@ -121,6 +122,12 @@ class _Reader:
     infusions: list[_Value] = field(default_factory=list)
     patients: list[Any] = field(default_factory=list)
     medications: dict[str, Any] = field(default_factory=dict)
+    unread: dict[str, dict[str, int]] = field(default_factory=dict)  # what -> code -> count
+
+    def skip(self, what: str, code: str) -> None:
+        """Count a resource whose type or code postcart does not read (summarised in one note per kind)."""
+        counts = self.unread.setdefault(what, {})
+        counts[code] = counts.get(code, 0) + 1
 
 
 def collect_resources(prefetch: Mapping[str, Any]) -> tuple[list[tuple[str, Any]], list[dt.datetime]]:
@@ -217,6 +224,11 @@ def situation_from_fhir(prefetch: Mapping[str, Any], patient_id: str | None = No
             reader.medications[f"Medication/{resource.id}"] = resource
     for where, resource in resources:
         _read(reader, where, resource)
+    for what, counts in reader.unread.items():
+        listed = sorted(counts, key=lambda code: (-counts[code], code))
+        shown = ", ".join(listed[:_MAX_CODES_SHOWN]) + (f", and {len(listed) - _MAX_CODES_SHOWN} more codes"
+                                                        if len(listed) > _MAX_CODES_SHOWN else "")
+        reader.notes.append(Note("not_read", f"{sum(counts.values())} {what}, not used: {shown}"))
     data = _assemble(reader, today)
     if reader.problems:
         raise InvalidSituation(reader.problems, "FHIR prefetch")
@@ -256,6 +268,10 @@ def _codings(concept: Any) -> list[Any]:
     return list(getattr(concept, "coding", None) or []) if concept is not None else []
 
 
+def _code_text(concept: Any) -> str:
+    return _short(", ".join(f"{c.system}|{c.code}" for c in _codings(concept)) or "no coding")
+
+
 def _about_other_patient(reader: _Reader, resource: Any) -> bool:
     subject = getattr(resource, "subject", None) or getattr(resource, "patient", None)
     reference = getattr(subject, "reference", None) if subject is not None else None
@@ -288,7 +304,7 @@ def _read(reader: _Reader, where: str, resource: Any) -> None:
                                  "(OperationOutcome)"))
         return
     if kind not in ("Observation", "Condition", "MedicationAdministration", "Procedure"):
-        reader.notes.append(Note("not_read", f"{label}: postcart does not read {kind} resources"))
+        reader.skip("resources of a type postcart does not read", kind)
         return
     if _about_other_patient(reader, resource):
         reader.notes.append(Note("not_read", f"{label}: about another patient than the hook's context; not read"))
@@ -308,8 +324,7 @@ def _read_condition(reader: _Reader, label: str, resource: Any) -> None:
             when = _date(resource.onsetDateTime) or _date(resource.recordedDate)
             reader.diseases.append(_Value(disease, when, label))
             return
-    shown = ", ".join(f"{c.system}|{c.code}" for c in _codings(resource.code)) or "no coding"
-    reader.notes.append(Note("not_read", f"{label}: condition code not among those postcart reads ({_short(shown)})"))
+    reader.skip("Conditions with a code that is not one of postcart's diseases", _code_text(resource.code))
 
 
 def _disease(system: str, code: str) -> str | None:
@@ -338,8 +353,8 @@ def _read_administration(reader: _Reader, label: str, resource: Any) -> None:
         concept = getattr(medication, "code", None)
     product = _product_of(reader, concept)
     if product is None:
-        reader.notes.append(Note("not_read", f"{label}: not a CAR-T product postcart reads "
-                                 f"(expected a coding in {CAR_T_PRODUCT_SYSTEM})"))
+        reader.skip(f"medication administrations that are not CAR-T (coded in {CAR_T_PRODUCT_SYSTEM})",
+                    _code_text(concept))
         return
     if resource.status != "completed":
         reader.notes.append(Note("not_read", f"{label}: CAR-T administration with status {resource.status}; "
@@ -351,7 +366,7 @@ def _read_administration(reader: _Reader, label: str, resource: Any) -> None:
 
 def _read_procedure(reader: _Reader, label: str, resource: Any) -> None:
     if not any(c.system == LOCAL_FIELD_SYSTEM and c.code == CAR_T_INFUSION_CODE for c in _codings(resource.code)):
-        reader.notes.append(Note("not_read", f"{label}: procedure code not among those postcart reads"))
+        reader.skip("Procedures with a code postcart does not read", _code_text(resource.code))
         return
     product = None
     for used in resource.usedCode or []:
@@ -378,9 +393,7 @@ def _read_observation(reader: _Reader, label: str, resource: Any) -> None:
         if path:
             break
     if path is None:
-        shown = ", ".join(f"{c.system}|{c.code}" for c in _codings(resource.code)) or "no coding"
-        reader.notes.append(Note("not_read", f"{label}: observation code not among those postcart reads "
-                                 f"({_short(shown)})"))
+        reader.skip("Observations with a code postcart does not read", _code_text(resource.code))
         return
     if resource.status not in _READ_STATUSES:
         reader.notes.append(Note("not_read", f"{label}: status {resource.status}; only final, amended or "

@@ -37,7 +37,6 @@ from postcart.engine import Engine
 from postcart.errors import PostcartError, Problem
 from postcart.feedback import DEFAULT_DATABASE_URL, FeedbackStore
 from postcart.fhir import (
-    DISEASE_CODES,
     ECOG_LOINC,
     LOCAL_FIELD_SYSTEM,
     LOCAL_FIELDS,
@@ -264,7 +263,6 @@ def _too_large_response(limit: int) -> JSONResponse:
 def discovery_document() -> dict[str, Any]:
     """The CDS Hooks discovery response: one patient-view service with minimal prefetch templates."""
     observation_codes = ",".join([f"{LOINC}|{ECOG_LOINC}"] + [f"{LOCAL_FIELD_SYSTEM}|{path}" for path in LOCAL_FIELDS])
-    condition_codes = ",".join(f"{system}|{code}" for system, code in DISEASE_CODES)
     return {"services": [{
         "hook": HOOK,
         "id": SERVICE_ID,
@@ -273,7 +271,8 @@ def discovery_document() -> dict[str, Any]:
                        "patient's FHIR record. " + DISCLAIMER,
         "prefetch": {
             "patient": "Patient/{{context.patientId}}",
-            "conditions": "Condition?patient={{context.patientId}}&code=" + condition_codes,
+            # no code filter: FHIR token search is exact, and ICD-10-CM sub-codes (C83.38) must reach postcart
+            "conditions": "Condition?patient={{context.patientId}}",
             "observations": "Observation?patient={{context.patientId}}&code=" + observation_codes,
             "medicationAdministrations": "MedicationAdministration?patient={{context.patientId}}",
             "procedures": "Procedure?patient={{context.patientId}}",
