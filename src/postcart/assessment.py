@@ -6,6 +6,7 @@ strongest suggestion (recommended > consider > not_advised). Every rule's reason
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import threading
@@ -224,6 +225,7 @@ def situation_hash(situation: PatientSituation) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
+@functools.cache
 def _version(package: str) -> str:
     try:
         return metadata.version(package)
