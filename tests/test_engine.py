@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from postcart import Engine, EvaluationError, Rulebook, evaluate, validate_situation
-from postcart.compiler import compile_rulebook
+from postcart.compiler import MATCHED_RULE, compile_rulebook
 
 from .conftest import RULES
 
@@ -100,7 +100,7 @@ def test_compiled_definitions_are_plain_json(rulebook: Rulebook) -> None:
         for stratum in strata:
             text = json.dumps(stratum.definition)
             assert json.loads(text) == stratum.definition
-            assert set(stratum.definition) == set(stratum.rule_ids)
+            assert set(stratum.definition) == set(stratum.rule_ids) | {MATCHED_RULE}
 
 
 def test_registering_does_not_mutate_compiled_rulesets(rulebook: Rulebook) -> None:

@@ -29,7 +29,7 @@ from typing import Any
 
 import durable_rules_engine as _core
 
-from postcart.compiler import CompiledRulebook, compile_rulebook, fact_key, to_engine_fact
+from postcart.compiler import MATCHED_RULE, CompiledRulebook, compile_rulebook, fact_key, to_engine_fact
 from postcart.errors import EvaluationError
 from postcart.rulebook import Derive, Rulebook
 from postcart.situation import PatientSituation, flatten
@@ -157,7 +157,7 @@ class Engine:
                 text = action[1] if action else None
                 while text:
                     rule_id = _action_name(text)
-                    if rule_id not in fired:  # `$or` activates once per true branch
+                    if rule_id != MATCHED_RULE and rule_id not in fired:  # `$or` fires once per true branch
                         fired.append(rule_id)
                     text = _core.complete_and_start_action(handle, state)
             except EvaluationError:
