@@ -7,6 +7,7 @@ suggestion (recommended > consider > not_advised). Every rule's reason stays vis
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import threading
@@ -228,6 +229,7 @@ def situation_hash(situation: PatientSituation) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
+@functools.cache
 def _version(package: str) -> str:
     try:
         return metadata.version(package)
