@@ -135,7 +135,8 @@ def build_assessment(rulebook: Rulebook, situation: PatientSituation, result: En
             field=field,
             why=" ".join(dict.fromkeys(rule.then.why for rule in rules if isinstance(rule.then, Ask))),
             rules=[rule.id for rule in rules],
-            citations=_citations(rulebook, [key for rule in rules for key in rule.then.citations]),
+            citations=_citations(rulebook, [key for rule in rules if isinstance(rule.then, Ask)
+                                            for key in rule.then.citations]),
         )
         for field, rules in asks.items()
     ]
