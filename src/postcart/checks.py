@@ -53,6 +53,8 @@ _FALSE: cond.Condition = cond.Any_(())
 # Fields chosen together because the input contract constrains them together.
 _JOINT = {"car_t.product": "car_t", "car_t.target": "car_t",
           "failure.kind": "response", "car_t.best_response": "response"}
+_TYPICAL = {"age": 60, "failure.months_since_infusion": 6, "fitness.ecog": 1, "fitness.hct_ci": 2,
+            "history.prior_lines": 2, "car_t.max_crs_grade": 1, "car_t.max_icans_grade": 1}
 _RESPONSES = {"relapse": ("CR", "PR"), "primary_refractory": ("SD", "PD", "not_evaluable")}
 
 
@@ -219,6 +221,8 @@ class _Space:
         low = low if low is not None else min([0.0, *thresholds])
         high = high if high is not None else max([low + 1, *(t + 1 for t in thresholds)])
         points: set[float] = {low, high}
+        if low <= _TYPICAL.get(path, low) <= high:
+            points.add(_TYPICAL.get(path, low))
         for t in thresholds:
             if integer:
                 points.update({math.floor(t) - 1, math.floor(t), math.ceil(t), math.ceil(t) + 1})
@@ -227,8 +231,10 @@ class _Space:
         inside = sorted(p for p in points if low <= p <= high)
         if not integer:  # a value strictly between each pair of neighbours
             inside = sorted({*inside, *((a + b) / 2 for a, b in itertools.pairwise(inside))})
-            return [p for p in inside]
-        return [int(p) for p in inside]
+        # try ordinary values first, so that witnesses read like real patients
+        typical = _TYPICAL.get(path, low)
+        inside.sort(key=lambda p: (abs(p - typical), p))
+        return [p if not integer else int(p) for p in inside]
 
 
 # --------------------------------------------------------------------------------------------------
