@@ -192,3 +192,12 @@ def test_strata_that_match_nothing_neither_crash_nor_leak(tmp_path: Path, baseli
         grown = process.memory_info().rss - before
     assert results == {()}
     assert grown < 20 * 2**20, f"resident memory grew by {grown / 2**20:.0f} MB"
+
+
+@pytest.mark.parametrize("months", [1e-05, 5e-324, 2.5e-7])
+def test_tiny_numbers_reach_durable_in_a_form_it_parses(engine: Engine, baseline: dict[str, Any],
+                                                        months: float) -> None:
+    """A valid number that JSON writes in exponent form (1e-05 months) is evaluated, not refused (error 204)."""
+    baseline["failure"]["months_since_infusion"] = months
+    result = engine.run(validate_situation(baseline))
+    assert result.derived["failure_timing"] == "very_early"

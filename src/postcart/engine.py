@@ -19,8 +19,10 @@ How durable-rules is driven, and why (measurements in shared/notes/durable-rules
 from __future__ import annotations
 
 import copy
+import decimal
 import itertools
 import json
+import re
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -149,7 +151,7 @@ class Engine:
         sid = str(next(_SESSION_IDS))
         message["sid"] = sid
         message["id"] = "situation"
-        payload = json.dumps(message)
+        payload = _positional_numbers(json.dumps(message))
         fired: list[str] = []
         with _CORE_LOCK:
             handle = self._handles[name]
@@ -177,6 +179,17 @@ class Engine:
                 except Exception:  # noqa: BLE001 - no session was created when nothing matched
                     pass
         return fired
+
+
+# durable-rules' JSON parser refuses numbers in exponent form ("1e-05": error 204), which json.dumps
+# writes for small floats such as 0.00001 months; such numbers are rewritten in positional form.
+_EXPONENT_NUMBER = re.compile(r"(?<=: )-?\d+(?:\.\d+)?e[-+]\d+(?=[,}])")
+
+
+def _positional_numbers(payload: str) -> str:
+    if "e-" not in payload and "e+" not in payload:
+        return payload
+    return _EXPONENT_NUMBER.sub(lambda match: format(decimal.Decimal(match.group()), "f"), payload)
 
 
 def _action_name(message: str) -> str:
