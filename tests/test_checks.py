@@ -247,3 +247,52 @@ def test_cli_check_passes_clean_rulebook(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["check", "--rules", str(write_rulebook(tmp_path, covering_rules()))])
     assert result.exit_code == 0, result.output
     assert "OK" in result.output
+
+
+_TEN = [("failure.cd20", "eq", "positive"), ("donor", "eq", "none"), ("goals", "eq", "quality_of_life"),
+        ("trial_access", "eq", "available"), ("failure.target_antigen", "eq", "lost"),
+        ("failure.car_t_persistence", "eq", "detectable"), ("fitness.hct_ci", "ge", 3), ("age", "gt", 70),
+        ("history.prior_lines", "ge", 3), ("car_t.max_crs_grade", "ge", 3)]
+
+
+def test_contradiction_behind_many_alternatives_is_found(tmp_path: Path) -> None:
+    """Ten alternatives before an impossible ECOG range do not hide the contradiction (nor time out)."""
+    alternatives = {"any": [{"field": field, op: value} for field, op, value in _TEN]}
+    rules = [*covering_rules(), suggest("wide.impossible", "radiotherapy", when={"all": [
+        alternatives, {"field": "fitness.ecog", "le": 1}, {"field": "fitness.ecog", "ge": 3}]})]
+    findings = _lint(tmp_path, rules)
+    assert any("unreachable" in text for text in _only(findings.problems, "wide.impossible"))
+    assert findings.warnings == []
+
+
+def test_rule_durable_refuses_is_named_and_still_analysed(tmp_path: Path) -> None:
+    """A rule too wide for durable-rules' tables is reported by id instead of crashing the check."""
+    negated = {"not": {"all": [{"field": field, op: value} for field, op, value in _TEN]}}
+    impossible = {"any": [{"all": [{"field": "age", "lt": 10}, {"field": "age", "gt": 90}]},
+                          {"all": [{"field": "fitness.ecog", "le": 1}, {"field": "fitness.ecog", "ge": 3}]}]}
+    rules = [*covering_rules(), suggest("too.wide", "radiotherapy", when={"all": [negated, impossible]})]
+    findings = _lint(tmp_path, rules)
+    found = _only(findings.problems, "too.wide")
+    assert any("durable-rules refuses to compile this rule" in text for text in found)
+    assert any("unreachable" in text for text in found)
+
+
+class _SilentEngine:
+    """An engine stand-in that fires nothing: what a compiler bug would look like."""
+
+    def __init__(self, real: Engine) -> None:
+        self.rulebook = real.rulebook
+        self.real = real
+
+    def run(self, situation: Any) -> Any:
+        result = self.real.run(situation)
+        return type(result)((), result.derived, result.facts)
+
+
+def test_engine_disagreeing_with_a_condition_is_reported(tmp_path: Path) -> None:
+    """A witness the engine does not fire the rule for is reported as compiler/condition disagreement."""
+    rulebook = Rulebook.load(write_rulebook(tmp_path, covering_rules()))
+    with Engine(rulebook) as real:
+        findings = lint(rulebook, _SilentEngine(real))  # type: ignore[arg-type]
+    found = _only(findings.problems, "cover.radiotherapy")
+    assert found and all("compiled rule and its condition disagree" in text for text in found)

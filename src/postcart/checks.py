@@ -29,6 +29,7 @@ This module sits beside the interfaces (it runs the engine); lower modules never
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
 from collections.abc import Iterator, Mapping
@@ -45,7 +46,7 @@ from postcart.situation import PRODUCT_DISEASES, PRODUCT_TARGET, field_catalogue
 __all__ = ["Analysis", "Contradiction", "Findings", "lint", "situation_from_facts"]
 
 #: Search steps allowed per question before it is reported as undecided (a warning, not a pass).
-STEP_BUDGET = 200_000
+STEP_BUDGET = 50_000
 
 _TRUE: cond.Condition = cond.All(())
 _FALSE: cond.Condition = cond.Any_(())
@@ -85,14 +86,29 @@ def lint(rulebook: Rulebook, engine: Engine | None = None) -> Findings:
     findings = Findings()
     _uncited_references(rulebook, findings)
     own = engine is None
-    engine = engine or Engine(rulebook)
+    if engine is None:
+        try:
+            engine = Engine(rulebook)
+        except EvaluationError as error:
+            findings.problems.extend(_refused_rules(rulebook, error))
     try:
-        analysis = Analysis(rulebook, engine)
-        analysis.report(findings)
+        Analysis(rulebook, engine).report(findings)
     finally:
-        if own:
+        if own and engine is not None:
             engine.close()
     return findings
+
+
+def _refused_rules(rulebook: Rulebook, error: EvaluationError) -> list[Problem]:
+    """The rules durable-rules refuses to compile, each tried alone (the refusal itself names none)."""
+    problems = []
+    for rule in rulebook.rules:
+        try:
+            Engine(dataclasses.replace(rulebook, rules=(rule,))).close()
+        except EvaluationError as alone:
+            problems.append(Problem(_where(rule), f"durable-rules refuses to compile this rule ({alone})",
+                                    expected="a condition with fewer alternatives (any/not/in branches)"))
+    return problems or [Problem("(rulebook)", str(error))]
 
 
 def _uncited_references(rulebook: Rulebook, findings: Findings) -> None:
@@ -311,10 +327,24 @@ class _Undecided(Exception):
 
 
 def _variables(condition: cond.Condition) -> list[str]:
-    seen: dict[str, None] = {}
-    for leaf in cond.leaves(condition):
-        seen.setdefault(_Space.variable(leaf.field), None)
-    return list(seen)
+    """Search order: fields every solution must decide (outside any `any`/`not`) first, then by depth of
+    disjunction, then in order of appearance, so that contradictions are found before branching."""
+    depth: dict[str, int] = {}
+
+    def walk(node: cond.Condition, branching: int) -> None:
+        if isinstance(node, cond.Comparison):
+            variable = _Space.variable(node.field)
+            depth[variable] = min(depth.get(variable, branching), branching)
+        elif isinstance(node, cond.Not):
+            walk(node.item, branching + 1)
+        else:
+            step = 0 if isinstance(node, cond.All) or len(node.items) == 1 else 1
+            for item in node.items:
+                walk(item, branching + step)
+
+    walk(condition, 0)
+    order = list(depth)
+    return sorted(order, key=lambda variable: (depth[variable], order.index(variable)))
 
 
 def _peval(condition: cond.Condition, facts: Mapping[str, Any], assigned: set[str],
@@ -343,6 +373,23 @@ def _peval(condition: cond.Condition, facts: Mapping[str, Any], assigned: set[st
     return result
 
 
+def _open_variables(condition: cond.Condition, memo: Mapping[int, bool | None]) -> set[str]:
+    """Fields read by the undecided part of a condition, after ``_peval`` filled ``memo``."""
+    found: set[str] = set()
+    stack = [condition]
+    while stack:
+        node = stack.pop()
+        if memo.get(id(node), True) is not None:
+            continue  # decided (or never reached because its parent was decided)
+        if isinstance(node, cond.Comparison):
+            found.add(_Space.variable(node.field))
+        elif isinstance(node, cond.Not):
+            stack.append(node.item)
+        else:
+            stack.extend(node.items)
+    return found
+
+
 def _solve(condition: cond.Condition, disease: str, space: _Space, budget: int = STEP_BUDGET
            ) -> dict[str, Any] | None:
     """Facts (only those that matter) of a valid situation satisfying the condition, or None if none.
@@ -355,26 +402,31 @@ def _solve(condition: cond.Condition, disease: str, space: _Space, budget: int =
     assigned: set[str] = set()
     steps = 0
 
-    def search(index: int) -> bool:
+    def search() -> bool:
         nonlocal steps
         steps += 1
         if steps > budget:
             raise _Undecided
-        value = _peval(condition, facts, assigned, {})
-        if value is not None or index == len(variables):
-            return bool(value)
-        variable = variables[index]
+        memo: dict[int, bool | None] = {}
+        value = _peval(condition, facts, assigned, memo)
+        if value is not None:
+            return value
+        # branch only on a field the still-undecided part of the condition reads
+        open_variables = _open_variables(condition, memo)
+        variable = next((v for v in variables if v in open_variables and v not in assigned), None)
+        if variable is None:
+            return False
         assigned.add(variable)
         for candidate in space.domain(variable, disease):
             facts.update(candidate)
-            if search(index + 1):
+            if search():
                 return True
             for path in candidate:
                 facts.pop(path, None)
         assigned.discard(variable)
         return False
 
-    if not search(0):
+    if not search():
         return None
     # keep only what decided it; unknown optional fields stay explicit
     return {path: value for path, value in facts.items()}
@@ -397,7 +449,7 @@ class Analysis:
     Reusable by the catalogue (coverage table) and by tests; every answer is computed once.
     """
 
-    def __init__(self, rulebook: Rulebook, engine: Engine) -> None:
+    def __init__(self, rulebook: Rulebook, engine: Engine | None) -> None:
         self.rulebook = rulebook
         self.engine = engine
         self.space = _Space(rulebook)
@@ -414,6 +466,8 @@ class Analysis:
             return None
         if facts is None:
             return None
+        if self.engine is None:  # the engine refused the rulebook (reported): witnesses stay unconfirmed
+            return _Witness(facts, None)
         situation = validate_situation(situation_from_facts(facts))
         try:
             fired = self.engine.run(situation).fired
@@ -547,6 +601,8 @@ class Analysis:
                     if disease not in reach and (f"rule {rule.id}", disease) not in self.undecided:
                         findings.warnings.append(Problem(_where(rule), f"can never fire for {disease}"))
             for disease, witness in sorted(reach.items()):
+                if witness.fired is None and witness.error is None:
+                    continue
                 if witness.fired is None:
                     findings.problems.append(Problem(
                         _where(rule), f"the engine fails on a situation where this rule fires ({disease}): "
