@@ -24,9 +24,9 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from postcart import Rulebook  # noqa: E402
-from postcart.checks import lint  # noqa: E402
-from postcart.rulebook import DISEASES, default_rules_dir  # noqa: E402
+from postcart import Rulebook
+from postcart.checks import lint
+from postcart.rulebook import DISEASES, default_rules_dir
 
 
 def scaled_copy(source: Path, target: Path, wanted: int) -> int:

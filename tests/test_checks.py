@@ -13,6 +13,7 @@ from postcart.checks import Findings, lint, situation_from_facts
 from postcart.cli import app
 from postcart.errors import Problem
 from postcart.situation import validate_situation
+
 from .rulebooks import DERIVE_RULES, covering_rules, suggest, write_rulebook
 
 
