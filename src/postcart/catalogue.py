@@ -13,7 +13,6 @@ from collections.abc import Iterable
 
 from postcart import conditions as cond
 from postcart.checks import Analysis
-from postcart.engine import Engine
 from postcart.report import option_name
 from postcart.rulebook import DISEASES, OPTIONS, Ask, Derive, Rule, Rulebook, Suggest
 
@@ -33,15 +32,13 @@ DISEASE_NAMES = {
 _VERDICT_WORDS = {"recommended": "recommended", "consider": "consider", "not_advised": "not advised"}
 
 
-def render_catalogue(rulebook: Rulebook, engine: Engine | None = None) -> str:
-    """The rule catalogue of a rulebook as Markdown (deterministic for a given rulebook)."""
-    own = engine is None
-    engine = engine or Engine(rulebook)
-    try:
-        return _Catalogue(rulebook, Analysis(rulebook, engine)).render()
-    finally:
-        if own:
-            engine.close()
+def render_catalogue(rulebook: Rulebook) -> str:
+    """The rule catalogue of a rulebook as Markdown (deterministic for a given rulebook).
+
+    Which rules can fire for which disease comes from the reachability search of ``postcart check``
+    (without the engine: the catalogue describes the rules, ``check`` confirms them on durable-rules).
+    """
+    return _Catalogue(rulebook, Analysis(rulebook, None)).render()
 
 
 def _cell(text: str) -> str:
