@@ -11,7 +11,10 @@ How durable-rules is driven, and why (measurements in shared/notes/durable-rules
   gain nothing here anyway (the C calls hold the GIL); processes scale (see ``postcart.batch``).
 - One fresh session per stratum per evaluation, always deleted in ``finally`` (the 1,025th live
   session raises ``MemoryError``).
-- A fact that matches no rule is a normal outcome here (durable's "message not handled"), not an error.
+- Every ruleset carries one extra rule that matches every situation and is never reported, so every
+  assertion is "handled": a fact no rule matched left a session behind whose ``delete_state``
+  corrupted the C core's heap (``free(): invalid pointer``, segfaults), found independently by three
+  of us while testing.
 - Ruleset definitions are deep-copied before registration (durable mutates them) and registered under
   names unique to this Engine; :meth:`Engine.close` deletes them from the core.
 """
