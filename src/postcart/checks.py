@@ -74,6 +74,7 @@ class Contradiction:
     stronger: str
     disease: str
     witness: Mapping[str, Any]
+    description: str
 
 
 def lint(rulebook: Rulebook, engine: Engine | None = None) -> Findings:
@@ -439,8 +440,16 @@ def _solve(condition: cond.Condition, disease: str, space: _Space, budget: int =
 @dataclass(frozen=True)
 class _Witness:
     facts: Mapping[str, Any]
-    fired: tuple[str, ...] | None  # None: the engine refused the situation
+    fired: tuple[str, ...] | None  # None: the engine refused the situation (or there is no engine)
     error: str | None = None
+    derived: Mapping[str, Any] = field(default_factory=dict)
+
+    def describe(self) -> str:
+        text = describe_witness(self.facts)
+        if self.derived:
+            text += " (derived: " + ", ".join(f"{name}={cond.render_value(value)}"
+                                              for name, value in sorted(self.derived.items())) + ")"
+        return text
 
 
 class Analysis:
@@ -470,10 +479,10 @@ class Analysis:
             return _Witness(facts, None)
         situation = validate_situation(situation_from_facts(facts))
         try:
-            fired = self.engine.run(situation).fired
+            result = self.engine.run(situation)
         except EvaluationError as error:
             return _Witness(facts, None, str(error))
-        return _Witness(facts, fired)
+        return _Witness(facts, result.fired, derived=dict(result.derived))
 
     # --- reachability
 
@@ -523,7 +532,8 @@ class Analysis:
                                      cond.Not(cond.Any_(tuple(vetoes)))))
                     witness = self.witness(both, disease, f"rules {weak.id} and {strong.id}")
                     if witness is not None:
-                        found.append(Contradiction(then.option, weak.id, strong.id, disease, witness.facts))
+                        found.append(Contradiction(then.option, weak.id, strong.id, disease, witness.facts,
+                                                   witness.describe()))
                         break
         return found
 
@@ -578,7 +588,7 @@ class Analysis:
                 f"would win silently",
                 expected="exclusive conditions, contraindication: true on the not_advised rule, or "
                          f"overrides: [{strong.id}] (or the reverse) to state the precedence",
-                got=f"both fire for {describe_witness(item.witness)}"))
+                got=f"both fire for {item.description}"))
         self._report_coverage(findings)
         for what, disease in self.undecided:
             findings.warnings.append(Problem(f"{what} ({disease})", f"search gave up after {STEP_BUDGET} steps; "
@@ -606,12 +616,12 @@ class Analysis:
                 if witness.fired is None:
                     findings.problems.append(Problem(
                         _where(rule), f"the engine fails on a situation where this rule fires ({disease}): "
-                        f"{witness.error}", got=describe_witness(witness.facts)))
+                        f"{witness.error}", got=witness.describe()))
                 elif rule.id not in witness.fired:
                     findings.problems.append(Problem(
                         _where(rule), "the engine did not fire this rule for a situation its condition "
                         f"accepts: the compiled rule and its condition disagree ({disease})",
-                        got=describe_witness(witness.facts)))
+                        got=witness.describe()))
 
     def _report_coverage(self, findings: Findings) -> None:
         unaddressed = self.unaddressed()
