@@ -43,7 +43,7 @@ from postcart.errors import EvaluationError, Problem
 from postcart.rulebook import DISEASES, OPTIONS, Ask, Derive, Rule, Rulebook, Suggest
 from postcart.situation import PRODUCT_DISEASES, PRODUCT_TARGET, field_catalogue, validate_situation
 
-__all__ = ["Analysis", "Contradiction", "Findings", "lint", "situation_from_facts"]
+__all__ = ["Analysis", "Contradiction", "Findings", "describe_witness", "lint", "situation_from_facts"]
 
 #: Search steps allowed per question before it is reported as undecided (a warning, not a pass).
 STEP_BUDGET = 50_000
