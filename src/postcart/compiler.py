@@ -27,10 +27,6 @@ __all__ = ["CompiledRulebook", "Stratum", "compile_rulebook", "fact_key", "to_en
 #: object (which also reaches the rules) can never satisfy a pattern made only of negations.
 KIND_KEY = "postcart_kind"
 KIND_VALUE = "situation"
-#: A rule added to every ruleset that matches every situation, so an assert is always "handled": after a
-#: "not handled" assert, deleting the session was seen to corrupt the C core's heap (double free,
-#: segfault) depending on the process's memory layout. The engine never reports this rule as fired.
-MATCHED_RULE = "__postcart_matched__"
 
 
 @functools.cache
@@ -82,7 +78,6 @@ def compile_rulebook(rulebook: Rulebook, prefix: str = "postcart") -> CompiledRu
             if not members:
                 continue
             definition = {rule.id: {"all": [{"m": _pattern(rule)}]} for rule in members}
-            definition[MATCHED_RULE] = {"all": [{"m": {KIND_KEY: KIND_VALUE}}]}
             derives = tuple(sorted({rule.then.derive for rule in members if isinstance(rule.then, Derive)}))
             ordered.append(Stratum(f"{prefix}_{disease}_{level}", definition,
                                    tuple(rule.id for rule in members), derives))
