@@ -1,11 +1,13 @@
 """The output contract: an ``Assessment`` built from the rules that fired, and ``evaluate()``.
 
-Where several rules speak to one option: a ``not_advised`` from a contraindication wins; otherwise the
-strongest suggestion (recommended > consider > not_advised). Every rule's reason stays visible.
+Where several rules speak to one option: rules named in another fired rule's ``overrides`` are set aside
+(the stated precedence); then a ``not_advised`` from a contraindication wins; otherwise the strongest
+suggestion (recommended > consider > not_advised). Every rule's reason stays visible.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import threading
@@ -133,7 +135,8 @@ def build_assessment(rulebook: Rulebook, situation: PatientSituation, result: En
             field=field,
             why=" ".join(dict.fromkeys(rule.then.why for rule in rules if isinstance(rule.then, Ask))),
             rules=[rule.id for rule in rules],
-            citations=_citations(rulebook, [key for rule in rules for key in rule.then.citations]),
+            citations=_citations(rulebook, [key for rule in rules if isinstance(rule.then, Ask)
+                                            for key in rule.then.citations]),
         )
         for field, rules in asks.items()
     ]
@@ -157,14 +160,17 @@ def build_assessment(rulebook: Rulebook, situation: PatientSituation, result: En
 
 def _option(rulebook: Rulebook, name: str, rules: list[Rule], facts: Mapping[str, Any]) -> OptionAssessment:
     suggestions = [(rule, rule.then) for rule in rules if isinstance(rule.then, Suggest)]
-    contraindications = [(rule, then) for rule, then in suggestions
+    # a rule's stated precedence (`overrides`) sets the rules it names aside before the policy applies
+    overridden = {other for _, then in suggestions for other in then.overrides}
+    standing = [pair for pair in suggestions if pair[0].id not in overridden] or suggestions
+    contraindications = [(rule, then) for rule, then in standing
                          if then.contraindication and then.verdict == "not_advised"]
     if contraindications:
         deciding = contraindications
         verdict = "not_advised"
     else:
-        verdict = min((then.verdict for _, then in suggestions), key=VERDICTS.index)
-        deciding = [(rule, then) for rule, then in suggestions if then.verdict == verdict]
+        verdict = min((then.verdict for _, then in standing), key=VERDICTS.index)
+        deciding = [(rule, then) for rule, then in standing if then.verdict == verdict]
     ordered = deciding + [pair for pair in suggestions if pair not in deciding]
     rationale = " ".join(then.rationale.strip() for _, then in deciding)
     keys = [key for _, then in ordered for key in then.citations]
@@ -224,6 +230,7 @@ def situation_hash(situation: PatientSituation) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
+@functools.cache
 def _version(package: str) -> str:
     try:
         return metadata.version(package)

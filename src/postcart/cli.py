@@ -66,6 +66,7 @@ def situation_from_document(data: Any, scenario: str | None, name: str) -> Any:
         return data
     entries = [entry for entry in data["scenarios"] if isinstance(entry, dict)]
     ids = [str(entry.get("id")) for entry in entries]
+    chosen: dict[str, Any] | None
     if scenario is None and len(entries) == 1:
         chosen = entries[0]
     else:
@@ -134,6 +135,27 @@ def check(rules: RulesOption = None) -> None:
         _fail(RuleDefinitionError(findings.problems, rulebook.directory))
     typer.echo(f"rulebook {rulebook.version} ({rulebook.content_hash[:12]}): {len(rulebook.rules)} rules, "
                f"{len(rulebook.references)} references: OK")
+
+
+@app.command()
+def catalogue(
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Write the Markdown here (e.g. "
+                                                "docs/rules.md) instead of standard output.", dir_okay=False)] = None,
+    rules: RulesOption = None,
+) -> None:
+    """Generate the rule catalogue a clinician reads: rules by disease and option, coverage, references."""
+    from postcart.catalogue import render_catalogue
+
+    try:
+        rulebook = _load_rulebook(rules, include_drafts=True)
+    except RuleDefinitionError as error:
+        _fail(error)
+    text = render_catalogue(rulebook)
+    if output is None:
+        typer.echo(text, nl=False)
+        return
+    output.write_text(text, encoding="utf-8")
+    typer.echo(f"wrote {output} ({len(rulebook.rules)} rules)")
 
 
 @app.command()
