@@ -613,9 +613,11 @@ def bundle_from_situation(situation: PatientSituation, reference_date: dt.date, 
         value = data[head][tail] if tail else data[head]
         default = defaults[head][tail] if tail else defaults[head]
         required = path in ("fitness.ecog", "car_t.best_response", "failure.kind")
+        if path == "car_t.target":  # derived from an approved product; stated for an investigational one
+            required = situation.car_t.product == "investigational"
+            if not required:
+                continue
         if value is None or (value == default and not required):
-            continue
-        if path == "car_t.target" and situation.car_t.product != "investigational":
             continue
         code_system, code_value = (LOINC, ECOG_LOINC) if path == "fitness.ecog" else (LOCAL_FIELD_SYSTEM, path)
         spec = field_catalogue()[path]
