@@ -135,6 +135,48 @@ def check(rules: RulesOption = None) -> None:
                f"{len(rulebook.references)} references: OK")
 
 
+def _option_enum() -> type[Enum]:
+    from postcart.rulebook import OPTIONS
+
+    return Enum("OptionName", {name: name for name in OPTIONS}, type=str)  # type: ignore[return-value]
+
+
+OptionName = _option_enum()
+
+
+@app.command()
+def explain(
+    file: Annotated[str, typer.Argument(help="Patient situation, YAML or JSON; '-' reads standard input.")],
+    option: Annotated[OptionName | None, typer.Option(  # type: ignore[valid-type]
+        help="The option to explain (default: every option the disease's rules address).")] = None,
+    output_format: Annotated[Format, typer.Option("--format", "-f", help="Report format.")] = Format.text,
+    rules: RulesOption = None,
+    include_drafts: Annotated[bool, typer.Option(help="Also run rules whose status is draft.")] = False,
+    scenario: Annotated[str | None, typer.Option(help="In a scenario file with several, the id to explain.")] = None,
+) -> None:
+    """Why each option got its verdict, why not a stronger one, and what would change it.
+
+    Every "would change" is found by re-running the rules on the changed situation.
+    """
+    from postcart.engine import Engine
+    from postcart.explain import explain as run_explain
+    from postcart.explain import to_markdown, to_text
+
+    try:
+        data = situation_from_document(read_document(file), scenario, file)
+        rulebook = _load_rulebook(rules, include_drafts)
+        with Engine(rulebook) as engine:
+            explanation = run_explain(data, option.value if option else None, engine)
+    except PostcartError as error:
+        _fail(error)
+    if output_format is Format.json:
+        typer.echo(json.dumps(explanation.model_dump(mode="json"), indent=2, ensure_ascii=False))
+    elif output_format is Format.markdown:
+        typer.echo(to_markdown(explanation), nl=False)
+    else:
+        typer.echo(to_text(explanation), nl=False)
+
+
 @app.command()
 def schema() -> None:
     """Print the JSON Schema of the patient situation (generated from the model)."""
