@@ -7,6 +7,7 @@ reports every finding at once.
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass, field
 
 from postcart.errors import Problem
@@ -25,7 +26,31 @@ def lint(rulebook: Rulebook) -> Findings:
     """Every finding about a loaded rulebook: problems fail ``postcart check``, warnings do not."""
     findings = Findings()
     _uncited_references(rulebook, findings)
+    _lifecycle(rulebook, findings)
     return findings
+
+
+#: Lifecycle metadata an active rule should carry before a rules committee signs it off.
+LIFECYCLE_FIELDS = ("author", "approved", "review_by")
+
+
+def _lifecycle(rulebook: Rulebook, findings: Findings, today: dt.date | None = None) -> None:
+    """Active rules without author/approval/review dates are warned about; impossible dates fail."""
+    today = today or dt.date.today()
+    for rule in rulebook.rules:
+        where = f"{rule.file}:{rule.line} rule {rule.id}"
+        if rule.approved is not None and rule.review_by is not None and rule.review_by < rule.approved:
+            findings.problems.append(Problem(f"{where} field review_by", "review date before approval date",
+                                             f"a date after {rule.approved}", str(rule.review_by)))
+        if rule.approved is not None and rule.approved > today:
+            findings.problems.append(Problem(f"{where} field approved", "approval date in the future",
+                                             f"a date up to {today}", str(rule.approved)))
+        if rule.status != "active":
+            continue
+        missing = [name for name in LIFECYCLE_FIELDS if getattr(rule, name) is None]
+        if missing:
+            findings.warnings.append(Problem(where, "active rule without lifecycle metadata: "
+                                             + ", ".join(missing)))
 
 
 def _uncited_references(rulebook: Rulebook, findings: Findings) -> None:

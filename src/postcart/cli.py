@@ -178,6 +178,48 @@ def explain(
 
 
 @app.command()
+def diff(
+    paths: Annotated[list[str] | None, typer.Argument(
+        help="OLD_RULES NEW_RULES [SCENARIOS|SITUATIONS ...]; with --old-rev: [NEW_RULES] [SCENARIOS ...]. "
+        "Situations default to the bundled scenarios/.", show_default=False)] = None,
+    old_rev: Annotated[str | None, typer.Option(
+        "--old-rev", help="Compare against the rules directory at this git revision (e.g. main, HEAD~1).")] = None,
+    output_format: Annotated[Format, typer.Option(
+        "--format", "-f", help="Report format (text is the Markdown report).")] = Format.markdown,
+    include_drafts: Annotated[bool, typer.Option(help="Also run rules whose status is draft.")] = False,
+) -> None:
+    """Run two rulebooks over the same situations and report every assessment that changed."""
+    from postcart.diff import (compare_rulebooks, default_scenarios_dir, load_situations, rules_at_revision,
+                               to_json, to_markdown)
+    from postcart.rulebook import default_rules_dir
+
+    args = list(paths or [])
+    try:
+        if old_rev is None:
+            if len(args) < 2:
+                raise typer.BadParameter("needs the old and the new rules directories: OLD_RULES NEW_RULES "
+                                         f"[SCENARIOS ...], or --old-rev REV; got: {' '.join(args) or 'nothing'}")
+            old_dir, new_dir, inputs = Path(args[0]), Path(args[1]), args[2:]
+        elif args and (Path(args[0]) / "rulebook.yaml").is_file():
+            old_dir, new_dir, inputs = None, Path(args[0]), args[1:]
+        else:
+            old_dir, new_dir, inputs = None, default_rules_dir(), args
+        situations = load_situations(*(inputs or [default_scenarios_dir()]))
+        new = _load_rulebook(new_dir, include_drafts)
+        if old_dir is None:
+            with rules_at_revision(old_rev or "HEAD", new_dir) as extracted:
+                old = _load_rulebook(extracted, include_drafts)
+                report = compare_rulebooks(old, new, situations, old_source=f"{new_dir} at {old_rev}",
+                                           new_source=str(new_dir))
+        else:
+            old = _load_rulebook(old_dir, include_drafts)
+            report = compare_rulebooks(old, new, situations, old_source=str(old_dir), new_source=str(new_dir))
+    except PostcartError as error:
+        _fail(error)
+    typer.echo(to_json(report) if output_format is Format.json else to_markdown(report))
+
+
+@app.command()
 def schema() -> None:
     """Print the JSON Schema of the patient situation (generated from the model)."""
     from postcart.situation import PatientSituation
