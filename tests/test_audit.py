@@ -10,9 +10,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from _rulebooks import write_rulebook
 from typer.testing import CliRunner
 
+from _rulebooks import write_rulebook
 from postcart import Engine, Rulebook, evaluate
 from postcart.assessment import situation_hash
 from postcart.checks import lint
@@ -32,7 +32,7 @@ def _without_time(assessment: Any) -> dict[str, Any]:
 def test_every_assessment_carries_a_complete_audit(engine: Engine, rulebook: Rulebook,
                                                    baseline: dict[str, Any]) -> None:
     """Input hash, rulebook version and hash, versions, UTC evaluation time and every fired rule."""
-    before = dt.datetime.now(dt.timezone.utc)
+    before = dt.datetime.now(dt.UTC)
     assessment = evaluate(baseline, engine)
     audit = assessment.audit
     assert re.fullmatch(r"[0-9a-f]{64}", audit.input_hash)
@@ -40,7 +40,7 @@ def test_every_assessment_carries_a_complete_audit(engine: Engine, rulebook: Rul
     assert audit.durable_rules_version == "2.0.28"
     assert audit.postcart_version not in ("", "unknown")
     assert audit.evaluated_at.utcoffset() == dt.timedelta(0)
-    assert before <= audit.evaluated_at <= dt.datetime.now(dt.timezone.utc)
+    assert before <= audit.evaluated_at <= dt.datetime.now(dt.UTC)
     spoken = {rule for option in assessment.options for rule in option.rules}
     assert spoken <= set(audit.rules_fired)
     assert "follow_up.everyone" in audit.rules_fired

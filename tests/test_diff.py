@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 import yaml
-from _rulebooks import write_rulebook
 from typer.testing import CliRunner
 
+from _rulebooks import write_rulebook
 from postcart import Engine, Rulebook, evaluate
 from postcart.cli import app
 from postcart.diff import compare_rulebooks, load_situations, to_markdown

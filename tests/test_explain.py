@@ -9,10 +9,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from _rulebooks import write_rulebook
 from typer.testing import CliRunner
 
-from postcart import Engine, InvalidSituation, RuleDefinitionError, Rulebook, evaluate
+from _rulebooks import write_rulebook
+from postcart import Engine, InvalidSituation, Rulebook, RuleDefinitionError, evaluate
 from postcart.cli import app
 from postcart.explain import ChangeablePolicy, explain, load_policy, to_markdown, to_text
 

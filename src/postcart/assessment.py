@@ -101,7 +101,7 @@ class Audit(_Out):
     postcart_version: str
     durable_rules_version: str
     evaluated_at: dt.datetime = Field(
-        default_factory=lambda: dt.datetime.now(dt.timezone.utc),
+        default_factory=lambda: dt.datetime.now(dt.UTC),
         description="When the assessment was made (UTC). The only part that differs between reruns.")
     rules_fired: list[str]
 
@@ -156,7 +156,7 @@ def build_assessment(rulebook: Rulebook, situation: PatientSituation, result: En
             rulebook_hash=rulebook.content_hash,
             postcart_version=_version("postcart"),
             durable_rules_version=_version("durable-rules"),
-            evaluated_at=dt.datetime.now(dt.timezone.utc),
+            evaluated_at=dt.datetime.now(dt.UTC),
             rules_fired=list(result.fired),
         ),
     )

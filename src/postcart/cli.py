@@ -166,7 +166,7 @@ def explain(
         data = situation_from_document(read_document(file), scenario, file)
         rulebook = _load_rulebook(rules, include_drafts)
         with Engine(rulebook) as engine:
-            explanation = run_explain(data, option.value if option else None, engine)
+            explanation = run_explain(data, option.value if option else None, engine)  # type: ignore[attr-defined]
     except PostcartError as error:
         _fail(error)
     if output_format is Format.json:
@@ -189,8 +189,14 @@ def diff(
     include_drafts: Annotated[bool, typer.Option(help="Also run rules whose status is draft.")] = False,
 ) -> None:
     """Run two rulebooks over the same situations and report every assessment that changed."""
-    from postcart.diff import (compare_rulebooks, default_scenarios_dir, load_situations, rules_at_revision,
-                               to_json, to_markdown)
+    from postcart.diff import (
+        compare_rulebooks,
+        default_scenarios_dir,
+        load_situations,
+        rules_at_revision,
+        to_json,
+        to_markdown,
+    )
     from postcart.rulebook import default_rules_dir
 
     args = list(paths or [])
@@ -204,7 +210,7 @@ def diff(
             old_dir, new_dir, inputs = None, Path(args[0]), args[1:]
         else:
             old_dir, new_dir, inputs = None, default_rules_dir(), args
-        situations = load_situations(*(inputs or [default_scenarios_dir()]))
+        situations = load_situations(*(inputs or [str(default_scenarios_dir())]))
         new = _load_rulebook(new_dir, include_drafts)
         if old_dir is None:
             with rules_at_revision(old_rev or "HEAD", new_dir) as extracted:

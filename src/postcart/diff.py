@@ -268,7 +268,7 @@ def _compare(situation_id: str, source: str, before: Assessment, after: Assessme
         old_rules = list(old.rules) if old else []
         new_rules = list(new.rules) if new else []
         if old_verdict != new_verdict or sorted(old_rules) != sorted(new_rules):
-            options.append(OptionChange(option=name, old=old_verdict, new=new_verdict,  # type: ignore[arg-type]
+            options.append(OptionChange(option=name, old=old_verdict, new=new_verdict,
                                         old_rules=old_rules, new_rules=new_rules))
     asked_before = [item.field for item in before.missing_information]
     asked_after = [item.field for item in after.missing_information]
@@ -321,10 +321,10 @@ def to_markdown(diff: RulebookDiff) -> str:
         return ", ".join(f"`{rule}`" for rule in ids) or "none"
 
     out = ["# Rulebook change impact", "",
-           f"- Old: rulebook {diff.old.version} (`{diff.old.content_hash[:12]}`), {diff.old.rules} rules, "
-           f"from {diff.old.source}",
-           f"- New: rulebook {diff.new.version} (`{diff.new.content_hash[:12]}`), {diff.new.rules} rules, "
-           f"from {diff.new.source}",
+           (f"- Old: rulebook {diff.old.version} (`{diff.old.content_hash[:12]}`), {diff.old.rules} rules, "
+            f"from {diff.old.source}"),
+           (f"- New: rulebook {diff.new.version} (`{diff.new.content_hash[:12]}`), {diff.new.rules} rules, "
+            f"from {diff.new.source}"),
            f"- Situations compared: {diff.situations}; changed: {len(diff.changed)}"
            + (f"; not compared: {len(diff.invalid)}" if diff.invalid else ""), ""]
     out += ["## Rule changes", ""]
@@ -352,9 +352,10 @@ def to_markdown(diff: RulebookDiff) -> str:
             out += [f"### {situation.id}", ""]
             if situation.options:
                 out += ["| option | old → new | rules before | rules after |", "|---|---|---|---|"]
-                for item in situation.options:
-                    out.append(f"| {option_name(item.option)} | {item.old.replace('_', ' ')} → "
-                               f"{item.new.replace('_', ' ')} | {rules(item.old_rules)} | {rules(item.new_rules)} |")
+                for option_change in situation.options:
+                    out.append(f"| {option_name(option_change.option)} | {option_change.old.replace('_', ' ')} → "
+                               f"{option_change.new.replace('_', ' ')} | {rules(option_change.old_rules)} | "
+                               f"{rules(option_change.new_rules)} |")
                 out.append("")
             if situation.missing_added:
                 out += [f"Now also asks for: {', '.join(f'`{name}`' for name in situation.missing_added)}", ""]

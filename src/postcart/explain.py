@@ -246,17 +246,17 @@ class _Explainer:
         verdict = given.verdict if given else "not_addressed"
         rank = OUTCOMES.index(verdict)
         fired = set(self.result.fired)
-        suggestions = [rule for rule in self.rules
+        suggestions = [(rule, rule.then) for rule in self.rules
                        if isinstance(rule.then, Suggest) and rule.then.option == option]
-        contraindications = [self.check(rule) for rule in suggestions
-                             if rule.id in fired and verdict == "not_advised" and rule.then.contraindication
-                             and rule.then.verdict == "not_advised"]  # type: ignore[union-attr]
-        near = [self.check(rule) for rule in suggestions
-                if rule.id not in fired and OUTCOMES.index(rule.then.verdict) < rank]  # type: ignore[union-attr]
+        contraindications = [self.check(rule) for rule, then in suggestions
+                             if rule.id in fired and verdict == "not_advised" and then.contraindication
+                             and then.verdict == "not_advised"]
+        near = [self.check(rule) for rule, then in suggestions
+                if rule.id not in fired and OUTCOMES.index(then.verdict) < rank]
         near.sort(key=lambda check: (check.distance, OUTCOMES.index(check.verdict or "not_addressed"), check.rule))
         return OptionExplanation(
             option=option,
-            verdict=verdict,  # type: ignore[arg-type]
+            verdict=verdict,
             because=list(given.because) if given else [],
             rules=list(given.rules) if given else [],
             contraindications=contraindications,
@@ -326,14 +326,14 @@ class _Explainer:
             current = self.situation_value(field)
             if entry is None or not entry.open_at(current):
                 continue
-            by_outcome: dict[str, list[Any]] = {}
-            rules_for: dict[str, list[str]] = {}
+            by_outcome: dict[Outcome, list[Any]] = {}
+            rules_for: dict[Outcome, list[str]] = {}
             for value in self.candidate_values(field, current, entry.direction):
                 rerun = self.rerun(field, value)
                 if rerun is None:
                     continue
                 given = rerun.option(option)
-                outcome = given.verdict if given else "not_addressed"
+                outcome: Outcome = given.verdict if given else "not_addressed"
                 if outcome != verdict:
                     by_outcome.setdefault(outcome, []).append(value)
                     rules_for.setdefault(outcome, list(given.rules) if given else [])
@@ -342,7 +342,7 @@ class _Explainer:
                 shown = _or(cond.render_value(value) for value in values)
                 out.append(Change(
                     field=field, current=_shown(current), values=[cond.render_value(value) for value in values],
-                    verdict=outcome,  # type: ignore[arg-type]
+                    verdict=outcome,
                     rules=rules_for[outcome],
                     text=f"if {label} is {shown} {entry.resolved_by}, {_option_words(option)} becomes "
                          f"'{outcome.replace('_', ' ')}'" + (f" ({', '.join(rules_for[outcome])})"
@@ -539,11 +539,11 @@ def _render(explanation: Explanation, markdown: bool) -> str:
     def code(text: str) -> str:
         return f"`{text}`" if markdown else text
 
-    out = heading(f"postcart explanation: {explanation.disease}"
-                  + (f" ({explanation.patient_id})" if explanation.patient_id else ""), 1)
+    title = f"postcart explanation: {explanation.disease}"
+    out = heading(title + (f" ({explanation.patient_id})" if explanation.patient_id else ""), 1)
     audit = explanation.audit
-    out += [f"Rulebook {audit.rulebook_version} ({audit.rulebook_hash[:12]}), evaluated "
-            f"{audit.evaluated_at.isoformat(timespec='seconds')}.", ""]
+    out += [(f"Rulebook {audit.rulebook_version} ({audit.rulebook_hash[:12]}), evaluated "
+             f"{audit.evaluated_at.isoformat(timespec='seconds')}."), ""]
     for item in explanation.options:
         out += heading(f"{option_name(item.option)}: {item.verdict.replace('_', ' ')}", 2)
         if item.because:
