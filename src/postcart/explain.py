@@ -19,6 +19,7 @@ failed; every "would become" is an engine result.
 
 from __future__ import annotations
 
+import functools
 import textwrap
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -96,6 +97,13 @@ def load_policy(rules_dir: str | Path | None = None) -> ChangeablePolicy:
     path = next((candidate for candidate in candidates if candidate.is_file()), None)
     if path is None:
         return ChangeablePolicy()
+    return _read_policy(str(path), path.stat().st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=8)
+def _read_policy(name: str, mtime_ns: int) -> ChangeablePolicy:
+    """Parse and check a policy file (cached by path and modification time: the file is read once)."""
+    path = Path(name)
     try:
         policy = ChangeablePolicy.model_validate(yaml.safe_load(path.read_text(encoding="utf-8")) or {})
     except yaml.YAMLError as error:
