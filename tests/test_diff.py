@@ -12,11 +12,12 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from _rulebooks import write_rulebook
 from postcart import Engine, Rulebook, evaluate
 from postcart.cli import app
 from postcart.diff import compare_rulebooks, load_situations, to_markdown
 from postcart.scenarios import load_scenarios
+
+from ._rulebooks import write_rulebook
 
 ROOT = Path(__file__).resolve().parents[1]
 RULES = ROOT / "rules"

@@ -11,10 +11,11 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from _rulebooks import write_rulebook
 from postcart import Engine, InvalidSituation, Rulebook, RuleDefinitionError, evaluate
 from postcart.cli import app
 from postcart.explain import ChangeablePolicy, explain, load_policy, to_markdown, to_text
+
+from ._rulebooks import write_rulebook
 
 TEST_RULES = """
 facts:

@@ -120,6 +120,12 @@ class Assessment(_Out):
         """The assessment of one option, or None when no rule addressed it."""
         return next((item for item in self.options if item.option == name), None)
 
+    def reproducible(self) -> dict[str, Any]:
+        """The JSON form without the evaluation time: identical for the same input and rulebook."""
+        data = self.model_dump(mode="json")
+        del data["audit"]["evaluated_at"]
+        return data
+
 
 def build_assessment(rulebook: Rulebook, situation: PatientSituation, result: EngineResult) -> Assessment:
     """Turn the rules that fired into the clinician-facing assessment."""
@@ -139,7 +145,8 @@ def build_assessment(rulebook: Rulebook, situation: PatientSituation, result: En
             field=field,
             why=" ".join(dict.fromkeys(rule.then.why for rule in rules if isinstance(rule.then, Ask))),
             rules=[rule.id for rule in rules],
-            citations=_citations(rulebook, [key for rule in rules for key in rule.then.citations]),
+            citations=_citations(rulebook, [key for rule in rules if isinstance(rule.then, Ask)
+                                            for key in rule.then.citations]),
         )
         for field, rules in asks.items()
     ]
