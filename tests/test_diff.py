@@ -90,6 +90,7 @@ def test_lowered_age_limit_reports_exactly_the_affected_scenario(tmp_path: Path,
     report = compare_rulebooks(Rulebook.load(RULES), Rulebook.load(new_rules), load_situations(crafted))
     assert report.situations == 4 and report.invalid == []
     assert [change.id for change in report.changed] == ["age-65-fit-donor"]
+    assert report.expectations_broken == []  # these scenarios state no expectations
     (option,) = report.changed[0].options
     assert (option.option, option.old) == ("allogeneic_hct", "consider")
     assert option.new != "consider" and RULE in option.old_rules and RULE not in option.new_rules
@@ -112,6 +113,9 @@ def test_threshold_change_on_the_bundled_scenario_suite(tmp_path: Path, engine: 
     assert sorted(change.id for change in report.changed) == expected
     for change in report.changed:
         assert [item.option for item in change.options] == ["allogeneic_hct"]
+    # the bundled scenario expects transplant to be at least considered: the committee sees it break
+    assert "lbcl-late-relapse-fit-donor" in report.expectations_broken
+    assert "expected recommended or consider" in to_markdown(report)
 
 
 def test_identical_rulebooks_report_nothing(crafted: Path) -> None:

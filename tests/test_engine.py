@@ -159,3 +159,22 @@ def test_a_situation_no_rule_matches_is_not_an_error(tmp_path: Path, baseline: d
     with Engine(Rulebook.load(directory)) as engine:
         result = engine.run(validate_situation(baseline))
     assert result.fired == ()
+
+
+def test_situation_matching_no_rule_of_a_stratum_is_safe(tmp_path: Path) -> None:
+    """A stratum where nothing matches, 2,000 times over (past the 1,024-session limit): no crash, no rule."""
+    from ._rulebooks import write_rulebook
+
+    rules = write_rulebook(tmp_path / "rules", """
+rules:
+  - id: t.only_the_old
+    title: Matches nobody in this test
+    diseases: [all]
+    when: {field: age, ge: 110}
+    then: {option: radiotherapy, verdict: consider, rationale: "Test rule: for the very old only.", citations: [CITE]}
+""")
+    situation = validate_situation({"age": 60, "disease": "LBCL", "car_t": {"product": "axi-cel", "best_response": "CR"},
+                                    "failure": {"kind": "relapse", "months_since_infusion": 9}, "fitness": {"ecog": 1}})
+    with Engine(Rulebook.load(rules)) as engine:
+        for _ in range(2000):
+            assert engine.run(situation).fired == ()

@@ -24,13 +24,14 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, computed_field
 
 from postcart.assessment import Assessment, build_assessment
 from postcart.engine import Engine
 from postcart.errors import EvaluationError, InvalidSituation, Problem, RuleDefinitionError
 from postcart.rulebook import OPTIONS, Rule, Rulebook
-from postcart.scenarios import load_scenarios
+from postcart.scenarios import Scenario, load_scenarios
+from postcart.scenarios import check as check_scenario
 from postcart.situation import PatientSituation, validate_situation
 
 __all__ = [
@@ -83,6 +84,10 @@ class SituationChange(_Out):
     options: list[OptionChange]
     missing_added: list[str] = Field(default_factory=list, description="Information newly asked for.")
     missing_removed: list[str] = Field(default_factory=list, description="Information no longer asked for.")
+    expectations_broken: list[str] = Field(
+        default_factory=list, description="For a scenario: expectations the new rulebook no longer meets.")
+    expectations_fixed: list[str] = Field(
+        default_factory=list, description="For a scenario: expectations the new rulebook now meets.")
 
 
 class RuleChange(_Out):
@@ -112,6 +117,12 @@ class RulebookDiff(_Out):
     rules: list[RuleChange]
     invalid: list[str] = Field(default_factory=list, description="Situations that could not be compared, and why.")
 
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def expectations_broken(self) -> list[str]:
+        """Ids of the scenarios whose expectations the new rulebook no longer meets."""
+        return [change.id for change in self.changed if change.expectations_broken]
+
 
 # --------------------------------------------------------------------------------------------------
 # situations
@@ -121,6 +132,7 @@ class RulebookDiff(_Out):
 class Situations:
     items: list[tuple[str, str, PatientSituation]] = field(default_factory=list)  # (id, source, situation)
     invalid: list[Problem] = field(default_factory=list)
+    scenarios: dict[str, Scenario] = field(default_factory=dict)  # id -> scenario, for its expectations
 
 
 def load_situations(*paths: str | Path) -> Situations:
@@ -170,6 +182,7 @@ def _load_file(file: Path, out: Situations) -> None:
     if isinstance(data, dict) and isinstance(data.get("scenarios"), list):
         loaded = load_scenarios(file)
         out.items += [(scenario.id, name, scenario.situation) for scenario in loaded.scenarios]
+        out.scenarios.update((scenario.id, scenario) for scenario in loaded.scenarios)
         out.invalid += [problem for _, _, problem in loaded.invalid]
     elif isinstance(data, dict) and isinstance(data.get("situations"), list):
         for index, entry in enumerate(data["situations"], 1):
@@ -239,7 +252,7 @@ def compare_rulebooks(old: Rulebook, new: Rulebook, situations: Situations, *, o
                 invalid.append(f"{situation_id}: evaluation failed: {error}")
                 continue
             compared += 1
-            change = _compare(situation_id, source, before, after)
+            change = _compare(situation_id, source, before, after, situations.scenarios.get(situation_id))
             if change is None:
                 continue
             changed.append(change)
@@ -259,7 +272,8 @@ def _side(rulebook: Rulebook, source: str | None) -> Side:
                 source=source or str(rulebook.directory), rules=len(rulebook.rules))
 
 
-def _compare(situation_id: str, source: str, before: Assessment, after: Assessment) -> SituationChange | None:
+def _compare(situation_id: str, source: str, before: Assessment, after: Assessment,
+             scenario: Scenario | None) -> SituationChange | None:
     options: list[OptionChange] = []
     for name in OPTIONS:
         old, new = before.option(name), after.option(name)
@@ -276,8 +290,15 @@ def _compare(situation_id: str, source: str, before: Assessment, after: Assessme
     removed = [name for name in asked_before if name not in asked_after]
     if not (options or added or removed):
         return None
+    broken: list[str] = []
+    fixed: list[str] = []
+    if scenario is not None:
+        old_misses = [str(item) for item in check_scenario(scenario, before)]
+        new_misses = [str(item) for item in check_scenario(scenario, after)]
+        broken = [item for item in new_misses if item not in old_misses]
+        fixed = [item for item in old_misses if item not in new_misses]
     return SituationChange(id=situation_id, source=source, options=options, missing_added=added,
-                           missing_removed=removed)
+                           missing_removed=removed, expectations_broken=broken, expectations_fixed=fixed)
 
 
 _COMPARED_PARTS = ("title", "diseases", "condition", "then", "status")
@@ -326,7 +347,9 @@ def to_markdown(diff: RulebookDiff) -> str:
            (f"- New: rulebook {diff.new.version} (`{diff.new.content_hash[:12]}`), {diff.new.rules} rules, "
             f"from {diff.new.source}"),
            f"- Situations compared: {diff.situations}; changed: {len(diff.changed)}"
-           + (f"; not compared: {len(diff.invalid)}" if diff.invalid else ""), ""]
+           + (f"; not compared: {len(diff.invalid)}" if diff.invalid else ""),
+           f"- Scenarios whose expectations now fail: {len(diff.expectations_broken)}"
+           + (f" ({', '.join(diff.expectations_broken)})" if diff.expectations_broken else ""), ""]
     out += ["## Rule changes", ""]
     if diff.rules:
         out += ["| rule | change | what | version |", "|---|---|---|---|"]
@@ -361,6 +384,10 @@ def to_markdown(diff: RulebookDiff) -> str:
                 out += [f"Now also asks for: {', '.join(f'`{name}`' for name in situation.missing_added)}", ""]
             if situation.missing_removed:
                 out += [f"No longer asks for: {', '.join(f'`{name}`' for name in situation.missing_removed)}", ""]
+            out += [f"- **Scenario expectation now fails**: {item}" for item in situation.expectations_broken]
+            out += [f"- Scenario expectation now met: {item}" for item in situation.expectations_fixed]
+            if situation.expectations_broken or situation.expectations_fixed:
+                out.append("")
     if diff.invalid:
         out += ["## Not compared", ""] + [f"- {item}" for item in diff.invalid] + [""]
     return "\n".join(out)

@@ -11,7 +11,11 @@ How durable-rules is driven, and why (measurements in shared/notes/durable-rules
   gain nothing here anyway (the C calls hold the GIL); processes scale (see ``postcart.batch``).
 - One fresh session per stratum per evaluation, always deleted in ``finally`` (the 1,025th live
   session raises ``MemoryError``).
-- A fact that matches no rule is a normal outcome here (durable's "message not handled"), not an error.
+- Every ruleset gets one extra rule, :data:`_SEEN`, that matches every situation and is never reported:
+  a fact that matches no rule leaves durable-rules a half-made session ("message not handled") that
+  still counts against the 1,024 live sessions, and whose ``delete_state`` was measured here to crash
+  the process (``free(): invalid pointer`` / segmentation fault) depending on heap state. With the
+  catch-all every assertion is handled and every session is a normal one.
 - Ruleset definitions are deep-copied before registration (durable mutates them) and registered under
   names unique to this Engine; :meth:`Engine.close` deletes them from the core.
 """
@@ -29,7 +33,7 @@ from typing import Any
 
 import durable_rules_engine as _core
 
-from postcart.compiler import CompiledRulebook, compile_rulebook, fact_key, to_engine_fact
+from postcart.compiler import KIND_KEY, KIND_VALUE, CompiledRulebook, compile_rulebook, fact_key, to_engine_fact
 from postcart.errors import EvaluationError
 from postcart.rulebook import Derive, Rulebook
 from postcart.situation import PatientSituation, flatten
@@ -42,6 +46,9 @@ _SESSION_IDS = itertools.count(1)
 
 # durable_rules_engine.assert_fact result codes (see durable/engine.py Ruleset._handle_result)
 _HANDLED, _NOT_HANDLED, _OBSERVED = 0, 1, 2
+#: The catch-all rule added to every ruleset (no rule id can start with an underscore).
+_SEEN = "_postcart_seen"
+_SEEN_RULE = {"all": [{"m": {KIND_KEY: KIND_VALUE}}]}
 
 
 @dataclass(frozen=True)
@@ -70,7 +77,7 @@ class Engine:
             try:
                 for strata in self.compiled.strata.values():
                     for stratum in strata:
-                        definition = json.dumps(copy.deepcopy(dict(stratum.definition)))
+                        definition = json.dumps({**copy.deepcopy(dict(stratum.definition)), _SEEN: _SEEN_RULE})
                         self._handles[stratum.name] = _core.create_ruleset(stratum.name, definition)
             except Exception as error:
                 self._delete_rulesets()
@@ -157,7 +164,7 @@ class Engine:
                 text = action[1] if action else None
                 while text:
                     rule_id = _action_name(text)
-                    if rule_id not in fired:  # `$or` activates once per true branch
+                    if rule_id not in fired and rule_id != _SEEN:  # `$or` activates once per true branch
                         fired.append(rule_id)
                     text = _core.complete_and_start_action(handle, state)
             except EvaluationError:
