@@ -33,7 +33,14 @@ from typing import Any
 
 import durable_rules_engine as _core
 
-from postcart.compiler import KIND_KEY, KIND_VALUE, CompiledRulebook, compile_rulebook, fact_key, to_engine_fact
+from postcart.compiler import (
+    KIND_KEY,
+    KIND_VALUE,
+    CompiledRulebook,
+    compile_rulebook,
+    fact_key,
+    to_engine_fact,
+)
 from postcart.errors import EvaluationError
 from postcart.rulebook import Derive, Rulebook
 from postcart.situation import PatientSituation, flatten
