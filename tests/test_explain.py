@@ -9,6 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from postcart import Engine, InvalidSituation, Rulebook, RuleDefinitionError, evaluate
@@ -186,7 +188,7 @@ def test_contraindication_and_ecog_after_recovery(test_engine: Engine) -> None:
     assert [check.rule for check in item.contraindications] == ["t.bispecific.unfit"]
     assert item.near_misses[0].failed[0].text == "ECOG performance status 3 (needs ≤ 2)"
     (change,) = item.changes
-    assert change.field == "fitness.ecog" and change.values == ["2", "1", "0"]  # never a worse ECOG
+    assert change.field == "fitness.ecog" and change.values == [2, 1, 0]  # never a worse ECOG
     assert change.verdict == "recommended" and "after recovery" in change.text
     recovered = evaluate(patient(**{"fitness.ecog": 2}), test_engine).option("bispecific_antibody")
     assert recovered is not None and recovered.verdict == "recommended"
@@ -268,7 +270,7 @@ def test_real_rules_ecog_near_miss_for_transplant(engine: Engine, baseline: dict
     near = next(check for check in item.near_misses if check.rule == "lbcl.allo_hct.fit_with_donor")
     assert near.distance == 1 and near.failed[0].text == "ECOG performance status 2 (needs ≤ 1)"
     change = next(change for change in item.changes if change.field == "fitness.ecog")
-    assert "1" in change.values and change.verdict == "consider"
+    assert 1 in change.values and change.verdict == "consider"
     baseline["fitness"]["ecog"] = 1
     assert evaluate(baseline, engine).option("allogeneic_hct").verdict == "consider"  # type: ignore[union-attr]
 
@@ -320,3 +322,59 @@ def test_cli_explain_refuses_bad_option_and_bad_input(tmp_path: Path, test_rules
     assert result.exit_code == 2 and "fitness.ecog" in result.output
     result = runner.invoke(app, ["explain", str(file), "--option", "transplant"])
     assert result.exit_code == 2 and "transplant" in result.output
+
+
+# --- property: every "would change" claim holds when checked independently
+
+
+@st.composite
+def lbcl_situations(draw: st.DrawFn) -> dict[str, Any]:
+    """LBCL situations over the inputs the rules and the policy care about (others at their defaults)."""
+    response = draw(st.sampled_from(["CR", "PR", "SD", "PD"]))
+    data: dict[str, Any] = {
+        "age": draw(st.integers(18, 85)),
+        "disease": "LBCL",
+        "car_t": {"product": draw(st.sampled_from(["axi-cel", "tisa-cel", "liso-cel"])), "best_response": response},
+        "failure": {
+            "kind": "relapse" if response in ("CR", "PR") else "primary_refractory",
+            "months_since_infusion": draw(st.sampled_from([0.5, 2, 3, 3.5, 9, 24])),
+            "target_antigen": draw(st.sampled_from(["retained", "lost", "unknown"])),
+            "cd20": draw(st.sampled_from(["positive", "negative", "unknown"])),
+        },
+        "fitness": {"ecog": draw(st.integers(0, 4)), "active_infection": draw(st.booleans())},
+        "donor": draw(st.sampled_from(["matched_related", "haploidentical", "none", "unknown"])),
+        "trial_access": draw(st.sampled_from(["available", "not_available", "unknown"])),
+    }
+    if draw(st.booleans()):
+        data["car_t"]["max_icans_grade"] = draw(st.integers(0, 4))
+    return data
+
+
+def _with(data: dict[str, Any], field: str, value: Any) -> dict[str, Any]:
+    changed = copy.deepcopy(data)
+    node = changed
+    *parents, leaf = field.split(".")
+    for part in parents:
+        node = node.setdefault(part, {})
+    node[leaf] = value
+    return changed
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=lbcl_situations())
+def test_every_claimed_change_is_reproduced_by_evaluate(data: dict[str, Any], engine: Engine,
+                                                        test_engine: Engine) -> None:
+    """For real and test rules, each claimed value gives the claimed verdict; near misses are unfired, nearest first."""
+    for current_engine in (engine, test_engine):
+        explanation = explain(data, None, current_engine)
+        fired = set(explanation.audit.rules_fired)
+        for item in explanation.options:
+            distances = [check.distance for check in item.near_misses]
+            assert distances == sorted(distances)
+            assert all(not check.fired and check.rule not in fired and check.failed for check in item.near_misses)
+            assert all(check.rule in fired for check in item.contraindications)
+            for change in item.changes:
+                assert change.verdict != item.verdict
+                for value in change.values:
+                    after = evaluate(_with(data, change.field, value), current_engine).option(item.option)
+                    assert (after.verdict if after else "not_addressed") == change.verdict, change.text

@@ -156,7 +156,7 @@ class Change(_Out):
 
     field: str
     current: str
-    values: list[str]
+    values: list[str | bool | int | float] = Field(description="The input values that give this verdict.")
     verdict: Outcome
     rules: list[str] = Field(description="The rules that speak to the option in the changed situation.")
     text: str
@@ -349,7 +349,7 @@ class _Explainer:
             for outcome, values in sorted(by_outcome.items(), key=lambda item: OUTCOMES.index(item[0])):
                 shown = _or(cond.render_value(value) for value in values)
                 out.append(Change(
-                    field=field, current=_shown(current), values=[cond.render_value(value) for value in values],
+                    field=field, current=_shown(current), values=values,
                     verdict=outcome,
                     rules=rules_for[outcome],
                     text=f"if {label} is {shown} {entry.resolved_by}, {_option_words(option)} becomes "
