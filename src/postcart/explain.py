@@ -559,9 +559,11 @@ def _render(explanation: Explanation, markdown: bool) -> str:
         for check in item.contraindications:
             out += [f"Not advised because {code(check.rule)} ({check.title}) holds: {'; '.join(check.held)}.", ""]
         if item.near_misses:
-            out += ["Why not more: rules that could have given a stronger verdict, nearest first:"]
+            out += [("Why not: the rules that could have suggested it, nearest first:"
+                     if item.verdict == "not_addressed" else
+                     "Why not stronger: the rules that could have given a stronger verdict, nearest first:")]
             for check in item.near_misses:
-                out += _render_check(check, code, "- ")
+                out += _render_check(check, code)
             out.append("")
         elif item.verdict != "recommended":
             out += ["No rule for this disease could give it a stronger verdict.", ""]
@@ -580,16 +582,16 @@ def _render(explanation: Explanation, markdown: bool) -> str:
     return "\n".join(out)
 
 
-def _render_check(check: RuleCheck, code: Any, indent: str) -> list[str]:
+def _render_check(check: RuleCheck, code: Any, depth: int = 0, lead: str = "") -> list[str]:
+    pad = "  " * depth
     verdict = f" → {check.verdict.replace('_', ' ')}" if check.verdict else ""
-    lines = [f"{indent}{code(check.rule)} ({check.title}{verdict}): {check.distance} comparison(s) from firing"]
-    pad = " " * len(indent)
+    lines = [f"{pad}- {lead}{code(check.rule)} ({check.title}{verdict}): {check.distance} comparison(s) from firing"]
     for failed in check.failed:
-        lines.append(f"{pad}- failed: {failed.text}")
+        lines.append(f"{pad}  - failed: {failed.text}")
         for upstream in failed.upstream:
-            lines += _render_check(upstream, code, pad + "  - upstream ")
+            lines += _render_check(upstream, code, depth + 2, "derived by ")
     if check.held:
-        lines.append(f"{pad}- held: {'; '.join(check.held)}")
+        lines.append(f"{pad}  - held: {'; '.join(check.held)}")
     return lines
 
 
