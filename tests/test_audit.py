@@ -158,7 +158,7 @@ def test_check_warns_on_past_review_date_and_missing_metadata(lifecycle_rules: P
 
 
 def test_active_rule_without_metadata_is_warned(tmp_path: Path) -> None:
-    """An active rule without author, approval and review dates gets a lint warning naming them."""
+    """An active rule without lifecycle metadata is warned about, and fails `check --require-lifecycle`."""
     rules = write_rulebook(tmp_path / "rules", LIFECYCLE_RULES + """
   - id: t.unsigned
     title: An active rule nobody signed
@@ -168,6 +168,9 @@ def test_active_rule_without_metadata_is_warned(tmp_path: Path) -> None:
     findings = lint(Rulebook.load(rules, include_drafts=True))
     assert any("rule t.unsigned" in str(w) and "author, approved, review_by" in str(w) for w in findings.warnings)
     assert findings.problems == []
+    strict = CliRunner().invoke(app, ["check", "--rules", str(rules), "--require-lifecycle"])
+    assert strict.exit_code == 2
+    assert "rule t.unsigned: active rule without lifecycle metadata: author, approved, review_by" in strict.output
 
 
 def test_review_before_approval_fails_check(tmp_path: Path) -> None:

@@ -22,11 +22,14 @@ class Findings:
     warnings: list[Problem] = field(default_factory=list)
 
 
-def lint(rulebook: Rulebook) -> Findings:
-    """Every finding about a loaded rulebook: problems fail ``postcart check``, warnings do not."""
+def lint(rulebook: Rulebook, require_lifecycle: bool = False) -> Findings:
+    """Every finding about a loaded rulebook: problems fail ``postcart check``, warnings do not.
+
+    With ``require_lifecycle``, an active rule without author, approval and review dates is a problem.
+    """
     findings = Findings()
     _uncited_references(rulebook, findings)
-    _lifecycle(rulebook, findings)
+    _lifecycle(rulebook, findings, require=require_lifecycle)
     return findings
 
 
@@ -34,8 +37,9 @@ def lint(rulebook: Rulebook) -> Findings:
 LIFECYCLE_FIELDS = ("author", "approved", "review_by")
 
 
-def _lifecycle(rulebook: Rulebook, findings: Findings, today: dt.date | None = None) -> None:
-    """Active rules without author/approval/review dates are warned about; impossible dates fail."""
+def _lifecycle(rulebook: Rulebook, findings: Findings, today: dt.date | None = None, require: bool = False) -> None:
+    """Active rules without author/approval/review dates are warned about (or fail, with ``require``);
+    impossible dates fail."""
     today = today or dt.date.today()
     for rule in rulebook.rules:
         where = f"{rule.file}:{rule.line} rule {rule.id}"
@@ -49,8 +53,8 @@ def _lifecycle(rulebook: Rulebook, findings: Findings, today: dt.date | None = N
             continue
         missing = [name for name in LIFECYCLE_FIELDS if getattr(rule, name) is None]
         if missing:
-            findings.warnings.append(Problem(where, "active rule without lifecycle metadata: "
-                                             + ", ".join(missing)))
+            target = findings.problems if require else findings.warnings
+            target.append(Problem(where, "active rule without lifecycle metadata: " + ", ".join(missing)))
 
 
 def _uncited_references(rulebook: Rulebook, findings: Findings) -> None:

@@ -119,7 +119,11 @@ def evaluate(
 
 
 @app.command()
-def check(rules: RulesOption = None) -> None:
+def check(
+    rules: RulesOption = None,
+    require_lifecycle: Annotated[bool, typer.Option(
+        help="Fail when an active rule lacks author, approved or review_by (default: warn).")] = False,
+) -> None:
     """Check the rulebook and report every problem at once."""
     from postcart.checks import lint
 
@@ -127,7 +131,7 @@ def check(rules: RulesOption = None) -> None:
         rulebook = _load_rulebook(rules, include_drafts=True)
     except RuleDefinitionError as error:
         _fail(error)
-    findings = lint(rulebook)
+    findings = lint(rulebook, require_lifecycle=require_lifecycle)
     for warning in (*rulebook.warnings, *findings.warnings):
         typer.echo(f"warning: {warning}", err=True)
     if findings.problems:
