@@ -12,7 +12,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from postcart import Engine, Rulebook, evaluate
+from postcart import Assessment, Engine, Rulebook, evaluate
 from postcart.cli import app
 from postcart.diff import compare_rulebooks, load_situations, to_markdown
 from postcart.scenarios import load_scenarios
@@ -22,7 +22,15 @@ from ._rulebooks import write_rulebook
 ROOT = Path(__file__).resolve().parents[1]
 RULES = ROOT / "rules"
 SCENARIOS = ROOT / "scenarios"
-RULE = "lbcl.allo_hct.fit_with_donor"
+
+#: The rule holding the transplant age limit (age ≤ 70): in the first slice the transplant rule itself,
+#: in the full knowledge base the derivation of transplant fitness. The first one present is used.
+AGE_RULES = ("derived.transplant_fitness.fit", "lbcl.allo_hct.fit_with_donor")
+
+
+def age_rule() -> str:
+    ids = {rule.id for rule in Rulebook.load(RULES).rules}
+    return next(rule_id for rule_id in AGE_RULES if rule_id in ids)
 
 
 def set_threshold(rules: Path, rule_id: str, field: str, value: Any, version: int | None = None) -> Any:
@@ -85,30 +93,34 @@ def crafted(tmp_path: Path) -> Path:
 
 def test_lowered_age_limit_reports_exactly_the_affected_scenario(tmp_path: Path, crafted: Path) -> None:
     """Age limit 70 -> 60 for transplant changes only the 65-year-old with a donor, for that option only."""
+    rule_id = age_rule()
     new_rules = copy_rules(tmp_path)
-    assert set_threshold(new_rules, RULE, "age", 60) == 70
+    assert set_threshold(new_rules, rule_id, "age", 60) == 70
     report = compare_rulebooks(Rulebook.load(RULES), Rulebook.load(new_rules), load_situations(crafted))
     assert report.situations == 4 and report.invalid == []
     assert [change.id for change in report.changed] == ["age-65-fit-donor"]
     assert report.expectations_broken == []  # these scenarios state no expectations
     (option,) = report.changed[0].options
-    assert (option.option, option.old) == ("allogeneic_hct", "consider")
-    assert option.new != "consider" and RULE in option.old_rules and RULE not in option.new_rules
-    assert report.counts == {"allogeneic_hct": {f"consider → {option.new}": 1}}
+    assert option.option == "allogeneic_hct" and option.old in ("recommended", "consider")
+    assert option.new in ("not_addressed", "not_advised") and option.old_rules
+    assert report.counts == {"allogeneic_hct": {f"{option.old} → {option.new}": 1}}
     (rule,) = report.rules
-    assert (rule.rule, rule.change, rule.what, rule.note) == (RULE, "modified", ["condition"],
+    assert (rule.rule, rule.change, rule.what, rule.note) == (rule_id, "modified", ["condition"],
                                                               "changed without a version bump")
 
 
-def test_threshold_change_on_the_bundled_scenario_suite(tmp_path: Path, engine: Engine) -> None:
-    """Age limit 70 -> 55 over scenarios/ reports exactly the scenarios where that rule fired for an age over 55."""
+def test_threshold_change_on_the_bundled_scenario_suite(tmp_path: Path, rulebook: Rulebook,
+                                                        engine: Engine) -> None:
+    """Age limit 70 -> 55 over scenarios/ reports exactly the scenarios whose assessment differs."""
     new_rules = copy_rules(tmp_path)
-    set_threshold(new_rules, RULE, "age", 55)
+    set_threshold(new_rules, age_rule(), "age", 55)
     scenarios = load_scenarios(SCENARIOS).scenarios
-    expected = sorted(scenario.id for scenario in scenarios if scenario.situation.age > 55
-                      and RULE in evaluate(scenario.situation, engine).audit.rules_fired)
-    assert "lbcl-late-relapse-fit-donor" in expected
-    report = compare_rulebooks(Rulebook.load(RULES), Rulebook.load(new_rules), load_situations(SCENARIOS))
+    with Engine(Rulebook.load(new_rules)) as new_engine:  # the oracle: each scenario assessed both ways
+        expected = sorted(scenario.id for scenario in scenarios
+                          if _answer(evaluate(scenario.situation, engine))
+                          != _answer(evaluate(scenario.situation, new_engine)))
+    assert "lbcl-late-relapse-fit-donor" in expected  # 58 years old, fit, with a donor
+    report = compare_rulebooks(rulebook, Rulebook.load(new_rules), load_situations(SCENARIOS))
     assert report.situations == len(scenarios)
     assert sorted(change.id for change in report.changed) == expected
     for change in report.changed:
@@ -116,6 +128,12 @@ def test_threshold_change_on_the_bundled_scenario_suite(tmp_path: Path, engine: 
     # the bundled scenario expects transplant to be at least considered: the committee sees it break
     assert "lbcl-late-relapse-fit-donor" in report.expectations_broken
     assert "expected recommended or consider" in to_markdown(report)
+
+
+def _answer(assessment: Assessment) -> tuple[Any, ...]:
+    """What a clinician reads: each option's verdict and rules, and the information asked for."""
+    return ({item.option: (item.verdict, sorted(item.rules)) for item in assessment.options},
+            sorted(item.field for item in assessment.missing_information))
 
 
 def test_identical_rulebooks_report_nothing(crafted: Path) -> None:
@@ -179,7 +197,7 @@ def test_situation_lists_and_jsonl_with_bad_rows(tmp_path: Path) -> None:
     assert any(text.startswith(f"{jsonl}:3 fitness.ecog") for text in problems)
     assert any(text.startswith(f"{jsonl}:4: not valid JSON") for text in problems)
     new_rules = copy_rules(tmp_path)
-    set_threshold(new_rules, RULE, "age", 60)
+    set_threshold(new_rules, age_rule(), "age", 60)
     report = compare_rulebooks(Rulebook.load(RULES), Rulebook.load(new_rules), loaded)
     assert report.situations == 3 and len(report.invalid) == 2
     assert [change.id for change in report.changed] == [f"{jsonl}:1", f"{listed}#1"]
@@ -187,14 +205,15 @@ def test_situation_lists_and_jsonl_with_bad_rows(tmp_path: Path) -> None:
 
 def test_cli_diff_markdown_and_json(tmp_path: Path, crafted: Path) -> None:
     """`postcart diff OLD NEW SCENARIOS` prints the Markdown report; --format json the same data."""
+    rule_id = age_rule()
     new_rules = copy_rules(tmp_path)
-    set_threshold(new_rules, RULE, "age", 60)
+    set_threshold(new_rules, rule_id, "age", 60)
     runner = CliRunner()
     result = runner.invoke(app, ["diff", str(RULES), str(new_rules), str(crafted)])
     assert result.exit_code == 0, result.output
     assert "### age-65-fit-donor" in result.output and "### age-58-fit-donor" not in result.output
-    assert "| Allogeneic stem cell transplant | consider → " in result.output
-    assert f"| `{RULE}` | modified | condition (changed without a version bump) |" in result.output
+    assert "| Allogeneic stem cell transplant | " in result.output and " → not addressed |" in result.output
+    assert f"| `{rule_id}` | modified | condition (changed without a version bump) |" in result.output
     result = runner.invoke(app, ["diff", str(RULES), str(new_rules), str(crafted), "--format", "json"])
     data = json.loads(result.output)
     assert [change["id"] for change in data["changed"]] == ["age-65-fit-donor"]
@@ -222,7 +241,7 @@ def test_cli_diff_against_a_git_revision(tmp_path: Path, crafted: Path) -> None:
     _git(repo, "init", "-q")
     _git(repo, "add", "rules")
     _git(repo, "commit", "-q", "-m", "rules")
-    set_threshold(repo / "rules", RULE, "age", 60)
+    set_threshold(repo / "rules", age_rule(), "age", 60)
     runner = CliRunner()
     result = runner.invoke(app, ["diff", "--old-rev", "HEAD", str(repo / "rules"), str(crafted), "-f", "json"])
     assert result.exit_code == 0, result.output

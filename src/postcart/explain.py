@@ -169,7 +169,8 @@ class OptionExplanation(_Out):
     rules: list[str]
     contraindications: list[RuleCheck] = Field(description="Fired contraindications that decide the verdict.")
     near_misses: list[RuleCheck] = Field(
-        description="Rules that could have given a stronger verdict and did not fire, nearest first.")
+        description="Rules that would have suggested it (recommended/consider) more strongly and did not fire, "
+        "nearest first.")
     changes: list[Change]
 
 
@@ -259,8 +260,8 @@ class _Explainer:
         contraindications = [self.check(rule) for rule, then in suggestions
                              if rule.id in fired and verdict == "not_advised" and then.contraindication
                              and then.verdict == "not_advised"]
-        near = [self.check(rule) for rule, then in suggestions
-                if rule.id not in fired and OUTCOMES.index(then.verdict) < rank]
+        near = [self.check(rule) for rule, then in suggestions  # rules that would *suggest* it, more strongly
+                if rule.id not in fired and then.verdict != "not_advised" and OUTCOMES.index(then.verdict) < rank]
         near.sort(key=lambda check: (check.distance, OUTCOMES.index(check.verdict or "not_addressed"), check.rule))
         return OptionExplanation(
             option=option,
@@ -292,7 +293,8 @@ class _Explainer:
                 distance += cost
                 inputs += [field for field in fields if field not in inputs]
         then = rule.then
-        verdict = then.verdict if isinstance(then, Suggest) else (str(then.value) if isinstance(then, Derive) else None)
+        verdict = (then.verdict if isinstance(then, Suggest)
+                   else cond.render_value(then.value) if isinstance(then, Derive) else None)
         return RuleCheck(rule=rule.id, title=rule.title, verdict=verdict, fired=fired, held=held, failed=failed,
                          distance=distance, inputs=inputs)
 
