@@ -401,3 +401,20 @@ def test_every_claimed_change_is_reproduced_by_evaluate(data: dict[str, Any], en
                 for value in change.values:
                     after = evaluate(_with(data, change.field, value), current_engine).option(item.option)
                     assert (after.verdict if after else "not_addressed") == change.verdict, change.text
+
+
+def test_rulebook_defect_on_a_hypothetical_is_reported_not_raised(tmp_path: Path) -> None:
+    """Two derivations that disagree only for a changed value leave a note; the explanation still completes."""
+    rules = write_rulebook(tmp_path / "rules", TEST_RULES + """
+  - id: t.timing.clash
+    title: A faulty derivation that clashes at ECOG 0
+    diseases: [all]
+    when: {field: fitness.ecog, eq: 0}
+    then: {derive: failure_timing, value: early}
+""")
+    with Engine(Rulebook.load(rules)) as engine:
+        explanation = explain(patient(**{"fitness.ecog": 3}), "bispecific_antibody", engine)
+    item = explanation.option("bispecific_antibody")
+    assert item is not None and item.changes[0].values == [2, 1]  # ECOG 0 could not be evaluated
+    assert len(explanation.notes) == 1 and explanation.notes[0].startswith("with fitness.ecog = 0 the rules could not be evaluated")
+    assert "t.timing.clash" in explanation.notes[0]

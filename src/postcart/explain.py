@@ -31,7 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from postcart import conditions as cond
 from postcart.assessment import DISCLAIMER, Assessment, Audit, build_assessment, default_engine, explain_true
 from postcart.engine import Engine
-from postcart.errors import InvalidSituation, Problem, RuleDefinitionError
+from postcart.errors import EvaluationError, InvalidSituation, Problem, RuleDefinitionError
 from postcart.rulebook import OPTIONS, Derive, Rule, Rulebook, Suggest, default_rules_dir
 from postcart.situation import PatientSituation, field_catalogue, validate_situation
 
@@ -186,6 +186,8 @@ class Explanation(_Out):
     disease: str
     options: list[OptionExplanation]
     missing_information: list[MissingImpact]
+    notes: list[str] = Field(default_factory=list,
+                             description="Changed situations the engine could not evaluate (a rulebook defect).")
     audit: Audit
     disclaimer: str = DISCLAIMER
 
@@ -233,6 +235,7 @@ class _Explainer:
         self.rules = [rule for rule in self.rulebook.rules
                       if rule.applies_to_all_diseases or situation.disease in rule.diseases]
         self._reruns: dict[tuple[str, Any], Assessment | None] = {}
+        self.notes: list[str] = []
 
     # --- top level
 
@@ -247,6 +250,7 @@ class _Explainer:
             disease=self.situation.disease,
             options=[self.explain_option(name) for name in names],
             missing_information=self.rank_missing(),
+            notes=self.notes,
             audit=self.assessment.audit,
         )
 
@@ -421,10 +425,13 @@ class _Explainer:
             node[leaf] = value
             try:
                 changed = validate_situation(data)
-            except InvalidSituation:
-                self._reruns[key] = None
-            else:
                 self._reruns[key] = build_assessment(self.rulebook, changed, self.engine.run(changed))
+            except InvalidSituation:  # e.g. a value the rest of the situation does not allow
+                self._reruns[key] = None
+            except EvaluationError as error:  # a rulebook defect on this hypothetical: say so, go on
+                self.notes.append(f"with {field} = {cond.render_value(value)} the rules could not be evaluated: "
+                                  f"{error}")
+                self._reruns[key] = None
         return self._reruns[key]
 
     # --- missing information
@@ -573,6 +580,8 @@ def _render(explanation: Explanation, markdown: bool) -> str:
             out += ["What would change it (each re-evaluated by the engine):"]
             out += [f"- {change.text}" for change in item.changes]
             out.append("")
+    for note in explanation.notes:
+        out += [f"Note: {note}", ""]
     if explanation.missing_information:
         out += heading("Missing information, by verdicts it could change", 2)
         for missing in explanation.missing_information:
