@@ -110,9 +110,13 @@ rules:
 """
 
 
+#: The options the active lifecycle rules address (for every disease).
+LIFECYCLE_COVERS = ("clinical_trial", "long_term_follow_up")
+
+
 @pytest.fixture
 def lifecycle_rules(tmp_path: Path) -> Path:
-    return write_rulebook(tmp_path / "rules", LIFECYCLE_RULES)
+    return write_rulebook(tmp_path / "rules", LIFECYCLE_RULES, covered=LIFECYCLE_COVERS)
 
 
 def _options(rules: Path, situation: dict[str, Any], include_drafts: bool = False) -> dict[str, str]:
@@ -164,7 +168,7 @@ def test_active_rule_without_metadata_is_warned(tmp_path: Path) -> None:
     title: An active rule nobody signed
     diseases: [all]
     then: {option: radiotherapy, verdict: consider, rationale: "Test rule: no lifecycle metadata.", citations: [CITE]}
-""")
+""", covered=(*LIFECYCLE_COVERS, "radiotherapy"))
     findings = lint(Rulebook.load(rules, include_drafts=True))
     assert any("rule t.unsigned" in str(w) and "author, approved, review_by" in str(w) for w in findings.warnings)
     assert findings.problems == []
@@ -175,8 +179,8 @@ def test_active_rule_without_metadata_is_warned(tmp_path: Path) -> None:
 
 def test_review_before_approval_fails_check(tmp_path: Path) -> None:
     """A review date before the approval date is a problem: `postcart check` exits 2 naming the rule."""
-    rules = write_rulebook(tmp_path / "rules", LIFECYCLE_RULES.replace("review_by: 2099-01-10",
-                                                                       "review_by: 2025-01-10"))
+    rules = write_rulebook(tmp_path / "rules", LIFECYCLE_RULES.replace("review_by: 2099-01-10", "review_by: 2025-01-10"),
+                           covered=LIFECYCLE_COVERS)
     result = CliRunner().invoke(app, ["check", "--rules", str(rules)])
     assert result.exit_code == 2
     assert "rule t.active field review_by: review date before approval date" in result.output

@@ -1,7 +1,8 @@
 """The output contract: an ``Assessment`` built from the rules that fired, and ``evaluate()``.
 
-Where several rules speak to one option: a ``not_advised`` from a contraindication wins; otherwise the
-strongest suggestion (recommended > consider > not_advised). Every rule's reason stays visible.
+Where several rules speak to one option: rules named in another fired rule's ``overrides`` are set aside
+(the stated precedence); then a ``not_advised`` from a contraindication wins; otherwise the strongest
+suggestion (recommended > consider > not_advised). Every rule's reason stays visible.
 """
 
 from __future__ import annotations
@@ -171,14 +172,17 @@ def build_assessment(rulebook: Rulebook, situation: PatientSituation, result: En
 
 def _option(rulebook: Rulebook, name: str, rules: list[Rule], facts: Mapping[str, Any]) -> OptionAssessment:
     suggestions = [(rule, rule.then) for rule in rules if isinstance(rule.then, Suggest)]
-    contraindications = [(rule, then) for rule, then in suggestions
+    # a rule's stated precedence (`overrides`) sets the rules it names aside before the policy applies
+    overridden = {other for _, then in suggestions for other in then.overrides}
+    standing = [pair for pair in suggestions if pair[0].id not in overridden] or suggestions
+    contraindications = [(rule, then) for rule, then in standing
                          if then.contraindication and then.verdict == "not_advised"]
     if contraindications:
         deciding = contraindications
         verdict = "not_advised"
     else:
-        verdict = min((then.verdict for _, then in suggestions), key=VERDICTS.index)
-        deciding = [(rule, then) for rule, then in suggestions if then.verdict == verdict]
+        verdict = min((then.verdict for _, then in standing), key=VERDICTS.index)
+        deciding = [(rule, then) for rule, then in standing if then.verdict == verdict]
     ordered = deciding + [pair for pair in suggestions if pair not in deciding]
     rationale = " ".join(then.rationale.strip() for _, then in deciding)
     keys = [key for _, then in ordered for key in then.citations]

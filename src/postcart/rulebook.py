@@ -91,6 +91,9 @@ class Suggest(_Strict):
     rationale: str = Field(min_length=20)
     citations: tuple[str, ...] = ()
     contraindication: bool = False
+    overrides: tuple[str, ...] = Field(
+        default=(), description="Ids of rules on the same option whose verdict this rule's verdict replaces "
+        "when both fire: the stated precedence between rules that would otherwise contradict.")
 
 
 class Ask(_Strict):
@@ -296,6 +299,7 @@ class _Loader:
 
         rules = self.check_rules(raw_rules, facts, references)
         self.check_fact_graph(rules, facts)
+        self.check_overrides(rules)
         if self.problems:
             raise RuleDefinitionError(self.problems, str(self.directory))
         runnable = tuple(rule for rule in rules
@@ -457,6 +461,30 @@ class _Loader:
         if isinstance(then, Ask) and then.ask not in catalogue:
             self.problem(file, line, spec.id, "then.ask", f"unknown situation field '{then.ask}'",
                          "a situation field" + _suggest(then.ask, catalogue), then.ask)
+
+    def check_overrides(self, rules: list[Rule]) -> None:
+        """``overrides`` names suggestion rules on the same option, never the rule itself."""
+        by_id = {rule.id: rule for rule in rules}
+        for rule in rules:
+            if not isinstance(rule.then, Suggest):
+                continue
+            for other_id in rule.then.overrides:
+                other = by_id.get(other_id)
+                if other is None:
+                    self.problem(rule.file, rule.line, rule.id, "then.overrides", f"unknown rule id '{other_id}'",
+                                 "the id of a rule on the same option" + _suggest(other_id, by_id), other_id)
+                elif other_id == rule.id:
+                    self.problem(rule.file, rule.line, rule.id, "then.overrides", "a rule cannot override itself",
+                                 "another rule's id", other_id)
+                elif not isinstance(other.then, Suggest) or other.then.option != rule.then.option:
+                    got = other.then.option if isinstance(other.then, Suggest) else "not a suggestion"
+                    self.problem(rule.file, rule.line, rule.id, "then.overrides",
+                                 f"rule '{other_id}' does not speak to {rule.then.option}",
+                                 f"a rule suggesting {rule.then.option}", got)
+                elif rule.id in other.then.overrides:
+                    self.problem(rule.file, rule.line, rule.id, "then.overrides",
+                                 f"rules '{rule.id}' and '{other_id}' override each other", "one direction only",
+                                 "both")
 
     def check_fact_graph(self, rules: list[Rule], facts: Mapping[str, FactDeclaration]) -> None:
         """Derived facts may build on each other, but not in a circle."""
