@@ -184,3 +184,10 @@ def test_review_before_approval_fails_check(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["check", "--rules", str(rules)])
     assert result.exit_code == 2
     assert "rule t.active field review_by: review date before approval date" in result.output
+
+
+def test_bundled_rulebook_carries_lifecycle_metadata_on_every_active_rule() -> None:
+    """The bundled rules pass `postcart check --require-lifecycle`: every active rule has author and dates."""
+    result = CliRunner().invoke(app, ["check", "--require-lifecycle"])
+    assert result.exit_code == 0, result.output
+    assert "lifecycle metadata" not in result.output and "review date" not in result.output
