@@ -183,7 +183,8 @@ def _option(rulebook: Rulebook, name: str, rules: list[Rule], facts: Mapping[str
     else:
         verdict = min((then.verdict for _, then in standing), key=VERDICTS.index)
         deciding = [(rule, then) for rule, then in standing if then.verdict == verdict]
-    ordered = deciding + [pair for pair in suggestions if pair not in deciding]
+    deciding_ids = {rule.id for rule, _ in deciding}
+    ordered = deciding + [pair for pair in suggestions if pair[0].id not in deciding_ids]
     rationale = " ".join(then.rationale.strip() for _, then in deciding)
     keys = [key for _, then in ordered for key in then.citations]
     because: list[str] = []
@@ -198,10 +199,25 @@ def _option(rulebook: Rulebook, name: str, rules: list[Rule], facts: Mapping[str
         citations=_citations(rulebook, keys),
         rules=[rule.id for rule, _ in ordered],
         because=because,
-        reasons=[Reason(rule=rule.id, title=rule.title, verdict=then.verdict,
-                        contraindication=then.contraindication, rationale=then.rationale.strip(),
-                        citations=list(then.citations)) for rule, then in ordered],
+        reasons=[_reason(rulebook, rule) for rule, _ in ordered],
     )
+
+
+# Citations and reasons depend only on the rulebook's content: built once per content hash and key.
+_CITATIONS: dict[tuple[str, str], Citation] = {}
+_REASONS: dict[tuple[str, str], Reason] = {}
+
+
+def _reason(rulebook: Rulebook, rule: Rule) -> Reason:
+    cache_key = (rulebook.content_hash, rule.id)
+    reason = _REASONS.get(cache_key)
+    if reason is None:
+        then = rule.then
+        assert isinstance(then, Suggest)
+        reason = _REASONS[cache_key] = Reason(
+            rule=rule.id, title=rule.title, verdict=then.verdict, contraindication=then.contraindication,
+            rationale=then.rationale.strip(), citations=list(then.citations))
+    return reason
 
 
 def explain_true(rulebook: Rulebook, rule: Rule, facts: Mapping[str, Any]) -> list[str]:
@@ -246,9 +262,12 @@ def _deciding_leaves(condition: cond.Condition, facts: Mapping[str, Any],
 def _citations(rulebook: Rulebook, keys: list[str]) -> list[Citation]:
     out = []
     for key in dict.fromkeys(keys):
-        reference = rulebook.references[key]
-        out.append(Citation(key=key, label=reference.label, doi=reference.doi, pmid=reference.pmid,
-                            url=reference.link))
+        citation = _CITATIONS.get((rulebook.content_hash, key))
+        if citation is None:
+            reference = rulebook.references[key]
+            citation = _CITATIONS[(rulebook.content_hash, key)] = Citation(
+                key=key, label=reference.label, doi=reference.doi, pmid=reference.pmid, url=reference.link)
+        out.append(citation)
     return out
 
 
