@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 import difflib
+import functools
 import hashlib
 import os
 from collections.abc import Iterable, Mapping
@@ -242,14 +243,26 @@ class Rulebook:
         path = Path(directory) if directory is not None else default_rules_dir()
         return _Loader(path, include_drafts, today or dt.date.today()).load()
 
+    @functools.cached_property
+    def _by_id(self) -> dict[str, Rule]:
+        return {rule.id: rule for rule in self.rules}
+
     def rule(self, rule_id: str) -> Rule:
-        for rule in self.rules:
-            if rule.id == rule_id:
-                return rule
-        raise KeyError(rule_id)
+        """The rule with this id (KeyError if it is not in the rulebook)."""
+        return self._by_id[rule_id]
+
+    @functools.cached_property
+    def _labels(self) -> dict[str, str]:
+        return {}
 
     def label(self, field_path: str) -> str:
         """A field's name in words: its title in the input model or the derived fact's title."""
+        known = self._labels.get(field_path)
+        if known is None:
+            known = self._labels[field_path] = self._label(field_path)
+        return known
+
+    def _label(self, field_path: str) -> str:
         if field_path.startswith("derived."):
             name = field_path.removeprefix("derived.")
             declaration = self.facts.get(name)
