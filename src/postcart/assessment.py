@@ -1,16 +1,18 @@
 """The output contract: an ``Assessment`` built from the rules that fired, and ``evaluate()``.
 
-Where several rules speak to one option: a ``not_advised`` from a contraindication wins; otherwise the
-strongest suggestion (recommended > consider > not_advised). Every rule's reason stays visible.
+Where several rules speak to one option: rules named in another fired rule's ``overrides`` are set aside
+(the stated precedence); then a ``not_advised`` from a contraindication wins; otherwise the strongest
+suggestion (recommended > consider > not_advised). Every rule's reason stays visible.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
 import hashlib
 import json
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from importlib import metadata
 from typing import Any, Literal
 
@@ -93,11 +95,15 @@ class RulebookInfo(_Out):
 class Audit(_Out):
     """Enough to reproduce the assessment, without the patient's data."""
 
-    input_hash: str = Field(description="SHA-256 of the validated situation (canonical JSON), not the data.")
+    input_hash: str = Field(description="SHA-256 of the validated situation (canonical JSON, without the patient label), "
+                            "not the data.")
     rulebook_version: str
     rulebook_hash: str
     postcart_version: str
     durable_rules_version: str
+    evaluated_at: dt.datetime = Field(
+        default_factory=lambda: dt.datetime.now(dt.UTC),
+        description="When the assessment was made (UTC). The only part that differs between reruns.")
     rules_fired: list[str]
 
 
@@ -114,6 +120,12 @@ class Assessment(_Out):
     def option(self, name: str) -> OptionAssessment | None:
         """The assessment of one option, or None when no rule addressed it."""
         return next((item for item in self.options if item.option == name), None)
+
+    def reproducible(self) -> dict[str, Any]:
+        """The JSON form without the evaluation time: identical for the same input and rulebook."""
+        data = self.model_dump(mode="json")
+        del data["audit"]["evaluated_at"]
+        return data
 
 
 def build_assessment(rulebook: Rulebook, situation: PatientSituation, result: EngineResult) -> Assessment:
@@ -134,7 +146,8 @@ def build_assessment(rulebook: Rulebook, situation: PatientSituation, result: En
             field=field,
             why=" ".join(dict.fromkeys(rule.then.why for rule in rules if isinstance(rule.then, Ask))),
             rules=[rule.id for rule in rules],
-            citations=_citations(rulebook, [key for rule in rules for key in rule.then.citations]),
+            citations=_citations(rulebook, [key for rule in rules if isinstance(rule.then, Ask)
+                                            for key in rule.then.citations]),
         )
         for field, rules in asks.items()
     ]
@@ -151,6 +164,7 @@ def build_assessment(rulebook: Rulebook, situation: PatientSituation, result: En
             rulebook_hash=rulebook.content_hash,
             postcart_version=_version("postcart"),
             durable_rules_version=_version("durable-rules"),
+            evaluated_at=dt.datetime.now(dt.UTC),
             rules_fired=list(result.fired),
         ),
     )
@@ -158,15 +172,19 @@ def build_assessment(rulebook: Rulebook, situation: PatientSituation, result: En
 
 def _option(rulebook: Rulebook, name: str, rules: list[Rule], facts: Mapping[str, Any]) -> OptionAssessment:
     suggestions = [(rule, rule.then) for rule in rules if isinstance(rule.then, Suggest)]
-    contraindications = [(rule, then) for rule, then in suggestions
+    # a rule's stated precedence (`overrides`) sets the rules it names aside before the policy applies
+    overridden = {other for _, then in suggestions for other in then.overrides}
+    standing = [pair for pair in suggestions if pair[0].id not in overridden] or suggestions
+    contraindications = [(rule, then) for rule, then in standing
                          if then.contraindication and then.verdict == "not_advised"]
     if contraindications:
         deciding = contraindications
         verdict = "not_advised"
     else:
-        verdict = min((then.verdict for _, then in suggestions), key=VERDICTS.index)
-        deciding = [(rule, then) for rule, then in suggestions if then.verdict == verdict]
-    ordered = deciding + [pair for pair in suggestions if pair not in deciding]
+        verdict = min((then.verdict for _, then in standing), key=VERDICTS.index)
+        deciding = [(rule, then) for rule, then in standing if then.verdict == verdict]
+    deciding_ids = {rule.id for rule, _ in deciding}
+    ordered = deciding + [pair for pair in suggestions if pair[0].id not in deciding_ids]
     rationale = " ".join(then.rationale.strip() for _, then in deciding)
     keys = [key for _, then in ordered for key in then.citations]
     because: list[str] = []
@@ -181,56 +199,105 @@ def _option(rulebook: Rulebook, name: str, rules: list[Rule], facts: Mapping[str
         citations=_citations(rulebook, keys),
         rules=[rule.id for rule, _ in ordered],
         because=because,
-        reasons=[Reason(rule=rule.id, title=rule.title, verdict=then.verdict,
-                        contraindication=then.contraindication, rationale=then.rationale.strip(),
-                        citations=list(then.citations)) for rule, then in ordered],
+        reasons=[_reason(rulebook, rule) for rule, _ in ordered],
     )
 
 
-def explain_true(rulebook: Rulebook, rule: Rule, facts: Mapping[str, Any]) -> list[str]:
-    """The comparisons of a rule's condition that hold for these facts, in words with the actual values.
+# Citations and reasons depend only on the rulebook's content: built once per content hash and key.
+_CITATIONS: dict[tuple[str, str], Citation] = {}
+_REASONS: dict[tuple[str, str], Reason] = {}
 
-    E.g. ``months from infusion to failure 2 (≤ 3)``; a derived fact adds how it was derived.
+
+def _reason(rulebook: Rulebook, rule: Rule) -> Reason:
+    cache_key = (rulebook.content_hash, rule.id)
+    reason = _REASONS.get(cache_key)
+    if reason is None:
+        then = rule.then
+        assert isinstance(then, Suggest)
+        reason = _REASONS[cache_key] = Reason(
+            rule=rule.id, title=rule.title, verdict=then.verdict, contraindication=then.contraindication,
+            rationale=then.rationale.strip(), citations=list(then.citations))
+    return reason
+
+
+def explain_true(rulebook: Rulebook, rule: Rule, facts: Mapping[str, Any]) -> list[str]:
+    """The comparisons that made a rule's condition true for these facts, in words with the actual values.
+
+    E.g. ``ECOG performance status 3 (> 2)``. A comparison under ``not`` counts when it is false, and is
+    worded with the threshold it missed (``worst ICANS grade 1 (not ≥ 3)``).
     """
     if rule.condition is None:
         return [f"applies to every patient ({rule.title.lower()})"]
     texts: list[str] = []
-    for leaf in cond.leaves(rule.condition):
-        if not leaf.holds(facts):
-            continue
+    for leaf, wanted in _deciding_leaves(rule.condition, facts, True):
         label = rulebook.label(leaf.field)
         actual = facts.get(leaf.field)
+        shown = "unknown" if actual is None else cond.render_value(actual)
         if leaf.op == "known":
-            texts.append(f"{label} {'known' if leaf.value else 'unknown'}")
-        elif leaf.op in ("eq", "in", "contains"):
-            texts.append(f"{label}: {cond.render_value(actual if leaf.op != 'contains' else leaf.value)}")
+            texts.append(f"{label} {'known' if leaf.value == wanted else 'unknown'}")
+        elif wanted and leaf.op in ("eq", "in"):
+            texts.append(f"{label}: {shown}")
+        elif leaf.op == "contains":
+            texts.append(f"{label} {'include' if wanted else 'do not include'} {cond.render_value(leaf.value)}")
         else:
-            texts.append(f"{label} {cond.render_value(actual)} ({cond.OPERATORS[leaf.op]} "
-                         f"{cond.render_value(leaf.value)})")
-    return texts
+            texts.append(f"{label} {shown} ({cond.OPERATORS[leaf.op] if wanted else 'not ' + cond.OPERATORS[leaf.op]}"
+                         f" {cond.render_value(leaf.value)})")
+    return list(dict.fromkeys(texts))
+
+
+def _deciding_leaves(condition: cond.Condition, facts: Mapping[str, Any],
+                     wanted: bool) -> Iterator[tuple[cond.Comparison, bool]]:
+    """The comparisons that give ``condition`` the value ``wanted``, each with the value it has."""
+    if isinstance(condition, cond.Comparison):
+        if condition.holds(facts) is wanted:
+            yield condition, wanted
+    elif isinstance(condition, cond.Not):
+        yield from _deciding_leaves(condition.item, facts, not wanted)
+    else:
+        for item in condition.items:
+            if cond.evaluate(item, facts) is wanted:
+                yield from _deciding_leaves(item, facts, wanted)
 
 
 def _citations(rulebook: Rulebook, keys: list[str]) -> list[Citation]:
     out = []
     for key in dict.fromkeys(keys):
-        reference = rulebook.references[key]
-        out.append(Citation(key=key, label=reference.label, doi=reference.doi, pmid=reference.pmid,
-                            url=reference.link))
+        citation = _CITATIONS.get((rulebook.content_hash, key))
+        if citation is None:
+            reference = rulebook.references[key]
+            citation = _CITATIONS[(rulebook.content_hash, key)] = Citation(
+                key=key, label=reference.label, doi=reference.doi, pmid=reference.pmid, url=reference.link)
+        out.append(citation)
     return out
 
 
 def situation_hash(situation: PatientSituation) -> str:
-    """SHA-256 of the validated situation's canonical JSON (the data itself is never stored)."""
-    canonical = json.dumps(situation.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    """SHA-256 of the validated situation's canonical JSON (the data itself is never stored).
+
+    The pseudonymous ``patient_id`` label is left out: it plays no part in the assessment, so the same
+    clinical input hashes the same whoever it is labelled as, and the hash does not carry the label.
+    """
+    canonical = json.dumps(situation.model_dump(mode="json", exclude={"patient_id"}), sort_keys=True,
+                           separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-@functools.cache  # importlib.metadata parses the package's METADATA on every call (~0.2 ms)
+@functools.cache
 def _version(package: str) -> str:
     try:
         return metadata.version(package)
     except metadata.PackageNotFoundError:
-        return "unknown"
+        pass
+    if package == "postcart":  # running from a source checkout (PYTHONPATH=src): its pyproject says
+        import tomllib
+        from pathlib import Path
+
+        pyproject = Path(__file__).resolve().parents[2] / "pyproject.toml"
+        try:
+            return str(tomllib.loads(pyproject.read_text(encoding="utf-8"))["project"]["version"]) + "+source"
+        except (OSError, KeyError, tomllib.TOMLDecodeError):
+            pass
+    return "unknown"
 
 
 _DEFAULT: dict[str, Engine] = {}

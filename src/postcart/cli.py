@@ -4,6 +4,7 @@ rules (the message names the field, what was expected and what arrived), 1 inter
 from __future__ import annotations
 
 import json
+import logging
 import sys
 from enum import Enum
 from pathlib import Path
@@ -65,6 +66,7 @@ def situation_from_document(data: Any, scenario: str | None, name: str) -> Any:
         return data
     entries = [entry for entry in data["scenarios"] if isinstance(entry, dict)]
     ids = [str(entry.get("id")) for entry in entries]
+    chosen: dict[str, Any] | None
     if scenario is None and len(entries) == 1:
         chosen = entries[0]
     else:
@@ -118,7 +120,11 @@ def evaluate(
 
 
 @app.command()
-def check(rules: RulesOption = None) -> None:
+def check(
+    rules: RulesOption = None,
+    require_lifecycle: Annotated[bool, typer.Option(
+        help="Fail when an active rule lacks author, approved or review_by (default: warn).")] = False,
+) -> None:
     """Check the rulebook and report every problem at once."""
     from postcart.checks import lint
 
@@ -126,13 +132,124 @@ def check(rules: RulesOption = None) -> None:
         rulebook = _load_rulebook(rules, include_drafts=True)
     except RuleDefinitionError as error:
         _fail(error)
-    findings = lint(rulebook)
+    findings = lint(rulebook, require_lifecycle=require_lifecycle)
     for warning in (*rulebook.warnings, *findings.warnings):
         typer.echo(f"warning: {warning}", err=True)
     if findings.problems:
         _fail(RuleDefinitionError(findings.problems, rulebook.directory))
     typer.echo(f"rulebook {rulebook.version} ({rulebook.content_hash[:12]}): {len(rulebook.rules)} rules, "
                f"{len(rulebook.references)} references: OK")
+
+
+def _option_enum() -> type[Enum]:
+    from postcart.rulebook import OPTIONS
+
+    return Enum("OptionName", {name: name for name in OPTIONS}, type=str)  # type: ignore[return-value]
+
+
+OptionName = _option_enum()
+
+
+@app.command()
+def explain(
+    file: Annotated[str, typer.Argument(help="Patient situation, YAML or JSON; '-' reads standard input.")],
+    option: Annotated[OptionName | None, typer.Option(  # type: ignore[valid-type]
+        help="The option to explain (default: every option the disease's rules address).")] = None,
+    output_format: Annotated[Format, typer.Option("--format", "-f", help="Report format.")] = Format.text,
+    rules: RulesOption = None,
+    include_drafts: Annotated[bool, typer.Option(help="Also run rules whose status is draft.")] = False,
+    scenario: Annotated[str | None, typer.Option(help="In a scenario file with several, the id to explain.")] = None,
+) -> None:
+    """Why each option got its verdict, why not a stronger one, and what would change it.
+
+    Every "would change" is found by re-running the rules on the changed situation.
+    """
+    from postcart.engine import Engine
+    from postcart.explain import explain as run_explain
+    from postcart.explain import to_markdown, to_text
+
+    try:
+        data = situation_from_document(read_document(file), scenario, file)
+        rulebook = _load_rulebook(rules, include_drafts)
+        with Engine(rulebook) as engine:
+            explanation = run_explain(data, option.value if option else None, engine)  # type: ignore[attr-defined]
+    except PostcartError as error:
+        _fail(error)
+    if output_format is Format.json:
+        typer.echo(json.dumps(explanation.model_dump(mode="json"), indent=2, ensure_ascii=False))
+    elif output_format is Format.markdown:
+        typer.echo(to_markdown(explanation), nl=False)
+    else:
+        typer.echo(to_text(explanation), nl=False)
+
+
+@app.command()
+def diff(
+    paths: Annotated[list[str] | None, typer.Argument(
+        help="OLD_RULES NEW_RULES [SCENARIOS|SITUATIONS ...]; with --old-rev: [NEW_RULES] [SCENARIOS ...]. "
+        "Situations default to the bundled scenarios/.", show_default=False)] = None,
+    old_rev: Annotated[str | None, typer.Option(
+        "--old-rev", help="Compare against the rules directory at this git revision (e.g. main, HEAD~1).")] = None,
+    output_format: Annotated[Format, typer.Option(
+        "--format", "-f", help="Report format (text is the Markdown report).")] = Format.markdown,
+    include_drafts: Annotated[bool, typer.Option(help="Also run rules whose status is draft.")] = False,
+) -> None:
+    """Run two rulebooks over the same situations and report every assessment that changed."""
+    from postcart.diff import (
+        compare_rulebooks,
+        default_scenarios_dir,
+        load_situations,
+        rules_at_revision,
+        to_json,
+        to_markdown,
+    )
+    from postcart.rulebook import default_rules_dir
+
+    args = list(paths or [])
+    try:
+        if old_rev is None:
+            if len(args) < 2:
+                raise typer.BadParameter("needs the old and the new rules directories: OLD_RULES NEW_RULES "
+                                         f"[SCENARIOS ...], or --old-rev REV; got: {' '.join(args) or 'nothing'}")
+            old_dir, new_dir, inputs = Path(args[0]), Path(args[1]), args[2:]
+        elif args and (Path(args[0]) / "rulebook.yaml").is_file():
+            old_dir, new_dir, inputs = None, Path(args[0]), args[1:]
+        else:
+            old_dir, new_dir, inputs = None, default_rules_dir(), args
+        situations = load_situations(*(inputs or [str(default_scenarios_dir())]))
+        new = _load_rulebook(new_dir, include_drafts)
+        if old_dir is None:
+            with rules_at_revision(old_rev or "HEAD", new_dir) as extracted:
+                old = _load_rulebook(extracted, include_drafts)
+                report = compare_rulebooks(old, new, situations, old_source=f"{new_dir} at {old_rev}",
+                                           new_source=str(new_dir))
+        else:
+            old = _load_rulebook(old_dir, include_drafts)
+            report = compare_rulebooks(old, new, situations, old_source=str(old_dir), new_source=str(new_dir))
+    except PostcartError as error:
+        _fail(error)
+    typer.echo(to_json(report) if output_format is Format.json else to_markdown(report))
+
+
+@app.command()
+def catalogue(
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Write the Markdown here (e.g. "
+                                                "docs/rules.md) instead of standard output.", dir_okay=False)] = None,
+    rules: RulesOption = None,
+) -> None:
+    """Generate the rule catalogue a clinician reads: rules by disease and option, coverage, references."""
+    from postcart.catalogue import render_catalogue
+
+    try:
+        rulebook = _load_rulebook(rules, include_drafts=True)
+    except RuleDefinitionError as error:
+        _fail(error)
+    text = render_catalogue(rulebook)
+    if output is None:
+        typer.echo(text, nl=False)
+        return
+    output.write_text(text, encoding="utf-8")
+    typer.echo(f"wrote {output} ({len(rulebook.rules)} rules)")
 
 
 @app.command()
@@ -240,6 +357,70 @@ def _batch_cohort(source: Path, output: Path, rulebook: Any, output_format: Form
                                "invalid_fields": dict(summary.invalid_fields.most_common())}, indent=2))
     else:
         typer.echo(summary.text())
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on (default: loopback only).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.", min=1, max=65535)] = 8080,
+    database_url: Annotated[str | None, typer.Option(
+        help="SQLAlchemy URL for feedback (default: $POSTCART_DATABASE_URL or sqlite:///postcart-feedback.sqlite3).")] = None,
+    max_body_bytes: Annotated[int | None, typer.Option(help="Largest request body accepted (bytes).", min=1)] = None,
+    rules: RulesOption = None,
+) -> None:
+    """Run the CDS Hooks 2.0 service (needs the optional 'service' extra of postcart)."""
+    try:
+        import uvicorn
+
+        from postcart.service import Settings, create_app
+    except ImportError as error:
+        typer.echo(f"error: the service needs the 'service' extra ({error.name} is missing): "
+                   "pip install 'postcart[service]'", err=True)
+        raise typer.Exit(2) from None
+    try:
+        settings = Settings.from_env(database_url=database_url, max_body_bytes=max_body_bytes,
+                                     rules_dir=str(rules) if rules else None)
+    except ValueError as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(2) from None
+    if host not in ("127.0.0.1", "::1", "localhost"):
+        typer.echo(f"warning: listening on {host}, beyond this machine: the service does not authenticate its "
+                   "callers itself; expose it only behind the EHR's authenticated gateway", err=True)
+    try:
+        application = create_app(settings)
+    except PostcartError as error:
+        _fail(error)
+    # postcart's own log lines (status and kind of each refusal, fault references): never request content
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s:     %(name)s: %(message)s")
+    uvicorn.run(application, host=host, port=port, log_level="info")
+
+
+@app.command("feedback-report")
+def feedback_report(
+    database_url: Annotated[str | None, typer.Option(
+        help="SQLAlchemy URL of the feedback database (default: $POSTCART_DATABASE_URL or the service's default).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+) -> None:
+    """Override rate per rule from clinicians' feedback on the service's cards."""
+    import os
+
+    from postcart.feedback import DEFAULT_DATABASE_URL, FeedbackStore
+
+    store = FeedbackStore(database_url or os.environ.get("POSTCART_DATABASE_URL") or DEFAULT_DATABASE_URL)
+    try:
+        rates = store.override_rates()
+        reasons = store.override_reasons()
+    finally:
+        store.close()
+    if as_json:
+        typer.echo(json.dumps({"rules": [rate.as_json() for rate in rates], "override_reasons": reasons}, indent=2))
+        return
+    typer.echo(f"{'rule':<48} {'shown':>6} {'accepted':>9} {'overridden':>11} {'override rate':>14}")
+    for rate in rates:
+        shown = "-" if rate.override_rate is None else f"{rate.override_rate:.0%}"
+        typer.echo(f"{rate.rule:<48} {rate.cards_shown:>6} {rate.accepted:>9} {rate.overridden:>11} {shown:>14}")
+    if reasons:
+        typer.echo("override reasons: " + ", ".join(f"{code} {count}" for code, count in reasons.items()))
 
 
 def main() -> None:
