@@ -12,7 +12,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from conftest import BASELINE, RULES, SCENARIOS
+from .conftest import BASELINE, RULES, SCENARIOS
 from postcart import Engine, evaluate
 from postcart.batch import run_suite, to_html
 from postcart.cli import app

@@ -13,9 +13,11 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from hypothesis import HealthCheck, given, settings
 from typer.testing import CliRunner
 
-from conftest import BASELINE, RULES
+from .conftest import BASELINE, RULES
+from .strategies import situations
 from postcart import Rulebook, evaluate
 from postcart._synthetic import COLUMNS, flat_row, random_situation, synthetic_rules
 from postcart.cli import app
@@ -160,6 +162,18 @@ def test_cached_rows_equal_direct_evaluation(which: str, count: int, request: py
     finally:
         cached.close()
         direct.close()
+
+
+_PROPERTY_EVALUATORS: dict[str, Evaluator] = {}
+
+
+@given(situation=situations())
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_cached_rows_equal_direct_on_boundary_values(situation: dict[str, Any], rulebook: Rulebook) -> None:
+    """On Hypothesis situations (numbers on and around the rules' thresholds) cached rows equal direct ones."""
+    if not _PROPERTY_EVALUATORS:  # one pair for all examples, so that later examples meet a warm cache
+        _PROPERTY_EVALUATORS.update(cached=Evaluator(rulebook), direct=Evaluator(rulebook, cache=False))
+    assert _PROPERTY_EVALUATORS["cached"].row(1, situation) == _PROPERTY_EVALUATORS["direct"].row(1, situation)
 
 
 def test_direct_rows_match_evaluate(synthetic_rulebook: Rulebook) -> None:
