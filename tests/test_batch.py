@@ -12,10 +12,11 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from .conftest import BASELINE, RULES, SCENARIOS
 from postcart import Engine, evaluate
 from postcart.batch import run_suite, to_html
 from postcart.cli import app
+
+from .conftest import BASELINE, RULES, SCENARIOS
 
 
 def _scenario(scenario_id: str, situation: dict[str, Any], options: dict[str, list[str]],

@@ -16,14 +16,15 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from typer.testing import CliRunner
 
-from .conftest import BASELINE, RULES
-from .strategies import situations
 from postcart import Rulebook, evaluate
 from postcart._synthetic import COLUMNS, flat_row, random_situation, synthetic_rules
 from postcart.cli import app
 from postcart.cohort import Evaluator, read_results, run_cohort
 from postcart.rulebook import OPTIONS
 from postcart.signature import SignatureScheme
+
+from .conftest import BASELINE, RULES
+from .strategies import situations
 
 # Test-only rules (never shipped) that compare every numeric field with several thresholds and every
 # operator, so the signature cache is tested on more than the first slice of the bundled rulebook.
