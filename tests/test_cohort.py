@@ -210,8 +210,9 @@ def test_signature_separates_thresholds_and_ignores_unread_fields(synthetic_rule
         return scheme.of(validate_situation(situation))
 
     group_of = {rule_id: group for group in scheme.groups["LBCL"] for rule_id in group.rule_ids}
-    # a rule reading a derived fact depends on the inputs that fact is derived from
-    assert group_of["zz.infusions.second"].fields == ("car_t.infusions", "failure.months_since_infusion")
+    # a rule reading a derived fact is keyed by its value, which the fact's own group determines
+    assert group_of["zz.infusions.second"].fields == ("car_t.infusions", "derived.failure_timing")
+    assert group_of["derived.failure_timing.early"].fields == ("failure.months_since_infusion",)
     lbcl_rules = [rule.id for rule in synthetic_rulebook.rules if "LBCL" in rule.diseases or "all" in rule.diseases]
     assert sorted(group_of) == sorted(lbcl_rules)  # every rule of the disease in exactly one group
     assert sum(len(group.rule_ids) for group in scheme.groups["LBCL"]) == len(lbcl_rules)

@@ -141,9 +141,12 @@ class Evaluator:
         self._facts = tuple(sorted(rulebook.facts))
         self._plans: dict[str, list[tuple[RuleGroup, dict[Any, tuple[tuple[str, ...], Any]]]]] = {
             disease: [(group, {}) for group in groups] for disease, groups in self.scheme.groups.items()}
-        self._lookups = {disease: [(group.key, cache) for group, cache in plan] for disease, plan in self._plans.items()}
-        self._derived_slots = {disease: [(index, group.derives) for index, (group, _) in enumerate(plan)
-                                         if group.derives is not None] for disease, plan in self._plans.items()}
+        self._lookups = {disease: [(group.key, cache, group.slot) for group, cache in plan]
+                         for disease, plan in self._plans.items()}
+        self._derived_slots = {disease: [(group.slot, group.derives) for group, _ in plan
+                                         if group.slot is not None and group.derives is not None]
+                               for disease, plan in self._plans.items()}
+        self._unknown_facts = {disease: [None] * len(facts) for disease, facts in self.scheme.facts.items()}
         self._position = {disease: {rule_id: (level, index) for level, stratum in enumerate(strata)
                                     for index, rule_id in enumerate(stratum.rule_ids)}
                           for disease, strata in self.engine.compiled.strata.items()}
@@ -213,11 +216,16 @@ class Evaluator:
             return self._from_assessment(build_assessment(self.rulebook, situation, result))
         disease = situation.disease
         classes = self.scheme.classes(situation)
-        entries = [cache.get(key(classes)) for key, cache in self._lookups[disease]]
-        if None in entries:
-            return self._run(situation, classes)
-        fired = [rule_id for entry in entries for rule_id in entry[0]]  # type: ignore[index]
-        derived = {name: entries[index][1] for index, name in self._derived_slots[disease]}  # type: ignore[index]
+        slots = [*classes, *self._unknown_facts[disease]]  # derived facts' values fill in group by group
+        fired: list[str] = []
+        for group_key, cache, slot in self._lookups[disease]:
+            entry = cache.get(group_key(slots))
+            if entry is None:
+                return self._run(situation, classes)
+            fired.extend(entry[0])
+            if slot is not None:
+                slots[slot] = entry[1]
+        derived: dict[str, Any] = {name: slots[slot] for slot, name in self._derived_slots[disease]}
         key = (disease, frozenset(fired))
         fragment = self._by_result.get(key)
         if fragment is None:
@@ -262,10 +270,11 @@ class Evaluator:
         position = self._position[disease]
         if self._composable and list(fired) != sorted(fired, key=position.__getitem__):
             self._composable = False  # the engine's order is not definition order: never compose
+        slots = [*classes, *(result.derived.get(name) for name in self.scheme.facts[disease])]
         for group, cache in self._plans[disease]:
             members = tuple(rule for rule in fired if rule in group.rule_ids)
             value = result.derived.get(group.derives) if group.derives is not None else None
-            _bounded_put(cache, group.key(classes), (members, value))
+            _bounded_put(cache, group.key(slots), (members, value))
         key = (disease, frozenset(fired))
         fragment = self._by_result.get(key)
         if fragment is None and self._composable:

@@ -7,12 +7,12 @@ Every rule condition compares a field with constants (``=``, ``<``, ``≤``, mem
 - numbers: the interval the value falls in between the thresholds the disease's rules compare that field
   with, and whether it sits exactly on one (``bisect`` over the sorted thresholds), or unknown;
 - lists (``history.prior_bispecific``): the set of members;
-- a derived fact: the classes of the input fields its deriving rules read (transitively).
+- a derived fact: its value (derived facts are computed in an earlier stratum than the rules reading them).
 
-Rules are grouped: the rules deriving one fact form a group, the other rules are grouped by the set of
-input fields they depend on. A group's *key* is the classes of those fields, so two situations of the
-same disease with equal keys for a group fire the same rules of that group. The
-rulesets are per disease, and so are the fields, thresholds and groups here. All of it is computed from
+Rules are grouped: the rules deriving one fact form a group, the other rules are grouped by the fields
+and derived facts they read. A group's *key* is their classes and values, so two situations of the same
+disease with equal keys for a group fire the same rules of that group; the value of a derived fact
+follows from its group's key. The rulesets are per disease, and so are the fields, thresholds and groups here. All of it is computed from
 the rulebook, so it stays right as rules are added; ``postcart.cohort`` uses it to run durable-rules only
 for situations whose outcome it has not seen, and a test compares that against direct evaluation.
 """
@@ -36,17 +36,18 @@ _NUMERIC = ("int", "float")
 
 @dataclass(frozen=True)
 class RuleGroup:
-    """Rules whose firing depends on the same fields: a derived fact's rules, or rules reading one field set.
+    """Rules whose firing depends on the same slots: a derived fact's rules, or rules reading one slot set.
 
-    ``key`` maps the disease's field classes to this group's key; ``derives`` names the fact the group's
-    rules derive (its rules all derive it), else None.
+    ``key`` maps the disease's slots (the field classes, then the derived facts' values) to this group's
+    key; ``derives`` names the fact the group's rules derive, and ``slot`` where its value goes.
     """
 
     name: str
     rule_ids: frozenset[str]
     fields: tuple[str, ...]
-    key: Callable[[tuple[Hashable, ...]], Hashable]
+    key: Callable[[Any], Hashable]
     derives: str | None = None
+    slot: int | None = None
 
 
 class SignatureScheme:
@@ -57,6 +58,7 @@ class SignatureScheme:
         self.fields: dict[str, tuple[str, ...]] = {}
         self.thresholds: dict[str, dict[str, tuple[float, ...]]] = {}
         self.groups: dict[str, tuple[RuleGroup, ...]] = {}
+        self.facts: dict[str, tuple[str, ...]] = {}
         self._getters: dict[str, tuple[tuple[Callable[[Any], Any], tuple[float, ...] | None, bool], ...]] = {}
         for disease in DISEASES:
             rules = [rule for rule in rulebook.rules if rule.applies_to_all_diseases or disease in rule.diseases]
@@ -79,7 +81,7 @@ class SignatureScheme:
                 (attrgetter(name), self.thresholds[disease].get(name),
                  name in catalogue and catalogue[name].kind == "set")
                 for name in fields)
-            self.groups[disease] = _groups(rules, fields)
+            self.groups[disease], self.facts[disease] = _groups(rules, fields)
 
     def classes(self, situation: PatientSituation) -> tuple[Hashable, ...]:
         """The class of every field the situation's disease's rules read, in ``fields[disease]`` order."""
@@ -102,62 +104,69 @@ class SignatureScheme:
         return (situation.disease, *self.classes(situation))
 
 
-def _groups(rules: list[Rule], fields: tuple[str, ...]) -> tuple[RuleGroup, ...]:
-    """One group per derived fact (its deriving rules), and one per set of input fields read."""
+def _groups(rules: list[Rule], fields: tuple[str, ...]) -> tuple[tuple[RuleGroup, ...], tuple[str, ...]]:
+    """The groups in evaluation order, and the derived facts whose values follow the fields in the slots.
+
+    A derived fact's rules form one group, keyed by the input fields and the derived facts (values) they
+    read; groups of facts that read other facts come after them. The other rules are grouped by the
+    slots (input fields and derived facts) they read; a group whose slots are a subset of another's
+    joins it. Slots: ``fields`` first, then each derived fact, in order of derivation.
+    """
     deriving: dict[str, list[Rule]] = {}
     for rule in rules:
         if isinstance(rule.then, Derive):
             deriving.setdefault(rule.then.derive, []).append(rule)
-    expanded: dict[str, frozenset[str]] = {}
+    levels: dict[str, int] = {}
 
-    def inputs_of(rule_list: list[Rule], seen: frozenset[str]) -> frozenset[str]:
-        found: set[str] = set()
-        for rule in rule_list:
-            for path in rule.reads:
-                if path.startswith("derived."):
-                    found |= fact_inputs(path.removeprefix("derived."), seen)
-                else:
-                    found.add(path)
-        return frozenset(found)
-
-    def fact_inputs(name: str, seen: frozenset[str]) -> frozenset[str]:
-        if name not in expanded:
+    def level(name: str, seen: frozenset[str] = frozenset()) -> int:
+        if name not in levels:
             if name in seen:  # the loader refuses cycles; this only guards the recursion
-                return frozenset()
-            expanded[name] = inputs_of(deriving.get(name, []), seen | {name})
-        return expanded[name]
+                return 0
+            reads = {path.removeprefix("derived.") for rule in deriving.get(name, ()) for path in rule.reads
+                     if path.startswith("derived.")}
+            levels[name] = 1 + max((level(other, seen | {name}) for other in reads), default=-1)
+        return levels[name]
 
-    members: dict[tuple[str | None, frozenset[str]], list[Rule]] = {}
-    for name, rule_list in deriving.items():
-        members[(name, inputs_of(rule_list, frozenset()))] = rule_list
+    facts = tuple(sorted(deriving, key=lambda name: (level(name), name)))
+    slots = {name: index for index, name in enumerate(fields)}
+    slots.update({f"derived.{name}": len(fields) + index for index, name in enumerate(facts)})
+
+    def reads_of(rule_list: list[Rule]) -> frozenset[str]:
+        # a derived fact no rule of this disease derives is always unknown: it needs no slot
+        return frozenset(path for rule in rule_list for path in rule.reads if path in slots)
+
+    derivations = [(name, reads_of(deriving[name]), deriving[name]) for name in facts]
+    members: dict[frozenset[str], list[Rule]] = {}
     for rule in rules:
         if not isinstance(rule.then, Derive):
-            members.setdefault((None, inputs_of([rule], frozenset())), []).append(rule)
-    # a group whose fields are a subset of another's joins it: its key is then determined anyway, and
-    # every group costs a lookup per situation
-    kept: dict[tuple[str | None, frozenset[str]], list[Rule]] = {}
-    for (derives, reads_set), rule_list in sorted(members.items(), key=lambda item: -len(item[0][1])):
-        host = None if derives is not None else next(
-            (other for other in kept if other[0] is None and reads_set <= other[1]), None)
+            members.setdefault(reads_of([rule]), []).append(rule)
+    kept: dict[frozenset[str], list[Rule]] = {}
+    for reads, rule_list in sorted(members.items(), key=lambda item: -len(item[0])):
+        host = next((other for other in kept if reads <= other), None)
         if host is None:
-            kept[(derives, reads_set)] = list(rule_list)
+            kept[reads] = list(rule_list)
         else:
             kept[host].extend(rule_list)
-    position = {name: index for index, name in enumerate(fields)}
-    groups = []
-    for (derives, reads_set), rule_list in kept.items():
-        reads = tuple(sorted(reads_set, key=position.__getitem__))
-        indices = [position[path] for path in reads]
-        key: Callable[[tuple[Hashable, ...]], Hashable]
-        if not indices:
-            key = _constant
-        elif len(indices) == 1:
-            key = itemgetter(indices[0])
-        else:
-            key = itemgetter(*indices)
-        name = f"derived:{derives}" if derives else "reads:" + ",".join(reads)
-        groups.append(RuleGroup(name, frozenset(rule.id for rule in rule_list), reads, key, derives))
-    return tuple(groups)
+    groups = [_group(f"derived:{name}", rule_list, reads, slots, name)
+              for name, reads, rule_list in derivations]
+    groups += [_group("reads:" + ",".join(sorted(reads)), rule_list, reads, slots, None)
+               for reads, rule_list in kept.items()]
+    return tuple(groups), facts
+
+
+def _group(name: str, rule_list: list[Rule], reads: frozenset[str], slots: dict[str, int],
+           derives: str | None) -> RuleGroup:
+    ordered = tuple(sorted(reads, key=slots.__getitem__))
+    indices = [slots[path] for path in ordered]
+    key: Callable[[Any], Hashable]
+    if not indices:
+        key = _constant
+    elif len(indices) == 1:
+        key = itemgetter(indices[0])
+    else:
+        key = itemgetter(*indices)
+    slot = slots[f"derived.{derives}"] if derives is not None else None
+    return RuleGroup(name, frozenset(rule.id for rule in rule_list), ordered, key, derives, slot)
 
 
 def _constant(classes: tuple[Hashable, ...]) -> Hashable:
