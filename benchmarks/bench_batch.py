@@ -99,7 +99,7 @@ def main() -> None:
                 from distributed import Client, LocalCluster
 
                 with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                  dashboard_address=None) as cluster, Client(cluster):
+                                  dashboard_address=":0") as cluster, Client(cluster):
                     summary = run_cohort(source, work / "out.csv", rulebook, chunk_size=args.chunk_size,
                                          restart=True, dask_address=cluster.scheduler_address)
             else:

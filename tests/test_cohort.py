@@ -418,7 +418,7 @@ def test_workers_and_dask_give_the_sequential_output(tmp_path: Path, rulebook: R
     source = _write_csv(tmp_path / "in.csv", _situations(1500, seed=4, invalid_rate=0.03))
     run_cohort(source, tmp_path / "sequential.csv", rulebook, chunk_size=200)
     run_cohort(source, tmp_path / "processes.csv", rulebook, chunk_size=200, workers=2)
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None) as cluster, \
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=":0") as cluster, \
             Client(cluster) as client:
         summary = run_cohort(source, tmp_path / "dask.csv", rulebook, chunk_size=200,
                              dask_address=cluster.scheduler_address)

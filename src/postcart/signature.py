@@ -22,7 +22,7 @@ from __future__ import annotations
 from bisect import bisect_left
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
-from operator import attrgetter, itemgetter
+from operator import attrgetter, getitem, itemgetter
 from typing import Any
 
 from postcart import conditions as cond
@@ -81,7 +81,7 @@ class SignatureScheme:
                 (attrgetter(name), self.thresholds[disease].get(name),
                  name in catalogue and catalogue[name].kind == "set")
                 for name in fields)
-            self.groups[disease], self.facts[disease] = _groups(rules, fields)
+            self.groups[disease], self.facts[disease] = _groups(rules, fields, self.thresholds[disease])
 
     def classes(self, situation: PatientSituation) -> tuple[Hashable, ...]:
         """The class of every field the situation's disease's rules read, in ``fields[disease]`` order."""
@@ -104,7 +104,8 @@ class SignatureScheme:
         return (situation.disease, *self.classes(situation))
 
 
-def _groups(rules: list[Rule], fields: tuple[str, ...]) -> tuple[tuple[RuleGroup, ...], tuple[str, ...]]:
+def _groups(rules: list[Rule], fields: tuple[str, ...], thresholds: dict[str, tuple[float, ...]]
+            ) -> tuple[tuple[RuleGroup, ...], tuple[str, ...]]:
     """The groups in evaluation order, and the derived facts whose values follow the fields in the slots.
 
     A derived fact's rules form one group, keyed by the input fields and the derived facts (values) they
@@ -147,26 +148,96 @@ def _groups(rules: list[Rule], fields: tuple[str, ...]) -> tuple[tuple[RuleGroup
             kept[reads] = list(rule_list)
         else:
             kept[host].extend(rule_list)
-    groups = [_group(f"derived:{name}", rule_list, reads, slots, name)
+    groups = [_group(f"derived:{name}", rule_list, reads, slots, name, thresholds)
               for name, reads, rule_list in derivations]
-    groups += [_group("reads:" + ",".join(sorted(reads)), rule_list, reads, slots, None)
+    groups += [_group("reads:" + ",".join(sorted(reads)), rule_list, reads, slots, None, thresholds)
                for reads, rule_list in kept.items()]
     return tuple(groups), facts
 
 
 def _group(name: str, rule_list: list[Rule], reads: frozenset[str], slots: dict[str, int],
-           derives: str | None) -> RuleGroup:
+           derives: str | None, thresholds: dict[str, tuple[float, ...]]) -> RuleGroup:
     ordered = tuple(sorted(reads, key=slots.__getitem__))
     indices = [slots[path] for path in ordered]
+    maps = [_coarsen(path, rule_list, thresholds) for path in ordered]
+    plain = [index for index, table in zip(indices, maps) if table is None]
+    coarse = [(index, table) for index, table in zip(indices, maps) if table is not None]
     key: Callable[[Any], Hashable]
     if not indices:
         key = _constant
-    elif len(indices) == 1:
-        key = itemgetter(indices[0])
+    elif not coarse:
+        key = itemgetter(plain[0]) if len(plain) == 1 else itemgetter(*plain)
     else:
-        key = itemgetter(*indices)
+        key = _key(plain, coarse)
     slot = slots[f"derived.{derives}"] if derives is not None else None
     return RuleGroup(name, frozenset(rule.id for rule in rule_list), ordered, key, derives, slot)
+
+
+class _Classes(dict[Hashable, Hashable]):
+    """A class table; a value it does not list keeps a class of its own (never merged with another)."""
+
+    def __missing__(self, value: Hashable) -> Hashable:
+        return ("unlisted", value)
+
+
+def _key(plain: list[int], coarse: list[tuple[int, _Classes]]) -> Callable[[Any], Hashable]:
+    """A key over slots: plain ones as they are, coarsened ones through their class tables."""
+    plain_get = itemgetter(*plain) if plain else None
+    if len(coarse) == 1:
+        (index, table), = coarse
+        if plain_get is None:
+            return lambda slots: table[slots[index]]
+        return lambda slots: (plain_get(slots), table[slots[index]])
+    coarse_get = itemgetter(*(index for index, _ in coarse))
+    tables = [table for _, table in coarse]
+    if plain_get is None:
+        return lambda slots: tuple(map(getitem, tables, coarse_get(slots)))
+    return lambda slots: (plain_get(slots), tuple(map(getitem, tables, coarse_get(slots))))
+
+
+def _coarsen(path: str, rule_list: list[Rule], thresholds: dict[str, tuple[float, ...]]) -> _Classes | None:
+    """The group's own classes of one input field, as a table from the disease's classes; None: the same.
+
+    The disease's classes separate values that some rule of the disease tells apart; a group needs only
+    the distinctions its own comparisons on the field make: two values are in one class when every one of
+    them gives the same answer (``Comparison.holds`` on a representative value of each disease class).
+    """
+    spec = field_catalogue().get(path)
+    if spec is None:
+        return None  # a derived fact: its few values are its classes
+    leaves = [leaf for rule in rule_list if rule.condition is not None
+              for leaf in cond.leaves(rule.condition) if leaf.field == path]
+    representatives: dict[Hashable, Any] = {None: None}
+    if spec.kind in _NUMERIC:
+        cuts = thresholds.get(path, ())
+        for index in range(len(cuts) + 1):
+            if not cuts:
+                between: float = 0
+            elif index == 0:
+                between = cuts[0] - 1
+            elif index == len(cuts):
+                between = cuts[-1] + 1
+            else:
+                between = (cuts[index - 1] + cuts[index]) / 2
+            representatives[(index, False)] = between
+        for index, cut in enumerate(cuts):
+            representatives[(index, True)] = cut
+    elif spec.kind == "enum":
+        representatives.update({value: value for value in spec.values})
+    elif spec.kind == "bool":
+        representatives.update({True: True, False: False})
+    elif spec.kind == "set":
+        members = spec.values
+        for mask in range(2 ** len(members)):
+            chosen = tuple(member for bit, member in enumerate(members) if mask >> bit & 1)
+            representatives[frozenset(chosen)] = chosen
+    else:
+        return None
+    table = _Classes({cls: tuple(leaf.holds({path: value}) for leaf in leaves)
+                      for cls, value in representatives.items()})
+    if len(set(table.values())) == len(table):
+        return None  # nothing to merge: keep the disease's classes
+    return table
 
 
 def _constant(classes: tuple[Hashable, ...]) -> Hashable:
