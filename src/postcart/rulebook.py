@@ -142,6 +142,11 @@ class Reference(_Strict):
     url: str | None = None
     confidence: Literal["verified", "partially_verified", "from_memory_unverified", "seed_document"]
     note: str | None = None
+    findings: str | None = Field(
+        default=None,
+        description="The source's key findings as seen (copied from the evidence base, or the seed "
+        "document's own sentences); every figure a rule quotes from it must appear here.",
+    )
 
     @field_validator("doi")
     @classmethod
