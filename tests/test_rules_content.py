@@ -216,3 +216,99 @@ def test_the_figure_check_catches_an_invented_number() -> None:
 def test_every_cited_reference_records_its_findings(rulebook: Rulebook) -> None:
     """Every bibliography entry a figure could rest on carries the findings seen in its source."""
     assert [key for key, ref in rulebook.references.items() if ref.confidence in TRUSTED and not ref.findings] == []
+
+
+# --- antigen loss is read for the antigen the CAR actually targeted
+
+MM = {"age": 62, "disease": "MM", "car_t": {"product": "cilta-cel", "best_response": "CR"},
+      "failure": {"kind": "relapse", "months_since_infusion": 10, "target_antigen": "lost"},
+      "fitness": {"ecog": 1}, "trial_access": "available"}
+
+
+def lost_after(base: dict[str, Any], target: str) -> dict[str, Any]:
+    """``base`` with the CAR's target lost; an investigational product unless the target is the approved one."""
+    data = copy.deepcopy(base)
+    data["failure"]["target_antigen"] = "lost"
+    if target not in ("CD19", "BCMA"):
+        data["car_t"] = {**data["car_t"], "product": "investigational", "target": target}
+    return data
+
+
+def test_cd19_loss_in_b_all_keeps_cd22_options(engine: Engine) -> None:
+    """CD19 CAR-T, CD19 lost (B-ALL): blinatumomab contraindicated, inotuzumab recommended, CD22 CAR-T considered."""
+    assessment = evaluate(lost_after(B_ALL, "CD19"), engine)
+    blinatumomab = option(assessment, "bispecific_antibody")
+    assert blinatumomab.verdict == "not_advised" and blinatumomab.rules[0] == "b_all.bispecific.cd19_lost"
+    assert option(assessment, "other_systemic_therapy").rules == ["b_all.other_systemic.inotuzumab_cd19_lost"]
+    cd22 = option(assessment, "alternate_target_car_t")
+    assert cd22.verdict == "consider" and cd22.rules == ["b_all.alternate_target.cd22"]
+    assert "fergusson2023_cd22_meta" in cited(cd22)
+
+
+def test_cd22_loss_in_b_all_rules_out_cd22_options(engine: Engine) -> None:
+    """CD22 CAR-T, CD22 lost (B-ALL): inotuzumab contraindicated, no CD22 CAR-T, blinatumomab once CD19 is confirmed."""
+    assessment = evaluate(lost_after(B_ALL, "CD22"), engine)
+    inotuzumab = option(assessment, "other_systemic_therapy")
+    assert inotuzumab.verdict == "not_advised" and inotuzumab.rules == ["b_all.other_systemic.cd22_lost"]
+    assert inotuzumab.reasons[0].contraindication is True and "fry2018_cd22_car_ball" in cited(inotuzumab)
+    other_target = option(assessment, "alternate_target_car_t")
+    assert other_target.rules == ["car_t.alternate_target.after_non_cd19_target_loss"]
+    assert other_target.verdict == "consider" and "fry2018_cd22_car_ball" in cited(other_target)
+    blinatumomab = option(assessment, "bispecific_antibody")
+    assert blinatumomab.verdict == "consider" and blinatumomab.rules == ["b_all.bispecific.cd19_unknown"]
+    assert option(assessment, "second_car_t_infusion").verdict == "not_advised"
+
+
+def test_dual_target_loss_in_b_all_rules_out_both_antigens(engine: Engine) -> None:
+    """CD19/CD22 CAR-T, target lost (B-ALL): blinatumomab and inotuzumab both contraindicated; another antigen in a trial."""
+    assessment = evaluate(lost_after(B_ALL, "CD19_CD22"), engine)
+    assert option(assessment, "bispecific_antibody").rules[0] == "b_all.bispecific.cd19_lost"
+    assert option(assessment, "bispecific_antibody").verdict == "not_advised"
+    assert option(assessment, "other_systemic_therapy").rules == ["b_all.other_systemic.cd22_lost"]
+    assert option(assessment, "other_systemic_therapy").verdict == "not_advised"
+    assert option(assessment, "alternate_target_car_t").rules == ["car_t.alternate_target.after_non_cd19_target_loss"]
+
+
+def test_cd22_loss_in_lbcl_offers_no_cd22_car_t(engine: Engine) -> None:
+    """CD22 CAR-T, CD22 lost (LBCL): no CD22 CAR-T rule fires; another antigen is pointed to, and CD19 drugs are not ruled out."""
+    assessment = evaluate(lost_after(BASELINE, "CD22"), engine)
+    other_target = option(assessment, "alternate_target_car_t")
+    assert other_target.rules == ["car_t.alternate_target.after_non_cd19_target_loss"]
+    assert "lbcl.other_systemic.cd19_lost" not in option(assessment, "other_systemic_therapy").rules
+
+
+def test_cd19_loss_in_lbcl_avoids_cd19_drugs(engine: Engine) -> None:
+    """CD19 CAR-T, CD19 lost (LBCL): CD22 CAR-T considered and CD19-directed drugs avoided, citing LOTIS-2."""
+    assessment = evaluate(lost_after(BASELINE, "CD19"), engine)
+    assert option(assessment, "alternate_target_car_t").rules == ["lbcl.alternate_target.cd22"]
+    other = option(assessment, "other_systemic_therapy")
+    assert "lbcl.other_systemic.cd19_lost" in other.rules and "caimi2021_lotis2" in cited(other)
+
+
+def test_bcma_loss_in_myeloma_switches_to_gprc5d(engine: Engine) -> None:
+    """BCMA CAR-T, BCMA lost: the GPRC5D bispecific is recommended (talquetamab) and no BCMA re-treatment rule fires."""
+    assessment = evaluate(lost_after(MM, "BCMA"), engine)
+    bispecific = option(assessment, "bispecific_antibody")
+    assert bispecific.verdict == "recommended" and bispecific.rules == ["mm.bispecific.gprc5d"]
+    assert "chari2022_talquetamab" in cited(bispecific)
+    assert option(assessment, "second_car_t_infusion").rules == ["safety.antigen_lost.second_infusion"]
+
+
+def test_gprc5d_loss_in_myeloma_offers_no_gprc5d_bispecific(engine: Engine) -> None:
+    """GPRC5D CAR-T, GPRC5D lost: no talquetamab rule fires; a BCMA bispecific is considered, citing MajesTEC-1."""
+    assessment = evaluate(lost_after(MM, "GPRC5D"), engine)
+    bispecific = option(assessment, "bispecific_antibody")
+    assert bispecific.verdict == "consider" and bispecific.rules == ["mm.bispecific.after_gprc5d_car"]
+    assert "moreau2022_majestec1_teclistamab" in cited(bispecific)
+    assert option(assessment, "second_car_t_infusion").verdict == "not_advised"
+    assert "mm.trial.consider_early" not in option(assessment, "clinical_trial").rules
+
+
+def test_gprc5d_loss_after_a_bcma_bispecific_leaves_a_trial(engine: Engine) -> None:
+    """GPRC5D CAR-T lost after a BCMA bispecific: both routes used, a trial is recommended (talquetamab data)."""
+    data = lost_after(MM, "GPRC5D")
+    data["history"] = {"prior_bispecific": ["BCMAxCD3"]}
+    assessment = evaluate(data, engine)
+    assert option(assessment, "bispecific_antibody").rules == ["mm.bispecific.both_targets_used"]
+    trial = option(assessment, "clinical_trial")
+    assert trial.verdict == "recommended" and "trials.mm_t_cell_engagers_used_up" in trial.rules
