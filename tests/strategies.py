@@ -12,6 +12,7 @@ boundaries rules use.
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 from hypothesis import strategies as st
@@ -19,7 +20,7 @@ from hypothesis import strategies as st
 from postcart.rulebook import DISEASES
 from postcart.situation import PRODUCT_DISEASES, PRODUCT_TARGET, PatientSituation, validate_situation
 
-__all__ = ["patient_situations", "situations"]
+__all__ = ["patient_situations", "situations", "target_lost_situations"]
 
 TARGETS = ("CD19", "BCMA", "CD22", "CD19_CD22", "GPRC5D", "other")
 BISPECIFICS = ("CD20xCD3", "CD19xCD3", "BCMAxCD3", "GPRC5DxCD3", "FcRH5xCD3")
@@ -114,3 +115,20 @@ def situations(diseases: tuple[str, ...] = DISEASES) -> st.SearchStrategy[dict[s
 def patient_situations(diseases: tuple[str, ...] = DISEASES) -> st.SearchStrategy[PatientSituation]:
     """Valid situations as validated ``PatientSituation`` models."""
     return situations(diseases).map(validate_situation)
+
+
+def target_lost_situations(diseases: tuple[str, ...] = DISEASES) -> st.SearchStrategy[dict[str, Any]]:
+    """Valid situations whose CAR target is lost on the failure biopsy, the CAR aimed at any target.
+
+    Half keep the drawn product (an approved one targets CD19 or BCMA); the rest become an investigational
+    CAR-T against a drawn target, so every target meets every disease.
+    """
+
+    def lost(situation: dict[str, Any], target: str | None) -> dict[str, Any]:
+        result = copy.deepcopy(situation)
+        if target is not None:
+            result["car_t"] = {**result["car_t"], "product": "investigational", "target": target}
+        result["failure"]["target_antigen"] = "lost"
+        return result
+
+    return st.builds(lost, situations(diseases), st.sampled_from([None, *TARGETS]))

@@ -13,7 +13,7 @@ from hypothesis import given, note, settings
 from postcart import Engine, Rulebook, evaluate, validate_situation
 from postcart import conditions as cond
 
-from .strategies import situations
+from .strategies import situations, target_lost_situations
 
 
 @given(situations())
@@ -87,3 +87,44 @@ def test_engine_fires_exactly_the_rules_whose_conditions_hold(
     assert fired == expected, {"fired only by the engine": sorted(fired - expected),
                                "missed by the engine": sorted(expected - fired)}
     assert len(result.fired) == len(fired), "a rule was recorded twice"
+
+
+#: Positive rules whose option is directed at a given antigen (the drug or CAR named in the rule).
+DIRECTED_AT: dict[str, frozenset[str]] = {
+    "b_all.bispecific.blinatumomab": frozenset({"CD19"}),
+    "b_all.bispecific.prior_blinatumomab": frozenset({"CD19"}),
+    "b_all.bispecific.cd19_unknown": frozenset({"CD19"}),
+    "b_all.second_infusion.lost_persistence": frozenset({"CD19"}),
+    "car_t.second_cd19_infusion.relapse_retained": frozenset({"CD19"}),
+    "cll.second_infusion.durable_responses": frozenset({"CD19"}),
+    "lbcl.other_systemic.cd19_directed_retained": frozenset({"CD19"}),
+    "b_all.other_systemic.inotuzumab": frozenset({"CD22"}),
+    "b_all.other_systemic.inotuzumab_cd19_lost": frozenset({"CD22"}),
+    "b_all.alternate_target.cd22": frozenset({"CD22"}),
+    "lbcl.alternate_target.cd22": frozenset({"CD22"}),
+    "car_t.alternate_target.cd22_indolent_mantle": frozenset({"CD22"}),
+    "b_all.alternate_target.dual": frozenset({"CD19", "CD22"}),
+    "mm.bispecific.bcma": frozenset({"BCMA"}),
+    "mm.second_infusion.bcma_retreatment": frozenset({"BCMA"}),
+    "mm.bispecific.gprc5d": frozenset({"GPRC5D"}),
+}
+#: The antigens possibly lost when the biopsy shows the CAR target lost (a dual CAR: either).
+LOST_WITH_TARGET = {"CD19": {"CD19"}, "BCMA": {"BCMA"}, "CD22": {"CD22"}, "CD19_CD22": {"CD19", "CD22"},
+                    "GPRC5D": {"GPRC5D"}, "other": {"other"}}
+
+
+def test_directed_at_names_real_rules(rulebook: Rulebook) -> None:
+    """Every rule the antigen map names exists, so the property below cannot pass on stale ids."""
+    assert set(DIRECTED_AT) - {rule.id for rule in rulebook.rules} == set()
+
+
+@settings(max_examples=200)
+@given(target_lost_situations())
+def test_no_positive_suggestion_aims_at_a_lost_antigen(engine: Engine, situation: dict[str, Any]) -> None:
+    """With the CAR target lost, no recommended or consider reason is for a drug or CAR aimed at that antigen."""
+    assessment = evaluate(situation, engine)
+    lost = LOST_WITH_TARGET[validate_situation(situation).car_t.target or ""]
+    aimed = [(reason.rule, reason.verdict) for option in assessment.options for reason in option.reasons
+             if reason.verdict != "not_advised" and DIRECTED_AT.get(reason.rule, frozenset()) & lost]
+    note(f"target {situation['car_t']}, lost {lost}")
+    assert aimed == []
