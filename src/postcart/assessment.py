@@ -6,6 +6,7 @@ strongest suggestion (recommended > consider > not_advised). Every rule's reason
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import threading
@@ -133,7 +134,8 @@ def build_assessment(rulebook: Rulebook, situation: PatientSituation, result: En
             field=field,
             why=" ".join(dict.fromkeys(rule.then.why for rule in rules if isinstance(rule.then, Ask))),
             rules=[rule.id for rule in rules],
-            citations=_citations(rulebook, [key for rule in rules for key in rule.then.citations]),
+            citations=_citations(rulebook, [key for rule in rules if isinstance(rule.then, Ask)
+                                            for key in rule.then.citations]),
         )
         for field, rules in asks.items()
     ]
@@ -224,6 +226,7 @@ def situation_hash(situation: PatientSituation) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
+@functools.cache
 def _version(package: str) -> str:
     try:
         return metadata.version(package)

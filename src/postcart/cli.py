@@ -65,6 +65,7 @@ def situation_from_document(data: Any, scenario: str | None, name: str) -> Any:
         return data
     entries = [entry for entry in data["scenarios"] if isinstance(entry, dict)]
     ids = [str(entry.get("id")) for entry in entries]
+    chosen: dict[str, Any] | None
     if scenario is None and len(entries) == 1:
         chosen = entries[0]
     else:

@@ -13,6 +13,7 @@ keeps every ruleset far below the C core's fixed table sizes and drops the disea
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -28,6 +29,7 @@ KIND_KEY = "postcart_kind"
 KIND_VALUE = "situation"
 
 
+@functools.cache
 def fact_key(path: str) -> str:
     """The durable-rules attribute name of a dotted field path (``car_t.product`` -> ``car_t__product``)."""
     return path.replace(".", "__")

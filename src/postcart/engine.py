@@ -29,7 +29,7 @@ from typing import Any
 
 import durable_rules_engine as _core
 
-from postcart.compiler import CompiledRulebook, compile_rulebook, to_engine_fact
+from postcart.compiler import CompiledRulebook, compile_rulebook, fact_key, to_engine_fact
 from postcart.errors import EvaluationError
 from postcart.rulebook import Derive, Rulebook
 from postcart.situation import PatientSituation, flatten
@@ -112,11 +112,12 @@ class Engine:
     def run_facts(self, facts: Mapping[str, Any], disease: str) -> EngineResult:
         """Run on already-flattened facts (dotted path -> value). Used by batch and explanations."""
         facts = dict(facts)
+        message = to_engine_fact(facts)
         fired: list[str] = []
         derived: dict[str, Any] = {}
         derived_by: dict[str, str] = {}
         for stratum in self.compiled.strata[disease]:
-            for rule_id in self._run_stratum(stratum.name, facts):
+            for rule_id in self._run_stratum(stratum.name, message):
                 fired.append(rule_id)
                 then = self._derives.get(rule_id)
                 if then is None:
@@ -131,12 +132,14 @@ class Engine:
             for name in stratum.derives:
                 if name not in derived and self.rulebook.facts[name].default is not None:
                     derived[name] = self.rulebook.facts[name].default
-            facts.update({f"derived.{name}": value for name, value in derived.items()})
+            for name, value in derived.items():
+                facts[f"derived.{name}"] = value
+                message[fact_key(f"derived.{name}")] = value
         return EngineResult(tuple(fired), MappingProxyType(derived), MappingProxyType(facts))
 
-    def _run_stratum(self, name: str, facts: Mapping[str, Any]) -> list[str]:
+    def _run_stratum(self, name: str, message: dict[str, Any]) -> list[str]:
+        """Assert the situation in a fresh session of one ruleset; return the rules that fired, in order."""
         sid = str(next(_SESSION_IDS))
-        message = to_engine_fact(facts)
         message["sid"] = sid
         message["id"] = "situation"
         payload = json.dumps(message)

@@ -538,7 +538,7 @@ def _check_leaf(path: str, op: str, value: Any, where: str, catalogue: Mapping[s
             return [cond.ParseProblem(f"{where}.field", f"unknown derived fact '{name}'",
                                       "a fact declared under 'facts'" + _suggest(name, facts), path)]
         allowed: tuple[Any, ...] = declaration.values
-        kind = "bool" if all(isinstance(v, bool) for v in allowed) else "enum"
+        kind: Literal["bool", "enum"] = "bool" if all(isinstance(v, bool) for v in allowed) else "enum"
         spec = FieldSpec(path, kind, name, tuple(str(v) for v in allowed) if kind == "enum" else ())
     else:
         found = catalogue.get(path)

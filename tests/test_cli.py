@@ -1,0 +1,118 @@
+"""The command line: reports, formats, exit codes and error messages."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+from typer.testing import CliRunner
+
+from postcart.cli import app
+
+from .conftest import ROOT, SCENARIOS
+
+runner = CliRunner()
+EXAMPLE = SCENARIOS / "lbcl.yaml"
+
+
+def write(tmp_path: Path, data: Any, name: str = "case.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(yaml.safe_dump(data), encoding="utf-8")
+    return path
+
+
+def test_evaluate_prints_sourced_report_with_disclaimer() -> None:
+    """The default report lists options by verdict, numbered references with links, and the disclaimer."""
+    result = runner.invoke(app, ["evaluate", str(EXAMPLE), "--scenario", "lbcl-late-relapse-fit-donor"])
+    assert result.exit_code == 0, result.output
+    out = result.output
+    assert "RECOMMENDED" in out and "Bispecific antibody" in out
+    assert "REFERENCES" in out and "[1]" in out and "https://doi.org/" in out
+    assert "Decision support only." in out
+
+
+def test_evaluate_json_matches_the_contract(tmp_path: Path, baseline: dict[str, Any]) -> None:
+    """--format json emits the Assessment contract."""
+    result = runner.invoke(app, ["evaluate", str(write(tmp_path, baseline)), "--format", "json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    assert data["patient_id"] == "test-001"
+    for option in data["options"]:
+        assert set(option) >= {"option", "verdict", "rationale", "citations", "rules", "because"}
+        if option["verdict"] in ("recommended", "consider"):
+            assert option["citations"] and all({"key", "label"} <= set(c) for c in option["citations"])
+    assert data["disclaimer"].startswith("Decision support only.")
+    assert set(data["rulebook"]) == {"version", "content_hash"}
+
+
+def test_evaluate_markdown(tmp_path: Path, baseline: dict[str, Any]) -> None:
+    """--format markdown gives headings per verdict and footnoted references."""
+    result = runner.invoke(app, ["evaluate", str(write(tmp_path, baseline)), "-f", "markdown"])
+    assert result.exit_code == 0
+    assert result.output.startswith("# postcart assessment: LBCL (test-001)")
+    assert "## Recommended" in result.output and "[^1]:" in result.output
+
+
+def test_evaluate_reads_json_from_stdin(baseline: dict[str, Any]) -> None:
+    """'-' reads a JSON situation from standard input."""
+    result = runner.invoke(app, ["evaluate", "-", "-f", "json"], input=json.dumps(baseline))
+    assert result.exit_code == 0 and json.loads(result.output)["disease"] == "LBCL"
+
+
+def test_invalid_situation_exits_2_naming_field_expected_and_got(tmp_path: Path, baseline: dict[str, Any]) -> None:
+    """Invalid input exits 2 with the dotted field, what was expected and what arrived."""
+    baseline["fitness"]["ecog"] = 7
+    result = runner.invoke(app, ["evaluate", str(write(tmp_path, baseline))])
+    assert result.exit_code == 2
+    assert "fitness.ecog" in result.output and "expected an integer 0-4, got 7" in result.output
+
+
+def test_unreadable_and_malformed_files_exit_2(tmp_path: Path) -> None:
+    """A missing file or broken YAML exits 2 with a message, not a traceback."""
+    missing = runner.invoke(app, ["evaluate", str(tmp_path / "nope.yaml")])
+    assert missing.exit_code == 2 and "cannot read" in missing.output
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("age: [58\n", encoding="utf-8")
+    result = runner.invoke(app, ["evaluate", str(broken)])
+    assert result.exit_code == 2 and "not valid YAML or JSON" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_scenario_file_with_several_scenarios_needs_a_choice(tmp_path: Path, baseline: dict[str, Any]) -> None:
+    """A scenario file with several scenarios asks which one, listing the ids."""
+    path = write(tmp_path, {"scenarios": [{"id": "a", "situation": baseline}, {"id": "b", "situation": baseline}]})
+    result = runner.invoke(app, ["evaluate", str(path)])
+    assert result.exit_code == 2 and "one of a, b" in result.output
+    assert runner.invoke(app, ["evaluate", str(path), "--scenario", "b"]).exit_code == 0
+
+
+def test_check_reports_ok_and_broken_rules_exit_2(tmp_path: Path) -> None:
+    """`check` passes the bundled rules and exits 2 on a broken rules directory, listing problems."""
+    result = runner.invoke(app, ["check"])
+    assert result.exit_code == 0, result.output
+    assert "OK" in result.output
+    broken = tmp_path / "rules"
+    broken.mkdir()
+    (broken / "rulebook.yaml").write_text("version: '1'\n", encoding="utf-8")
+    result = runner.invoke(app, ["check", "--rules", str(broken)])
+    assert result.exit_code == 2 and "references.yaml: missing" in result.output
+
+
+def test_schema_is_the_models_json_schema() -> None:
+    """`schema` prints the JSON Schema generated from PatientSituation."""
+    result = runner.invoke(app, ["schema"])
+    assert result.exit_code == 0
+    schema = json.loads(result.output)
+    assert schema["title"] == "PatientSituation" and "fitness" in schema["properties"]
+
+
+def test_console_script_runs_as_a_module() -> None:
+    """`python -m postcart` works as the console script does (exit code 2 on bad input)."""
+    process = subprocess.run([sys.executable, "-m", "postcart", "evaluate", "-"], input="age: 300\n",
+                             capture_output=True, text=True, cwd=ROOT, timeout=60, check=False)
+    assert process.returncode == 2
+    assert "age" in process.stderr and "got 300" in process.stderr

@@ -1,0 +1,161 @@
+"""The engine on durable-rules: sessions always deleted, thread-safe, faithful to the rule conditions."""
+
+from __future__ import annotations
+
+import copy
+import json
+import shutil
+import textwrap
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from postcart import Engine, EvaluationError, Rulebook, evaluate, validate_situation
+from postcart.compiler import compile_rulebook
+
+from .conftest import RULES
+
+
+def variants(baseline: dict[str, Any]) -> list[dict[str, Any]]:
+    """A spread of situations touching timing, antigen, fitness and toxicity."""
+    out = []
+    for months in (0.5, 1, 2.9, 3, 3.1, 11):
+        for ecog in (0, 2, 3, 4):
+            for cd20 in ("positive", "negative", "unknown"):
+                for icans in (None, 2, 3):
+                    case = copy.deepcopy(baseline)
+                    case["failure"]["months_since_infusion"] = months
+                    case["failure"]["cd20"] = cd20
+                    case["fitness"]["ecog"] = ecog
+                    case["car_t"]["max_icans_grade"] = icans
+                    out.append(case)
+    return out
+
+
+def test_more_evaluations_than_durable_sessions(engine: Engine, baseline: dict[str, Any]) -> None:
+    """3,000 evaluations pass the 1,024 live-session limit: every session is deleted."""
+    situation = validate_situation(baseline)
+    first = engine.run(situation)
+    for _ in range(3000):
+        assert engine.run(situation).fired == first.fired
+
+
+def test_derived_facts_chain_into_later_rules(engine: Engine, baseline: dict[str, Any]) -> None:
+    """Failure timing is derived first and visible to the option rules that run after it."""
+    baseline["failure"]["months_since_infusion"] = 0.5
+    result = engine.run(validate_situation(baseline))
+    assert result.derived["failure_timing"] == "very_early"
+    assert result.facts["derived.failure_timing"] == "very_early"
+    assert "derived.failure_timing.very_early" in result.fired
+
+
+def test_each_rule_recorded_once_even_when_or_branches_both_hold(engine: Engine, baseline: dict[str, Any]) -> None:
+    """A rule whose `any` has two true branches is recorded once (durable fires once per branch)."""
+    baseline["car_t"]["max_icans_grade"] = 4
+    baseline["car_t"]["max_crs_grade"] = 4
+    fired = engine.run(validate_situation(baseline)).fired
+    assert fired.count("derived.severe_prior_toxicity") == 1
+    assert len(fired) == len(set(fired))
+
+
+def test_engine_fires_exactly_the_rules_whose_conditions_hold(engine: Engine, rulebook: Rulebook,
+                                                              baseline: dict[str, Any]) -> None:
+    """The compiled durable-rules patterns agree with the rule conditions on every variant."""
+    from postcart import conditions
+
+    for case in variants(baseline):
+        situation = validate_situation(case)
+        result = engine.run(situation)
+        facts = dict(result.facts, disease=situation.disease)
+        expected = {rule.id for rule in rulebook.rules
+                    if rule.full_condition is None or conditions.evaluate(rule.full_condition, facts)}
+        assert set(result.fired) == expected, case
+
+
+def test_eight_threads_give_the_same_results_as_sequential(engine: Engine, baseline: dict[str, Any]) -> None:
+    """Eight threads evaluating at once give exactly the sequential results."""
+    cases = variants(baseline) * 4
+    sequential = [evaluate(case, engine).model_dump(mode="json") for case in cases]
+    barrier = threading.Barrier(8)
+
+    def run(index: int) -> list[tuple[int, dict[str, Any]]]:
+        barrier.wait()
+        return [(i, evaluate(cases[i], engine).model_dump(mode="json")) for i in range(index, len(cases), 8)]
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        results = [item for chunk in pool.map(run, range(8)) for item in chunk]
+    assert len(results) == len(cases)
+    for index, dumped in results:
+        assert dumped == sequential[index]
+
+
+def test_compiled_definitions_are_plain_json(rulebook: Rulebook) -> None:
+    """The compiled rulesets are plain dicts that serialise to durable-rules' JSON form."""
+    compiled = compile_rulebook(rulebook)
+    for disease, strata in compiled.strata.items():
+        assert strata, disease
+        for stratum in strata:
+            text = json.dumps(stratum.definition)
+            assert json.loads(text) == stratum.definition
+            assert set(stratum.definition) == set(stratum.rule_ids)
+
+
+def test_registering_does_not_mutate_compiled_rulesets(rulebook: Rulebook) -> None:
+    """durable-rules mutates what it is given; the engine hands it copies."""
+    with Engine(rulebook) as first:
+        before = copy.deepcopy({name: [dict(s.definition) for s in strata]
+                                for name, strata in first.compiled.strata.items()})
+        with Engine(rulebook):
+            pass
+        after = {name: [dict(s.definition) for s in strata] for name, strata in first.compiled.strata.items()}
+    assert before == after
+
+
+def test_two_engines_coexist_and_close(rulebook: Rulebook, baseline: dict[str, Any]) -> None:
+    """Two engines on one rulebook run side by side; a closed engine refuses to run."""
+    situation = validate_situation(baseline)
+    with Engine(rulebook) as one, Engine(rulebook) as two:
+        assert one.run(situation).fired == two.run(situation).fired
+    with pytest.raises(EvaluationError, match="closed"):
+        one.run(situation)
+    one.close()  # idempotent
+
+
+def test_conflicting_derivations_raise_evaluation_error(tmp_path: Path, baseline: dict[str, Any]) -> None:
+    """Two rules deriving different values of one fact for the same patient is an evaluation error."""
+    directory = tmp_path / "rules"
+    shutil.copytree(RULES, directory)
+    (directory / "zz_conflict.yaml").write_text(textwrap.dedent("""
+        rules:
+          - id: test.also_late
+            title: Overlapping timing rule
+            diseases: [all]
+            when: {field: failure.months_since_infusion, gt: 2}
+            then: {derive: failure_timing, value: early}
+        """), encoding="utf-8")
+    with Engine(Rulebook.load(directory)) as engine, pytest.raises(EvaluationError) as caught:
+        engine.run(validate_situation(baseline))
+    assert "derive different values for 'failure_timing'" in str(caught.value)
+    assert "test.also_late" in str(caught.value)
+
+
+def test_a_situation_no_rule_matches_is_not_an_error(tmp_path: Path, baseline: dict[str, Any]) -> None:
+    """A fact that matches no rule (durable's 'not handled') just fires nothing."""
+    directory = tmp_path / "rules"
+    directory.mkdir()
+    shutil.copy(RULES / "rulebook.yaml", directory)
+    shutil.copy(RULES / "references.yaml", directory)
+    (directory / "only.yaml").write_text(textwrap.dedent("""
+        rules:
+          - id: test.never_for_this_patient
+            title: Only for ECOG 4
+            diseases: [all]
+            when: {field: fitness.ecog, eq: 4}
+            then: {ask: fitness.hct_ci, why: A test prompt for ECOG 4 only.}
+        """), encoding="utf-8")
+    with Engine(Rulebook.load(directory)) as engine:
+        result = engine.run(validate_situation(baseline))
+    assert result.fired == ()
