@@ -51,3 +51,12 @@ def test_invalid_gherkin_is_refused_with_the_file_name(tmp_path: Path) -> None:
     (tmp_path / "broken.feature").write_text("Feature: broken\n  Scenario: one\n    Given a step\nFeature: a second feature\n")
     with pytest.raises(ReviewError, match=r"broken\.feature: not valid Gherkin"):
         read_features(tmp_path)
+
+
+def test_clinician_guide_documents_every_phrase() -> None:
+    """Each step of the clinical step library appears, by its example phrase, in docs/clinician-guide.md."""
+    from clinical_steps.registry import PHRASES
+
+    guide = (FEATURES.parents[1] / "docs" / "clinician-guide.md").read_text(encoding="utf-8")
+    undocumented = [phrase for phrases in PHRASES.values() for phrase in phrases if f"`{phrase}`" not in guide]
+    assert not undocumented, f"phrases missing from the clinician guide: {undocumented}"

@@ -156,7 +156,7 @@ def derived_fact(case: PatientCase, engine: Engine, fact: str, value: str) -> No
         name = lookup("derived fact", fact, names)
     except UnknownTerm as error:
         raise case.fail(str(error)) from None
-    wanted: Any = {"yes": True, "no": False}.get(value, value.replace(" ", "_"))
+    wanted = _fact_value(case, declarations[name].values, value)
     actual = _assessment(case).derived.get(name, declarations[name].default)
     case.checks.append(f"{name} is {wanted}")
     if actual != wanted:
@@ -165,3 +165,15 @@ def derived_fact(case: PatientCase, engine: Engine, fact: str, value: str) -> No
         rule.id for rule in engine.rulebook.rules
         if getattr(rule.then, "derive", None) == name and rule.id in _assessment(case).audit.rules_fired
     )
+
+
+def _fact_value(case: PatientCase, values: tuple[Any, ...], phrase: str) -> Any:
+    """A derived fact's value from words: 'very early' -> very_early; 'yes'/'no' for true/false facts."""
+    words = normalise(phrase)
+    for value in values:
+        if str(value).lower() in (words, words.replace(" ", "_")):
+            return value
+    boolean = {"yes": True, "no": False}.get(words)
+    if boolean is not None and boolean in values:
+        return boolean
+    raise case.fail(f"{phrase!r} is not a value of this fact; its values are {', '.join(map(str, values))}")
