@@ -39,7 +39,7 @@ def report(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 
 def _sections(page: str) -> dict[str, str]:
     return {match.group(1): match.group(2) for match in
-            re.finditer(r"<section class='scenario' id='([^']+)'>(.*?)</section>", page, re.S)}
+            re.finditer(r"<section class='scenario' id='([^']+)'>(.*?)</section>", page, re.DOTALL)}
 
 
 def test_review_command_succeeds_and_names_its_files(report: dict[str, Any]) -> None:

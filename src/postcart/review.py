@@ -89,21 +89,23 @@ def read_features(directory: str | os.PathLike[str]) -> list[GherkinFeature]:
     Raises:
         ReviewError: a file does not parse (the message names the file and the parser's line and reason).
     """
-    from gherkin.errors import CompositeParserException, ParserException  # type: ignore[import-untyped]
-    from gherkin.parser import Parser  # type: ignore[import-untyped]
-    from gherkin.pickles.compiler import Compiler  # type: ignore[import-untyped]
+    from gherkin.errors import CompositeParserException, ParserException
+    from gherkin.parser import Parser
+    from gherkin.pickles.compiler import Compiler
 
     features = []
     for path in sorted(Path(directory).glob("*.feature")):
         try:
-            document = Parser().parse(path.read_text(encoding="utf-8"))
+            parsed = Parser().parse(path.read_text(encoding="utf-8"))
         except (CompositeParserException, ParserException) as error:
             raise ReviewError(f"{path.name}: not valid Gherkin: {error}") from None
+        document: dict[str, Any] = dict(parsed)
         document["uri"] = path.name
         feature = document.get("feature")
         if feature is None:
             continue
-        features.append(_feature(path.name, feature, Compiler().compile(document)))
+        pickles: list[dict[str, Any]] = list(Compiler().compile(document))  # type: ignore[arg-type]
+        features.append(_feature(path.name, dict(feature), pickles))
     return features
 
 
@@ -256,9 +258,9 @@ def _combine(features: list[GherkinFeature], evidence: dict[str, Any], cucumber:
         values = tuple(record["example"].values()) if record["example"] else None
         records[(record["feature_file"], record["line"], values)] = record
     views = {}
-    for feature in features:
-        for index, scenario in enumerate(feature.scenarios, start=1):
-            anchor = f"{Path(feature.file).stem}-{index}"
+    for gherkin_feature in features:
+        for index, scenario in enumerate(gherkin_feature.scenarios, start=1):
+            anchor = f"{Path(gherkin_feature.file).stem}-{index}"
             view = ScenarioView(scenario, anchor)
             record = records.get(scenario.key)
             if record is not None:
@@ -326,15 +328,15 @@ def render_html(result: ReviewResult) -> str:
         "<title>postcart: clinical review of the feature specifications</title>",
         f"<style>{_CSS}</style></head><body>",
         "<h1>postcart: clinical review of the feature specifications</h1>",
-        f"<p class='meta'>Generated {_e(result.generated)} · rulebook version <b>{_e(book['version'])}</b> · "
-        f"content hash <code>{_e(book['content_hash'])}</code> · {book['rules']} rules</p>",
-        f"<p><b>{result.passed} of {len(result.scenarios)} scenarios pass.</b> {_e(result.summary)}."
-        + (f" <span class='bad'>Rules never exercised: {_e(', '.join(result.uncovered))}.</span>"
-           if result.uncovered else " Every rule was exercised by at least one scenario.") + "</p>",
-        "<p class='small'>Each scenario below is a clinical statement written in plain words (the grey box), "
-        "checked against the engine on every run. Under it: what postcart said for that patient: each "
-        "option's verdict, rationale and sources, the information it asked for, and the rules that "
-        "fired. Please read each scenario, note disagreements in its notes box, and sign off at the end.</p>",
+        (f"<p class='meta'>Generated {_e(result.generated)} · rulebook version <b>{_e(book['version'])}</b> · "
+         f"content hash <code>{_e(book['content_hash'])}</code> · {book['rules']} rules</p>"),
+        (f"<p><b>{result.passed} of {len(result.scenarios)} scenarios pass.</b> {_e(result.summary)}."
+         + (f" <span class='bad'>Rules never exercised: {_e(', '.join(result.uncovered))}.</span>"
+            if result.uncovered else " Every rule was exercised by at least one scenario.") + "</p>"),
+        ("<p class='small'>Each scenario below is a clinical statement written in plain words (the grey box), "
+         "checked against the engine on every run. Under it: what postcart said for that patient: each "
+         "option's verdict, rationale and sources, the information it asked for, and the rules that "
+         "fired. Please read each scenario, note disagreements in its notes box, and sign off at the end.</p>"),
         "<h2>Contents</h2><ul>",
     ]
     for feature in result.features:
@@ -400,7 +402,8 @@ def _scenario_html(view: ScenarioView) -> str:
         if evidence["derived"]:
             derived = ", ".join(f"{_e(k)} = <b>{_e(v)}</b>" for k, v in evidence["derived"].items())
             parts.append(f"<div class='small'>Derived: {derived}</div>")
-        fired = ", ".join(f"<a href='#r-{_e(r)}'><code>{_e(r)}</code></a>" for r in view.evidence["rules_fired"])
+        fired = ", ".join(f"<a href='#r-{_e(r)}'><code>{_e(r)}</code></a>"
+                          for r in (view.evidence or {}).get("rules_fired", []))
         parts.append(f"<div class='small'>Rules fired: {fired}</div>")
     parts.append("<div class='notes' contenteditable='true'></div></section>")
     return "\n".join(parts)
@@ -417,9 +420,9 @@ def _scenario_names(result: ReviewResult) -> dict[str, tuple[str, str]]:
 def _coverage_html(result: ReviewResult) -> str:
     names = _scenario_names(result)
     rows = ["<h2 id='coverage'>Rule coverage</h2>",
-            f"<p>{_e(result.summary)}. A rule <i>fired</i> when the engine applied it to a scenario's patient; "
-            "it was <i>checked</i> when a Then step asserted the verdict, question or derived fact it "
-            "produces.</p>",
+            (f"<p>{_e(result.summary)}. A rule <i>fired</i> when the engine applied it to a scenario's "
+             "patient; it was <i>checked</i> when a Then step asserted the verdict, question or derived fact "
+             "it produces.</p>"),
             "<table><tr><th>Rule</th><th>What it does</th><th>Fired in</th><th>Checked in</th></tr>"]
     for rule in result.rules:
         fired = ", ".join(f"<a href='#{_e(names[n][0])}'>{_e(names[n][1])}</a>"
@@ -451,8 +454,8 @@ def render_markdown(result: ReviewResult) -> str:
     """The review report as Markdown, for the repository's ``docs/``."""
     book = result.rulebook
     out = ["# postcart: clinical review of the feature specifications", "",
-           f"Generated {result.generated} · rulebook version **{book['version']}** · content hash "
-           f"`{book['content_hash']}` · {book['rules']} rules", "",
+           (f"Generated {result.generated} · rulebook version **{book['version']}** · content hash "
+            f"`{book['content_hash']}` · {book['rules']} rules"), "",
            f"**{result.passed} of {len(result.scenarios)} scenarios pass.** {result.summary}."
            + (f" Rules never exercised: {', '.join(result.uncovered)}." if result.uncovered
               else " Every rule was exercised by at least one scenario."), ""]
@@ -490,7 +493,8 @@ def render_markdown(result: ReviewResult) -> str:
                     out.append("Asked for: " + "; ".join(f"`{m['field']}` ({m['why']})"
                                                          for m in evidence["missing_information"]))
                     out.append("")
-                out += ["Rules fired: " + ", ".join(f"`{r}`" for r in view.evidence["rules_fired"]), ""]
+                fired = (view.evidence or {}).get("rules_fired", [])
+                out += ["Rules fired: " + ", ".join(f"`{r}`" for r in fired), ""]
     names = _scenario_names(result)
     out += ["## Rule coverage", "", "| rule | what it does | fired in | checked in |", "|---|---|---|---|"]
     for rule in result.rules:

@@ -13,14 +13,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from postcart.review import read_features
-
 from clinical_steps.case import ClinicalStepError, PatientCase, StepRef
 from clinical_steps.coverage import ScenarioRecord, Tracker, assessment_evidence, output_dir
-from clinical_steps.outcome import *  # noqa: F403 - step definitions are fixtures found by name
-from clinical_steps.patient import *  # noqa: F403
+from clinical_steps.outcome import *
+from clinical_steps.patient import *
 from clinical_steps.registry import closest_phrases
+
+from postcart.review import read_features
 
 FEATURES = Path(__file__).parent
 _TRACKER = pytest.StashKey[Tracker]()

@@ -7,11 +7,10 @@ and still writes the partial coverage report).
 from __future__ import annotations
 
 import pytest
-
-from postcart.rulebook import DISEASES, OPTIONS
+from clinical_steps.coverage import Tracker
 
 from conftest import expected_scenarios
-from clinical_steps.coverage import Tracker
+from postcart.rulebook import DISEASES, OPTIONS
 
 
 def _complete(feature_tracker: Tracker | None) -> Tracker:

@@ -168,7 +168,7 @@ def infection(case: PatientCase) -> None:
     case.set("fitness.active_infection", True)
 
 
-@step("given", r"(?:the patient is|{who} is) (?P<age>\d+) years old".format(who=WHO), "the patient is 72 years old")
+@step("given", rf"(?:the patient is|{WHO} is) (?P<age>\d+) years old", "the patient is 72 years old")
 def age(case: PatientCase, age: str) -> None:
     case.set("age", int(age))
 
