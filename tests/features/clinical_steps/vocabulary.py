@@ -35,7 +35,7 @@ class UnknownTerm(ValueError):
         close = difflib.get_close_matches(normalise(phrase), known, n=3, cutoff=0.5)
         hint = f" (did you mean {', '.join(repr(c) for c in close)}?)" if close else ""
         listed = "; ".join(known) if len(known) <= 25 else "; ".join(known[:25]) + "; ..."
-        super().__init__(f"{phrase!r} is not a {kind} this step library knows{hint}. Known: {listed}")
+        super().__init__(f"unknown {kind} {phrase!r}{hint}; the step library knows: {listed}")
 
 
 def normalise(phrase: str) -> str:
