@@ -6,10 +6,10 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-
 from clinical_steps import outcome, patient
 from clinical_steps.case import ClinicalStepError, PatientCase, StepRef
 from clinical_steps.vocabulary import OPTIONS, UnknownTerm, lookup
+
 from conftest import pytest_bdd_step_func_lookup_error
 
 
