@@ -15,6 +15,7 @@ Feature: Fitness and transplant eligibility
       And a matched unrelated donor is available
       When postcart assesses the situation
       Then postcart classes the fitness for allogeneic transplant as <fitness>
+      And postcart finds an allogeneic donor available
       And allogeneic transplant is <verdict>
 
       Examples:

@@ -15,6 +15,7 @@ Feature: Large B-cell lymphoma after CD19 CAR-T failure
       Then a bispecific antibody is recommended
       And the rationale cites Dickinson 2022
       And the rationale mentions "CD20"
+      And postcart finds no poor prognosis after CAR-T failure
       And long-term follow-up is recommended
       And the rationale cites FDA 2024 boxed warning
 
@@ -70,6 +71,7 @@ Feature: Large B-cell lymphoma after CD19 CAR-T failure
       And a matched unrelated donor is available
       When postcart assesses the situation
       Then postcart classes the failure timing as <timing>
+      And postcart finds the patient a candidate for allogeneic transplant
       And allogeneic transplant is <verdict>
       And the rationale cites Zurko 2023
 
@@ -85,7 +87,8 @@ Feature: Large B-cell lymphoma after CD19 CAR-T failure
       And organ function is adequate for intensive therapy
       And no donor is available
       When postcart assesses the situation
-      Then allogeneic transplant is not advised
+      Then postcart finds no allogeneic donor available
+      And allogeneic transplant is not advised
       And postcart does not ask for the donor search
 
     @allogeneic_hct
@@ -141,7 +144,7 @@ Feature: Large B-cell lymphoma after CD19 CAR-T failure
       And a suitable clinical trial is available
       When postcart assesses the situation
       Then postcart classes the failure timing as very early
-      And postcart classes the poor prognosis after CAR-T failure as yes
+      And postcart finds a poor prognosis after CAR-T failure
       And a clinical trial is recommended
       And the rationale cites Di Blasi 2022
       And a focus on quality of life is to be considered

@@ -11,15 +11,15 @@ Feature: Mantle cell lymphoma after brexu-cel or liso-cel failure
       And a suitable clinical trial is available
       When postcart assesses the situation
       Then postcart classes the failure timing as <timing>
-      And postcart classes the poor prognosis after CAR-T failure as <poor prognosis>
+      And postcart finds <prognosis> poor prognosis after CAR-T failure
       And a clinical trial is recommended
       And a focus on quality of life is to be considered
       And the reasons include "<reason>"
 
       Examples:
-        | months | timing | poor prognosis | reason               |
-        | 2.9    | early  | yes            | Share this prognosis |
-        | 3.1    | late   | no             | alongside treatment  |
+        | months | timing | prognosis | reason               |
+        | 2.9    | early  | a         | Share this prognosis |
+        | 3.1    | late   | no        | alongside treatment  |
 
   Rule: Salvage choices depend on CD20 and on what was used before
 

@@ -11,13 +11,13 @@ Feature: Severe toxicity with the first CAR-T
       And CD19 is retained on re-biopsy
       And the worst ICANS was grade <icans>
       When postcart assesses the situation
-      Then postcart classes the severe toxicity with the first CAR-T as <severe>
+      Then postcart finds <severe> severe toxicity with the first CAR-T
       And a second CAR-T infusion is <verdict>
 
       Examples:
         | icans | severe | verdict          |
         | 2     | no     | to be considered |
-        | 3     | yes    | not advised      |
+        | 3     | a      | not advised      |
 
     @lbcl @second_car_t_infusion @threshold
     Scenario Outline: CRS grade 3 versus grade 4

@@ -149,6 +149,18 @@ def does_not_ask_for(case: PatientCase, information: str) -> None:
 @step("then", r"postcart classes the (?P<fact>.+?) as (?P<value>.+)", "postcart classes the failure timing as early")
 def derived_fact(case: PatientCase, engine: Engine, fact: str, value: str) -> None:
     """A derived fact (named by its title or name) has this value ('yes'/'no' for true/false facts)."""
+    _check_fact(case, engine, fact, value)
+
+
+@step("then", r"postcart finds (?P<negation>no )?(?:the patient )?(?P<fact>.+)",
+      "postcart finds a poor prognosis after CAR-T failure", "postcart finds no severe toxicity with the first CAR-T",
+      "postcart finds the patient a candidate for allogeneic transplant")
+def finds(case: PatientCase, engine: Engine, negation: str | None, fact: str) -> None:
+    """A yes/no judgement postcart derived, e.g. a poor prognosis, or an allogeneic donor available."""
+    _check_fact(case, engine, fact, "no" if negation else "yes")
+
+
+def _check_fact(case: PatientCase, engine: Engine, fact: str, value: str) -> None:
     declarations = engine.rulebook.facts
     names = {normalise(name.replace("_", " ")): name for name in declarations}
     names.update({normalise(d.title): name for name, d in declarations.items() if d.title})
