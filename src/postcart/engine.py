@@ -161,9 +161,6 @@ class Engine:
             try:
                 result = _core.assert_fact(handle, payload)
                 if result[0] == _NOT_HANDLED:
-                    # No session was created: deleting the unknown sid corrupts the C core's heap
-                    # (measured: "double free or corruption", segfaults later in unrelated calls).
-                    sid = ""
                     return fired
                 if result[0] != _HANDLED:
                     raise EvaluationError(f"durable-rules answered {result[0]} to a new session's fact")
@@ -181,8 +178,7 @@ class Engine:
                 raise EvaluationError(f"durable-rules failed in ruleset {name}: {error}") from error
             finally:
                 try:
-                    if sid:
-                        _core.delete_state(handle, sid)
+                    _core.delete_state(handle, sid)
                 except Exception:  # noqa: BLE001 - no session was created when nothing matched
                     pass
         return fired
