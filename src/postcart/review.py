@@ -335,8 +335,9 @@ def render_html(result: ReviewResult) -> str:
             if result.uncovered else " Every rule was exercised by at least one scenario.") + "</p>"),
         ("<p class='small'>Each scenario below is a clinical statement written in plain words (the grey box), "
          "checked against the engine on every run. Under it: what postcart said for that patient: each "
-         "option's verdict, rationale and sources, the information it asked for, and the rules that "
-         "fired. Please read each scenario, note disagreements in its notes box, and sign off at the end.</p>"),
+         "option's verdict, rationale and sources (✔ marks the options the scenario checks), the "
+         "information it asked for, and the rules that fired. Please read each scenario, note "
+         "disagreements in its notes box, and sign off at the end.</p>"),
         "<h2>Contents</h2><ul>",
     ]
     for feature in result.features:
@@ -386,12 +387,14 @@ def _scenario_html(view: ScenarioView) -> str:
     if evidence:
         parts.append("<table><tr><th>Option</th><th>Verdict</th><th>Rationale</th><th>Sources</th>"
                      "<th>Rules</th></tr>")
+        checked = {check.split(" ")[0] for check in (view.evidence or {}).get("checks", [])}
         for option in evidence["options"]:
+            mark = " <span title='checked by this scenario'>✔</span>" if option["option"] in checked else ""
             sources = "<br>".join(
                 (f"<a href='{_e(c['url'])}'>{_e(c['label'])}</a>" if c.get("url") else _e(c["label"]))
                 for c in option["citations"])
             rules = "<br>".join(f"<a href='#r-{_e(r)}'><code>{_e(r)}</code></a>" for r in option["rules"])
-            parts.append(f"<tr><td>{_e(_OPTION.get(option['option'], option['option']))}</td>"
+            parts.append(f"<tr><td>{_e(_OPTION.get(option['option'], option['option']))}{mark}</td>"
                          f"<td class='v-{_e(option['verdict'])}'>{_e(_VERDICT[option['verdict']])}</td>"
                          f"<td>{_e(option['rationale'])}</td><td>{sources}</td><td>{rules}</td></tr>")
         parts.append("</table>")
