@@ -63,3 +63,15 @@ Feature: Multiple myeloma after BCMA CAR-T failure
         | months | verdict          |
         | 2.9    | recommended      |
         | 3.1    | to be considered |
+
+  Rule: Allogeneic transplant is not a standard option in myeloma, even for a fit patient with a donor
+
+    @allogeneic_hct
+    Scenario: Young fit myeloma patient with a matched sibling
+      Given a 48-year-old with multiple myeloma who relapsed 10 months after cilta-cel
+      And the HCT-CI is 0
+      And organ function is adequate for intensive therapy
+      And a matched sibling donor is available
+      When postcart assesses the situation
+      Then allogeneic transplant is not advised
+      And the rationale cites Lokhorst 2010
