@@ -127,9 +127,11 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     complete = len(found.records) >= expected_scenarios()
     paths = found.write(output_dir(Path(session.config.rootpath)), complete)
     session.config.stash[_REPORT_PATHS] = paths
+    session.config.stash[_COMPLETE] = complete
 
 
 _REPORT_PATHS = pytest.StashKey[list[Path]]()
+_COMPLETE = pytest.StashKey[bool]()
 
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
@@ -138,7 +140,10 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
         return
     terminalreporter.write_sep("-", found.summary())
     uncovered = found.uncovered()
-    if uncovered:
+    if not config.stash.get(_COMPLETE, False):
+        terminalreporter.write_line(f"partial run ({len(found.records)} of {expected_scenarios()} scenarios): "
+                                    f"coverage not enforced; {len(uncovered)} rules did not fire in these")
+    elif uncovered:
         terminalreporter.write_line("rules that never fired: " + ", ".join(uncovered))
     for path in config.stash.get(_REPORT_PATHS, []):
         terminalreporter.write_line(f"written: {path}")
