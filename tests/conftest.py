@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import copy
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import settings
 
 from postcart import Engine, Rulebook
 
@@ -43,3 +45,10 @@ def engine(rulebook: Rulebook) -> Iterator[Engine]:
 def baseline() -> dict[str, Any]:
     """A fit LBCL patient with a late relapse after axi-cel; tests change only what they test."""
     return copy.deepcopy(BASELINE)
+
+
+# Hypothesis: a fixed, reproducible run in CI (CI=true), a fresh random one elsewhere; no deadline because
+# the shared 2-core machine makes single-example timings noisy.
+settings.register_profile("ci", derandomize=True, max_examples=60, deadline=None, print_blob=True)
+settings.register_profile("dev", max_examples=60, deadline=None)
+settings.load_profile("ci" if os.environ.get("CI", "").lower() == "true" else os.environ.get("HYPOTHESIS_PROFILE", "dev"))

@@ -159,3 +159,45 @@ def test_a_situation_no_rule_matches_is_not_an_error(tmp_path: Path, baseline: d
     with Engine(Rulebook.load(directory)) as engine:
         result = engine.run(validate_situation(baseline))
     assert result.fired == ()
+
+
+def test_strata_that_match_nothing_neither_crash_nor_leak(tmp_path: Path, baseline: dict[str, Any]) -> None:
+    """A stratum no rule matches, evaluated 2,000 times, neither corrupts durable's heap nor keeps sessions."""
+    import psutil
+
+    directory = tmp_path / "rules"
+    directory.mkdir()
+    shutil.copy(RULES / "rulebook.yaml", directory)
+    shutil.copy(RULES / "references.yaml", directory)
+    (directory / "only.yaml").write_text(textwrap.dedent("""
+        facts:
+          fitness: {description: A fact no rule derives., values: [fit, unfit]}
+          candidate: {description: Derived from an underived fact., values: [true, false]}
+        rules:
+          - id: test.candidate
+            title: Needs a fact nobody derives
+            diseases: [all]
+            when:
+              all:
+                - {field: derived.fitness, eq: fit}
+                - {field: history.prior_allo_hct, eq: false}
+            then: {derive: candidate, value: true}
+        """), encoding="utf-8")
+    situation = validate_situation(baseline)
+    process = psutil.Process()
+    with Engine(Rulebook.load(directory)) as engine:
+        engine.run(situation)
+        before = process.memory_info().rss
+        results = {engine.run(situation).fired for _ in range(2000)}
+        grown = process.memory_info().rss - before
+    assert results == {()}
+    assert grown < 20 * 2**20, f"resident memory grew by {grown / 2**20:.0f} MB"
+
+
+@pytest.mark.parametrize("months", [1e-05, 5e-324, 2.5e-7])
+def test_tiny_numbers_reach_durable_in_a_form_it_parses(engine: Engine, baseline: dict[str, Any],
+                                                        months: float) -> None:
+    """A valid number that JSON writes in exponent form (1e-05 months) is evaluated, not refused (error 204)."""
+    baseline["failure"]["months_since_infusion"] = months
+    result = engine.run(validate_situation(baseline))
+    assert result.derived["failure_timing"] == "very_early"

@@ -1,7 +1,8 @@
 """The output contract: an ``Assessment`` built from the rules that fired, and ``evaluate()``.
 
-Where several rules speak to one option: a ``not_advised`` from a contraindication wins; otherwise the
-strongest suggestion (recommended > consider > not_advised). Every rule's reason stays visible.
+Where several rules speak to one option: rules named in another fired rule's ``overrides`` are set aside
+(the stated precedence); then a ``not_advised`` from a contraindication wins; otherwise the strongest
+suggestion (recommended > consider > not_advised). Every rule's reason stays visible.
 """
 
 from __future__ import annotations
@@ -159,15 +160,19 @@ def build_assessment(rulebook: Rulebook, situation: PatientSituation, result: En
 
 def _option(rulebook: Rulebook, name: str, rules: list[Rule], facts: Mapping[str, Any]) -> OptionAssessment:
     suggestions = [(rule, rule.then) for rule in rules if isinstance(rule.then, Suggest)]
-    contraindications = [(rule, then) for rule, then in suggestions
+    # a rule's stated precedence (`overrides`) sets the rules it names aside before the policy applies
+    overridden = {other for _, then in suggestions for other in then.overrides}
+    standing = [pair for pair in suggestions if pair[0].id not in overridden] or suggestions
+    contraindications = [(rule, then) for rule, then in standing
                          if then.contraindication and then.verdict == "not_advised"]
     if contraindications:
         deciding = contraindications
         verdict = "not_advised"
     else:
-        verdict = min((then.verdict for _, then in suggestions), key=VERDICTS.index)
-        deciding = [(rule, then) for rule, then in suggestions if then.verdict == verdict]
-    ordered = deciding + [pair for pair in suggestions if pair not in deciding]
+        verdict = min((then.verdict for _, then in standing), key=VERDICTS.index)
+        deciding = [(rule, then) for rule, then in standing if then.verdict == verdict]
+    deciding_ids = {rule.id for rule, _ in deciding}
+    ordered = deciding + [pair for pair in suggestions if pair[0].id not in deciding_ids]
     rationale = " ".join(then.rationale.strip() for _, then in deciding)
     keys = [key for _, then in ordered for key in then.citations]
     because: list[str] = []
@@ -182,10 +187,25 @@ def _option(rulebook: Rulebook, name: str, rules: list[Rule], facts: Mapping[str
         citations=_citations(rulebook, keys),
         rules=[rule.id for rule, _ in ordered],
         because=because,
-        reasons=[Reason(rule=rule.id, title=rule.title, verdict=then.verdict,
-                        contraindication=then.contraindication, rationale=then.rationale.strip(),
-                        citations=list(then.citations)) for rule, then in ordered],
+        reasons=[_reason(rulebook, rule) for rule, _ in ordered],
     )
+
+
+# Citations and reasons depend only on the rulebook's content: built once per content hash and key.
+_CITATIONS: dict[tuple[str, str], Citation] = {}
+_REASONS: dict[tuple[str, str], Reason] = {}
+
+
+def _reason(rulebook: Rulebook, rule: Rule) -> Reason:
+    cache_key = (rulebook.content_hash, rule.id)
+    reason = _REASONS.get(cache_key)
+    if reason is None:
+        then = rule.then
+        assert isinstance(then, Suggest)
+        reason = _REASONS[cache_key] = Reason(
+            rule=rule.id, title=rule.title, verdict=then.verdict, contraindication=then.contraindication,
+            rationale=then.rationale.strip(), citations=list(then.citations))
+    return reason
 
 
 def explain_true(rulebook: Rulebook, rule: Rule, facts: Mapping[str, Any]) -> list[str]:
@@ -214,9 +234,12 @@ def explain_true(rulebook: Rulebook, rule: Rule, facts: Mapping[str, Any]) -> li
 def _citations(rulebook: Rulebook, keys: list[str]) -> list[Citation]:
     out = []
     for key in dict.fromkeys(keys):
-        reference = rulebook.references[key]
-        out.append(Citation(key=key, label=reference.label, doi=reference.doi, pmid=reference.pmid,
-                            url=reference.link))
+        citation = _CITATIONS.get((rulebook.content_hash, key))
+        if citation is None:
+            reference = rulebook.references[key]
+            citation = _CITATIONS[(rulebook.content_hash, key)] = Citation(
+                key=key, label=reference.label, doi=reference.doi, pmid=reference.pmid, url=reference.link)
+        out.append(citation)
     return out
 
 

@@ -137,6 +137,27 @@ def check(rules: RulesOption = None) -> None:
 
 
 @app.command()
+def catalogue(
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Write the Markdown here (e.g. "
+                                                "docs/rules.md) instead of standard output.", dir_okay=False)] = None,
+    rules: RulesOption = None,
+) -> None:
+    """Generate the rule catalogue a clinician reads: rules by disease and option, coverage, references."""
+    from postcart.catalogue import render_catalogue
+
+    try:
+        rulebook = _load_rulebook(rules, include_drafts=True)
+    except RuleDefinitionError as error:
+        _fail(error)
+    text = render_catalogue(rulebook)
+    if output is None:
+        typer.echo(text, nl=False)
+        return
+    output.write_text(text, encoding="utf-8")
+    typer.echo(f"wrote {output} ({len(rulebook.rules)} rules)")
+
+
+@app.command()
 def review(
     output: Annotated[Path, typer.Option("--output", "-o", help="The HTML report to write.", dir_okay=False)],
     markdown: Annotated[Path | None, typer.Option(help="Markdown copy (default: OUTPUT with .md).")] = None,
