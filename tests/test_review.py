@@ -89,7 +89,9 @@ def test_markdown_report_lists_each_scenario_and_its_verdicts(report: dict[str, 
     for view in result.scenarios.values():
         assert f"#### {view.gherkin.name}" in text
         for option in view.evidence["assessment"]["options"]:
-            assert f"{_VERDICT[option['verdict']]}**:" in text
+            assert f" | {_VERDICT[option['verdict']]} | " in text
+            for citation in option["citations"]:
+                assert citation["label"] in text
 
 
 def test_cucumber_json_has_one_element_per_scenario(report: dict[str, Any]) -> None:

@@ -462,6 +462,8 @@ def render_markdown(result: ReviewResult) -> str:
            f"**{result.passed} of {len(result.scenarios)} scenarios pass.** {result.summary}."
            + (f" Rules never exercised: {', '.join(result.uncovered)}." if result.uncovered
               else " Every rule was exercised by at least one scenario."), ""]
+    out += ["✔ marks the options a scenario checks; their rationale follows the table.", ""]
+    cited: dict[str, str | None] = {}
     for feature in result.features:
         out += [f"## {feature.name}", "", f"`{feature.file}` · " + " ".join(f"`{t}`" for t in feature.tags), ""]
         if feature.description:
@@ -481,16 +483,19 @@ def render_markdown(result: ReviewResult) -> str:
                 out += ["> " + line for line in view.failure.splitlines()] + [""]
             evidence = (view.evidence or {}).get("assessment")
             if evidence:
+                checked = {check.split(" ")[0] for check in (view.evidence or {}).get("checks", [])}
                 out += ["| option | verdict | sources | rules |", "|---|---|---|---|"]
                 for option in evidence["options"]:
-                    sources = "; ".join(
-                        f"[{c['label']}]({c['url']})" if c.get("url") else c["label"] for c in option["citations"])
-                    out.append(f"| {_OPTION.get(option['option'], option['option'])} | "
-                               f"{_VERDICT[option['verdict']]} | {sources} | "
+                    name = _OPTION.get(option["option"], option["option"])
+                    mark = " ✔" if option["option"] in checked else ""
+                    sources = "; ".join(c["label"] for c in option["citations"])
+                    for citation in option["citations"]:
+                        cited.setdefault(citation["label"], citation.get("url"))
+                    out.append(f"| {name}{mark} | {_VERDICT[option['verdict']]} | {sources} | "
                                + ", ".join(f"`{r}`" for r in option["rules"]) + " |")
                 out.append("")
                 out += [f"- **{_OPTION.get(o['option'], o['option'])}, {_VERDICT[o['verdict']]}**: {o['rationale']}"
-                        for o in evidence["options"]]
+                        for o in evidence["options"] if o["option"] in checked]
                 out.append("")
                 if evidence["missing_information"]:
                     out.append("Asked for: " + "; ".join(f"`{m['field']}` ({m['why']})"
@@ -499,7 +504,9 @@ def render_markdown(result: ReviewResult) -> str:
                 fired = (view.evidence or {}).get("rules_fired", [])
                 out += ["Rules fired: " + ", ".join(f"`{r}`" for r in fired), ""]
     names = _scenario_names(result)
-    out += ["## Rule coverage", "", "| rule | what it does | fired in | checked in |", "|---|---|---|---|"]
+    out += ["## Sources cited", ""]
+    out += [f"- [{label}]({url})" if url else f"- {label}" for label, url in sorted(cited.items())]
+    out += ["", "## Rule coverage", "", "| rule | what it does | fired in | checked in |", "|---|---|---|---|"]
     for rule in result.rules:
         fired = "; ".join(names[n][1] for n in rule["fired_in"][:3] if n in names) or "**never fired**"
         if len(rule["fired_in"]) > 3:
