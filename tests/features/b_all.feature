@@ -5,7 +5,7 @@ Feature: B-cell acute lymphoblastic leukemia after CD19 CAR-T failure
 
   Rule: CD19-positive relapse after loss of the CAR-T cells can be re-treated against CD19
 
-    @second_car_t_infusion @bispecific_antibody
+    @second_car_t_infusion @bispecific_antibody @long_term_follow_up
     Scenario: CD19-positive relapse with B-cell recovery
       Given a 24-year-old with B-cell acute lymphoblastic leukemia who relapsed 7 months after tisa-cel
       And CD19 is retained on re-biopsy
@@ -15,6 +15,8 @@ Feature: B-cell acute lymphoblastic leukemia after CD19 CAR-T failure
       And a bispecific antibody is recommended
       And the rationale mentions "blinatumomab"
       And the rationale cites Kantarjian 2017
+      And long-term follow-up is recommended
+      And the rationale cites FDA 2024 boxed warning
 
     @second_car_t_infusion
     Scenario: CD19-positive relapse while the CAR-T cells persist
@@ -73,6 +75,14 @@ Feature: B-cell acute lymphoblastic leukemia after CD19 CAR-T failure
       When postcart assesses the situation
       Then allogeneic transplant is recommended
       And the rationale cites Wudhikarn 2021
+
+    @clinical_trial
+    Scenario: Relapse within the first month with a trial available
+      Given a 40-year-old with B-ALL who relapsed 0.9 months after brexu-cel
+      And a suitable clinical trial is available
+      When postcart assesses the situation
+      Then postcart finds a poor prognosis after CAR-T failure
+      And a clinical trial is recommended
 
     @quality_of_life_focus
     Scenario: Early relapse prompts an honest conversation about goals

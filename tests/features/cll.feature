@@ -5,7 +5,7 @@ Feature: Chronic lymphocytic leukemia after liso-cel failure
 
   Rule: A second CD19 CAR-T can be considered when CD19 is retained and the CAR-T cells are gone
 
-    @second_car_t_infusion
+    @second_car_t_infusion @long_term_follow_up
     Scenario: CD19-positive relapse after loss of CAR-T persistence
       Given a 63-year-old with chronic lymphocytic leukemia who relapsed 15 months after liso-cel
       And CD19 is retained on re-biopsy
@@ -13,6 +13,8 @@ Feature: Chronic lymphocytic leukemia after liso-cel failure
       When postcart assesses the situation
       Then a second CAR-T infusion is to be considered
       And the rationale cites Gauthier 2021
+      And long-term follow-up is recommended
+      And the rationale cites FDA 2024 boxed warning
 
   Rule: Trials first, transplant for the fit
 

@@ -6,13 +6,15 @@ Feature: Follicular lymphoma after CD19 CAR-T failure
 
   Rule: A CD20xCD3 bispecific antibody is an option while CD20 is expressed
 
-    @bispecific_antibody
+    @bispecific_antibody @long_term_follow_up
     Scenario: Relapse two years after axi-cel with CD20 retained
       Given a 62-year-old with follicular lymphoma who relapsed 24 months after axi-cel
       And CD20 is positive on the failure biopsy
       When postcart assesses the situation
       Then a bispecific antibody is to be considered
       And the rationale cites Budde 2022
+      And long-term follow-up is recommended
+      And the rationale cites Rejeski 2023
 
     @bispecific_antibody
     Scenario: CD20-negative relapse

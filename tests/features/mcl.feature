@@ -23,7 +23,7 @@ Feature: Mantle cell lymphoma after brexu-cel or liso-cel failure
 
   Rule: Salvage choices depend on CD20 and on what was used before
 
-    @other_systemic_therapy @bispecific_antibody
+    @other_systemic_therapy @bispecific_antibody @long_term_follow_up
     Scenario: Late relapse with CD20 retained
       Given a 71-year-old with mantle cell lymphoma who relapsed 10 months after brexu-cel
       And CD20 is positive on the failure biopsy
@@ -31,6 +31,8 @@ Feature: Mantle cell lymphoma after brexu-cel or liso-cel failure
       Then other systemic therapy is to be considered
       And the rationale cites DESCAR-T MCL
       And a bispecific antibody is to be considered
+      And long-term follow-up is recommended
+      And the rationale cites Rejeski 2023
 
     @bispecific_antibody
     Scenario: CD20 lost on the failure biopsy

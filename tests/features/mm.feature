@@ -5,7 +5,7 @@ Feature: Multiple myeloma after BCMA CAR-T failure
 
   Rule: A T-cell engager against another target comes first
 
-    @bispecific_antibody @other_systemic_therapy
+    @bispecific_antibody @other_systemic_therapy @long_term_follow_up
     Scenario: Late relapse after cilta-cel with BCMA retained
       Given a 66-year-old with multiple myeloma who relapsed 14 months after cilta-cel
       And BCMA is retained on re-biopsy
@@ -14,6 +14,8 @@ Feature: Multiple myeloma after BCMA CAR-T failure
       And the rationale cites Chari 2022
       And the reasons include "BCMA"
       And other systemic therapy is to be considered
+      And long-term follow-up is recommended
+      And the rationale cites Ghilardi 2024
 
     @bispecific_antibody @clinical_trial
     Scenario: Both talquetamab and teclistamab already used

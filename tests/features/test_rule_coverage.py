@@ -40,3 +40,16 @@ def test_features_cover_every_disease_and_option(feature_tracker: Tracker | None
     assert set(DISEASES) <= diseases, f"no scenario for {sorted(set(DISEASES) - diseases)}"
     checked = {check.split(" ")[0] for record in records for check in record.checks}
     assert set(OPTIONS) <= checked, f"no scenario checks {sorted(set(OPTIONS) - checked)}"
+
+
+def test_every_option_a_disease_has_rules_for_is_checked_for_that_disease(feature_tracker: Tracker | None) -> None:
+    """For each disease, every option some rule speaks to is checked by a Then step of a scenario about it."""
+    from postcart.rulebook import Suggest
+
+    tracker = _complete(feature_tracker)
+    addressed = {(disease, rule.then.option) for rule in tracker.rulebook.rules if isinstance(rule.then, Suggest)
+                 for disease in (DISEASES if rule.applies_to_all_diseases else rule.diseases)}
+    checked = {(record.assessment["disease"], check.split(" ")[0])
+               for record in tracker.records.values() if record.assessment for check in record.checks}
+    missing = sorted(addressed - checked)
+    assert not missing, f"no scenario checks these (disease, option) pairs the rules address: {missing}"
