@@ -10,7 +10,7 @@ import pytest
 from clinical_steps.coverage import Tracker
 
 from conftest import expected_scenarios
-from postcart.rulebook import DISEASES, OPTIONS
+from postcart.rulebook import DISEASES, OPTIONS, Suggest
 
 
 def _complete(feature_tracker: Tracker | None) -> Tracker:
@@ -44,8 +44,6 @@ def test_features_cover_every_disease_and_option(feature_tracker: Tracker | None
 
 def test_every_option_a_disease_has_rules_for_is_checked_for_that_disease(feature_tracker: Tracker | None) -> None:
     """For each disease, every option some rule speaks to is checked by a Then step of a scenario about it."""
-    from postcart.rulebook import Suggest
-
     tracker = _complete(feature_tracker)
     addressed = {(disease, rule.then.option) for rule in tracker.rulebook.rules if isinstance(rule.then, Suggest)
                  for disease in (DISEASES if rule.applies_to_all_diseases else rule.diseases)}
