@@ -78,12 +78,12 @@ def test_engine_fires_exactly_the_rules_whose_conditions_hold(engine: Engine, ru
 def test_eight_threads_give_the_same_results_as_sequential(engine: Engine, baseline: dict[str, Any]) -> None:
     """Eight threads evaluating at once give exactly the sequential results."""
     cases = variants(baseline) * 4
-    sequential = [evaluate(case, engine).model_dump(mode="json") for case in cases]
+    sequential = [evaluate(case, engine).reproducible() for case in cases]
     barrier = threading.Barrier(8)
 
     def run(index: int) -> list[tuple[int, dict[str, Any]]]:
         barrier.wait()
-        return [(i, evaluate(cases[i], engine).model_dump(mode="json")) for i in range(index, len(cases), 8)]
+        return [(i, evaluate(cases[i], engine).reproducible()) for i in range(index, len(cases), 8)]
 
     with ThreadPoolExecutor(max_workers=8) as pool:
         results = [item for chunk in pool.map(run, range(8)) for item in chunk]

@@ -7,11 +7,12 @@ suggestion (recommended > consider > not_advised). Every rule's reason stays vis
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
 import hashlib
 import json
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from importlib import metadata
 from typing import Any, Literal
 
@@ -94,11 +95,15 @@ class RulebookInfo(_Out):
 class Audit(_Out):
     """Enough to reproduce the assessment, without the patient's data."""
 
-    input_hash: str = Field(description="SHA-256 of the validated situation (canonical JSON), not the data.")
+    input_hash: str = Field(description="SHA-256 of the validated situation (canonical JSON, without the patient label), "
+                            "not the data.")
     rulebook_version: str
     rulebook_hash: str
     postcart_version: str
     durable_rules_version: str
+    evaluated_at: dt.datetime = Field(
+        default_factory=lambda: dt.datetime.now(dt.UTC),
+        description="When the assessment was made (UTC). The only part that differs between reruns.")
     rules_fired: list[str]
 
 
@@ -115,6 +120,12 @@ class Assessment(_Out):
     def option(self, name: str) -> OptionAssessment | None:
         """The assessment of one option, or None when no rule addressed it."""
         return next((item for item in self.options if item.option == name), None)
+
+    def reproducible(self) -> dict[str, Any]:
+        """The JSON form without the evaluation time: identical for the same input and rulebook."""
+        data = self.model_dump(mode="json")
+        del data["audit"]["evaluated_at"]
+        return data
 
 
 def build_assessment(rulebook: Rulebook, situation: PatientSituation, result: EngineResult) -> Assessment:
@@ -153,6 +164,7 @@ def build_assessment(rulebook: Rulebook, situation: PatientSituation, result: En
             rulebook_hash=rulebook.content_hash,
             postcart_version=_version("postcart"),
             durable_rules_version=_version("durable-rules"),
+            evaluated_at=dt.datetime.now(dt.UTC),
             rules_fired=list(result.fired),
         ),
     )
@@ -209,26 +221,42 @@ def _reason(rulebook: Rulebook, rule: Rule) -> Reason:
 
 
 def explain_true(rulebook: Rulebook, rule: Rule, facts: Mapping[str, Any]) -> list[str]:
-    """The comparisons of a rule's condition that hold for these facts, in words with the actual values.
+    """The comparisons that made a rule's condition true for these facts, in words with the actual values.
 
-    E.g. ``months from infusion to failure 2 (≤ 3)``; a derived fact adds how it was derived.
+    E.g. ``ECOG performance status 3 (> 2)``. A comparison under ``not`` counts when it is false, and is
+    worded with the threshold it missed (``worst ICANS grade 1 (not ≥ 3)``).
     """
     if rule.condition is None:
         return [f"applies to every patient ({rule.title.lower()})"]
     texts: list[str] = []
-    for leaf in cond.leaves(rule.condition):
-        if not leaf.holds(facts):
-            continue
+    for leaf, wanted in _deciding_leaves(rule.condition, facts, True):
         label = rulebook.label(leaf.field)
         actual = facts.get(leaf.field)
+        shown = "unknown" if actual is None else cond.render_value(actual)
         if leaf.op == "known":
-            texts.append(f"{label} {'known' if leaf.value else 'unknown'}")
-        elif leaf.op in ("eq", "in", "contains"):
-            texts.append(f"{label}: {cond.render_value(actual if leaf.op != 'contains' else leaf.value)}")
+            texts.append(f"{label} {'known' if leaf.value == wanted else 'unknown'}")
+        elif wanted and leaf.op in ("eq", "in"):
+            texts.append(f"{label}: {shown}")
+        elif leaf.op == "contains":
+            texts.append(f"{label} {'include' if wanted else 'do not include'} {cond.render_value(leaf.value)}")
         else:
-            texts.append(f"{label} {cond.render_value(actual)} ({cond.OPERATORS[leaf.op]} "
-                         f"{cond.render_value(leaf.value)})")
-    return texts
+            texts.append(f"{label} {shown} ({cond.OPERATORS[leaf.op] if wanted else 'not ' + cond.OPERATORS[leaf.op]}"
+                         f" {cond.render_value(leaf.value)})")
+    return list(dict.fromkeys(texts))
+
+
+def _deciding_leaves(condition: cond.Condition, facts: Mapping[str, Any],
+                     wanted: bool) -> Iterator[tuple[cond.Comparison, bool]]:
+    """The comparisons that give ``condition`` the value ``wanted``, each with the value it has."""
+    if isinstance(condition, cond.Comparison):
+        if condition.holds(facts) is wanted:
+            yield condition, wanted
+    elif isinstance(condition, cond.Not):
+        yield from _deciding_leaves(condition.item, facts, not wanted)
+    else:
+        for item in condition.items:
+            if cond.evaluate(item, facts) is wanted:
+                yield from _deciding_leaves(item, facts, wanted)
 
 
 def _citations(rulebook: Rulebook, keys: list[str]) -> list[Citation]:
@@ -244,8 +272,13 @@ def _citations(rulebook: Rulebook, keys: list[str]) -> list[Citation]:
 
 
 def situation_hash(situation: PatientSituation) -> str:
-    """SHA-256 of the validated situation's canonical JSON (the data itself is never stored)."""
-    canonical = json.dumps(situation.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    """SHA-256 of the validated situation's canonical JSON (the data itself is never stored).
+
+    The pseudonymous ``patient_id`` label is left out: it plays no part in the assessment, so the same
+    clinical input hashes the same whoever it is labelled as, and the hash does not carry the label.
+    """
+    canonical = json.dumps(situation.model_dump(mode="json", exclude={"patient_id"}), sort_keys=True,
+                           separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
@@ -254,7 +287,17 @@ def _version(package: str) -> str:
     try:
         return metadata.version(package)
     except metadata.PackageNotFoundError:
-        return "unknown"
+        pass
+    if package == "postcart":  # running from a source checkout (PYTHONPATH=src): its pyproject says
+        import tomllib
+        from pathlib import Path
+
+        pyproject = Path(__file__).resolve().parents[2] / "pyproject.toml"
+        try:
+            return str(tomllib.loads(pyproject.read_text(encoding="utf-8"))["project"]["version"]) + "+source"
+        except (OSError, KeyError, tomllib.TOMLDecodeError):
+            pass
+    return "unknown"
 
 
 _DEFAULT: dict[str, Engine] = {}

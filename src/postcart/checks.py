@@ -30,6 +30,7 @@ This module sits beside the interfaces (it runs the engine); lower modules never
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import itertools
 import math
 from collections.abc import Iterator, Mapping
@@ -77,15 +78,18 @@ class Contradiction:
     description: str
 
 
-def lint(rulebook: Rulebook, engine: Engine | None = None) -> Findings:
+def lint(rulebook: Rulebook, engine: Engine | None = None, require_lifecycle: bool = False) -> Findings:
     """Every finding about a loaded rulebook: problems fail ``postcart check``, warnings do not.
 
     Args:
         rulebook: the loaded rulebook.
         engine: an engine for that rulebook to confirm witnesses on; default, a fresh one (closed after).
+        require_lifecycle: an active rule without author, approval and review dates is a problem
+            (default: a warning).
     """
     findings = Findings()
     _uncited_references(rulebook, findings)
+    _lifecycle(rulebook, findings, require=require_lifecycle)
     own = engine is None
     if engine is None:
         try:
@@ -98,6 +102,30 @@ def lint(rulebook: Rulebook, engine: Engine | None = None) -> Findings:
         if own and engine is not None:
             engine.close()
     return findings
+
+
+#: Lifecycle metadata an active rule should carry before a rules committee signs it off.
+LIFECYCLE_FIELDS = ("author", "approved", "review_by")
+
+
+def _lifecycle(rulebook: Rulebook, findings: Findings, today: dt.date | None = None, require: bool = False) -> None:
+    """Active rules without author/approval/review dates are warned about (or fail, with ``require``);
+    impossible dates fail."""
+    today = today or dt.date.today()
+    for rule in rulebook.rules:
+        where = f"{rule.file}:{rule.line} rule {rule.id}"
+        if rule.approved is not None and rule.review_by is not None and rule.review_by < rule.approved:
+            findings.problems.append(Problem(f"{where} field review_by", "review date before approval date",
+                                             f"a date after {rule.approved}", str(rule.review_by)))
+        if rule.approved is not None and rule.approved > today:
+            findings.problems.append(Problem(f"{where} field approved", "approval date in the future",
+                                             f"a date up to {today}", str(rule.approved)))
+        if rule.status != "active":
+            continue
+        missing = [name for name in LIFECYCLE_FIELDS if getattr(rule, name) is None]
+        if missing:
+            target = findings.problems if require else findings.warnings
+            target.append(Problem(where, "active rule without lifecycle metadata: " + ", ".join(missing)))
 
 
 def _refused_rules(rulebook: Rulebook, error: EvaluationError) -> list[Problem]:

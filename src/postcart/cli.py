@@ -119,7 +119,11 @@ def evaluate(
 
 
 @app.command()
-def check(rules: RulesOption = None) -> None:
+def check(
+    rules: RulesOption = None,
+    require_lifecycle: Annotated[bool, typer.Option(
+        help="Fail when an active rule lacks author, approved or review_by (default: warn).")] = False,
+) -> None:
     """Check the rulebook and report every problem at once."""
     from postcart.checks import lint
 
@@ -127,13 +131,103 @@ def check(rules: RulesOption = None) -> None:
         rulebook = _load_rulebook(rules, include_drafts=True)
     except RuleDefinitionError as error:
         _fail(error)
-    findings = lint(rulebook)
+    findings = lint(rulebook, require_lifecycle=require_lifecycle)
     for warning in (*rulebook.warnings, *findings.warnings):
         typer.echo(f"warning: {warning}", err=True)
     if findings.problems:
         _fail(RuleDefinitionError(findings.problems, rulebook.directory))
     typer.echo(f"rulebook {rulebook.version} ({rulebook.content_hash[:12]}): {len(rulebook.rules)} rules, "
                f"{len(rulebook.references)} references: OK")
+
+
+def _option_enum() -> type[Enum]:
+    from postcart.rulebook import OPTIONS
+
+    return Enum("OptionName", {name: name for name in OPTIONS}, type=str)  # type: ignore[return-value]
+
+
+OptionName = _option_enum()
+
+
+@app.command()
+def explain(
+    file: Annotated[str, typer.Argument(help="Patient situation, YAML or JSON; '-' reads standard input.")],
+    option: Annotated[OptionName | None, typer.Option(  # type: ignore[valid-type]
+        help="The option to explain (default: every option the disease's rules address).")] = None,
+    output_format: Annotated[Format, typer.Option("--format", "-f", help="Report format.")] = Format.text,
+    rules: RulesOption = None,
+    include_drafts: Annotated[bool, typer.Option(help="Also run rules whose status is draft.")] = False,
+    scenario: Annotated[str | None, typer.Option(help="In a scenario file with several, the id to explain.")] = None,
+) -> None:
+    """Why each option got its verdict, why not a stronger one, and what would change it.
+
+    Every "would change" is found by re-running the rules on the changed situation.
+    """
+    from postcart.engine import Engine
+    from postcart.explain import explain as run_explain
+    from postcart.explain import to_markdown, to_text
+
+    try:
+        data = situation_from_document(read_document(file), scenario, file)
+        rulebook = _load_rulebook(rules, include_drafts)
+        with Engine(rulebook) as engine:
+            explanation = run_explain(data, option.value if option else None, engine)  # type: ignore[attr-defined]
+    except PostcartError as error:
+        _fail(error)
+    if output_format is Format.json:
+        typer.echo(json.dumps(explanation.model_dump(mode="json"), indent=2, ensure_ascii=False))
+    elif output_format is Format.markdown:
+        typer.echo(to_markdown(explanation), nl=False)
+    else:
+        typer.echo(to_text(explanation), nl=False)
+
+
+@app.command()
+def diff(
+    paths: Annotated[list[str] | None, typer.Argument(
+        help="OLD_RULES NEW_RULES [SCENARIOS|SITUATIONS ...]; with --old-rev: [NEW_RULES] [SCENARIOS ...]. "
+        "Situations default to the bundled scenarios/.", show_default=False)] = None,
+    old_rev: Annotated[str | None, typer.Option(
+        "--old-rev", help="Compare against the rules directory at this git revision (e.g. main, HEAD~1).")] = None,
+    output_format: Annotated[Format, typer.Option(
+        "--format", "-f", help="Report format (text is the Markdown report).")] = Format.markdown,
+    include_drafts: Annotated[bool, typer.Option(help="Also run rules whose status is draft.")] = False,
+) -> None:
+    """Run two rulebooks over the same situations and report every assessment that changed."""
+    from postcart.diff import (
+        compare_rulebooks,
+        default_scenarios_dir,
+        load_situations,
+        rules_at_revision,
+        to_json,
+        to_markdown,
+    )
+    from postcart.rulebook import default_rules_dir
+
+    args = list(paths or [])
+    try:
+        if old_rev is None:
+            if len(args) < 2:
+                raise typer.BadParameter("needs the old and the new rules directories: OLD_RULES NEW_RULES "
+                                         f"[SCENARIOS ...], or --old-rev REV; got: {' '.join(args) or 'nothing'}")
+            old_dir, new_dir, inputs = Path(args[0]), Path(args[1]), args[2:]
+        elif args and (Path(args[0]) / "rulebook.yaml").is_file():
+            old_dir, new_dir, inputs = None, Path(args[0]), args[1:]
+        else:
+            old_dir, new_dir, inputs = None, default_rules_dir(), args
+        situations = load_situations(*(inputs or [str(default_scenarios_dir())]))
+        new = _load_rulebook(new_dir, include_drafts)
+        if old_dir is None:
+            with rules_at_revision(old_rev or "HEAD", new_dir) as extracted:
+                old = _load_rulebook(extracted, include_drafts)
+                report = compare_rulebooks(old, new, situations, old_source=f"{new_dir} at {old_rev}",
+                                           new_source=str(new_dir))
+        else:
+            old = _load_rulebook(old_dir, include_drafts)
+            report = compare_rulebooks(old, new, situations, old_source=str(old_dir), new_source=str(new_dir))
+    except PostcartError as error:
+        _fail(error)
+    typer.echo(to_json(report) if output_format is Format.json else to_markdown(report))
 
 
 @app.command()
