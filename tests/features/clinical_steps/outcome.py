@@ -20,7 +20,7 @@ from postcart.situation import validate_situation
 _VERDICT_WORDS = {"recommended": "recommended", "consider": "to be considered", "not_advised": "not advised"}
 
 
-@step("when", r"postcart assesses the situation", "postcart assesses the situation")
+@step("when", "postcart assesses the situation", "postcart assesses the situation")
 def assess(case: PatientCase, engine: Engine) -> None:
     """Validate the situation (naming the step behind any refused value) and run the rules."""
     try:
@@ -51,8 +51,7 @@ def _summary(case: PatientCase) -> str:
     return "postcart said " + ("; ".join(said) if said else "nothing about any option")
 
 
-@step("then", r"(?P<option>.+?) (?:is|are) (?P<verdict>recommended|to be considered|considered|worth considering|"
-      r"not advised)", "a bispecific antibody is recommended", "allogeneic transplant is to be considered",
+@step("then", "{option} {be:IsAre} {verdict:Verdict}", "a bispecific antibody is recommended", "allogeneic transplant is to be considered",
       "a second CAR-T infusion is not advised")
 def option_verdict(case: PatientCase, option: str, verdict: str) -> None:
     """The option got this verdict; it becomes the focus of the following rationale steps."""
@@ -69,7 +68,7 @@ def option_verdict(case: PatientCase, option: str, verdict: str) -> None:
                         f"(rules {', '.join(found.rules)}; rationale: {found.rationale})")
 
 
-@step("then", r"(?P<option>.+?) (?:is|are) not addressed", "a second CAR-T infusion is not addressed")
+@step("then", "{option} {be:IsAre} not addressed", "a second CAR-T infusion is not addressed")
 def option_silent(case: PatientCase, option: str) -> None:
     """No rule spoke to the option for this patient."""
     name = _option_id(case, option)
@@ -86,7 +85,7 @@ def _focus(case: PatientCase) -> OptionAssessment:
     return case.focus
 
 
-@step("then", r"the rationale cites (?P<reference>.+)", "the rationale cites Dickinson 2022")
+@step("then", "the rationale cites {reference}", "the rationale cites Dickinson 2022")
 def cites(case: PatientCase, reference: str) -> None:
     """The focused option cites a reference, named by its label (e.g. 'Dickinson 2022') or key."""
     option = _focus(case)
@@ -100,7 +99,7 @@ def cites(case: PatientCase, reference: str) -> None:
     raise case.fail(f"{option.option} does not cite {reference!r}; it cites {given}")
 
 
-@step("then", r'the rationale mentions "(?P<text>[^"]+)"', 'the rationale mentions "CD20"')
+@step("then", 'the rationale mentions "{text:Quoted}"', 'the rationale mentions "CD20"')
 def rationale_mentions(case: PatientCase, text: str) -> None:
     option = _focus(case)
     if text.lower() not in option.rationale.lower():
@@ -108,7 +107,7 @@ def rationale_mentions(case: PatientCase, text: str) -> None:
     case.checks.append(f"{option.option} rationale mentions {text}")
 
 
-@step("then", r'the reasons include "(?P<text>[^"]+)"', 'the reasons include "relapse"')
+@step("then", 'the reasons include "{text:Quoted}"', 'the reasons include "relapse"')
 def reasons_include(case: PatientCase, text: str) -> None:
     """Some rule that spoke to the focused option (deciding or not) says this in its rationale or facts."""
     option = _focus(case)
@@ -125,7 +124,7 @@ def _field(case: PatientCase, phrase: str) -> str:
         raise case.fail(str(error)) from None
 
 
-@step("then", r"postcart asks for (?P<information>.+)", "postcart asks for the CD20 status")
+@step("then", "postcart asks for {information}", "postcart asks for the CD20 status")
 def asks_for(case: PatientCase, information: str) -> None:
     """postcart lists this field as missing information that would change the answer."""
     field = _field(case, information)
@@ -137,7 +136,7 @@ def asks_for(case: PatientCase, information: str) -> None:
     case.asserted_rules.update(missing[field].rules)
 
 
-@step("then", r"postcart does not ask for (?P<information>.+)", "postcart does not ask for the donor search")
+@step("then", "postcart does not ask for {information}", "postcart does not ask for the donor search")
 def does_not_ask_for(case: PatientCase, information: str) -> None:
     field = _field(case, information)
     case.checks.append(f"does not ask for {field}")
@@ -146,18 +145,18 @@ def does_not_ask_for(case: PatientCase, information: str) -> None:
             raise case.fail(f"postcart asks for {field} ({item.why}; rules {', '.join(item.rules)})")
 
 
-@step("then", r"postcart classes the (?P<fact>.+?) as (?P<value>.+)", "postcart classes the failure timing as early")
+@step("then", "postcart classes the {fact} as {value}", "postcart classes the failure timing as early")
 def derived_fact(case: PatientCase, engine: Engine, fact: str, value: str) -> None:
     """A derived fact (named by its title or name) has this value ('yes'/'no' for true/false facts)."""
     _check_fact(case, engine, fact, value)
 
 
-@step("then", r"postcart finds (?P<negation>no )?(?:the patient )?(?P<fact>.+)",
+@step("then", "postcart finds {negation:No?}{fact}",
       "postcart finds a poor prognosis after CAR-T failure", "postcart finds no severe toxicity with the first CAR-T",
       "postcart finds the patient a candidate for allogeneic transplant")
-def finds(case: PatientCase, engine: Engine, negation: str | None, fact: str) -> None:
+def finds(case: PatientCase, engine: Engine, negation: bool | None, fact: str) -> None:
     """A yes/no judgement postcart derived, e.g. a poor prognosis, or an allogeneic donor available."""
-    _check_fact(case, engine, fact, "no" if negation else "yes")
+    _check_fact(case, engine, fact.removeprefix("the patient "), "no" if negation else "yes")
 
 
 def _check_fact(case: PatientCase, engine: Engine, fact: str, value: str) -> None:

@@ -20,9 +20,6 @@ from clinical_steps.vocabulary import (
     lookup,
 )
 
-WHO = r"(?:he|she|they|the patient)"
-MONTHS = r"(?P<months>\d+(?:\.\d+)?) months?"
-
 
 def _term(case: PatientCase, kind: str, phrase: str, table: dict[str, str]) -> str:
     try:
@@ -31,57 +28,56 @@ def _term(case: PatientCase, kind: str, phrase: str, table: dict[str, str]) -> s
         raise case.fail(str(error)) from None
 
 
-def _new_patient(case: PatientCase, age: str, disease: str, product: str) -> None:
+def _new_patient(case: PatientCase, age: int, disease: str, product: str) -> None:
     case.start_patient()
-    case.set("age", int(age))
+    case.set("age", age)
     case.set("disease", _term(case, "disease", disease, DISEASES))
     case.set("car_t.product", _term(case, "CAR-T product", product, PRODUCTS))
 
 
-@step("given", rf"an? (?P<age>\d+)-year-old with (?P<disease>.+?) who relapsed {MONTHS} after (?P<product>.+)",
+@step("given", "{a:A} {age:d}-year-old with {disease} who relapsed {months:g} {unit:Months} after {product}",
       "a 58-year-old with large B-cell lymphoma who relapsed 11 months after axi-cel")
-def relapsed_after(case: PatientCase, age: str, disease: str, months: str, product: str) -> None:
+def relapsed_after(case: PatientCase, age: int, disease: str, months: float, product: str) -> None:
     """A relapse after a response (complete response unless a later step says otherwise)."""
     _new_patient(case, age, disease, product)
     case.set("car_t.best_response", "CR")
     case.set("failure.kind", "relapse")
-    case.set("failure.months_since_infusion", float(months))
+    case.set("failure.months_since_infusion", months)
 
 
-@step("given", rf"an? (?P<age>\d+)-year-old with (?P<disease>.+?) refractory to (?P<product>.+?), "
-      rf"progressing {MONTHS} after infusion",
+@step("given", "{a:A} {age:d}-year-old with {disease} refractory to {product}, progressing {months:g} {unit:Months} "
+      "after infusion",
       "a 64-year-old with large B-cell lymphoma refractory to axi-cel, progressing 1 month after infusion")
-def refractory_to(case: PatientCase, age: str, disease: str, product: str, months: str) -> None:
+def refractory_to(case: PatientCase, age: int, disease: str, product: str, months: float) -> None:
     """Primary refractory disease: no response (progressive disease unless a later step says otherwise)."""
     _new_patient(case, age, disease, product)
     case.set("car_t.best_response", "PD")
     case.set("failure.kind", "primary_refractory")
-    case.set("failure.months_since_infusion", float(months))
+    case.set("failure.months_since_infusion", months)
 
 
-@step("given", r"the best response to (?:the )?CAR-T was (?P<response>.+)",
+@step("given", "the best response to CAR-T was {response}",
       "the best response to CAR-T was a partial response")
 def best_response(case: PatientCase, response: str) -> None:
     case.set("car_t.best_response", _term(case, "response", response, RESPONSES))
 
 
-@step("given", r"the investigational CAR-T targets (?P<target>\S+)", "the investigational CAR-T targets CD22")
+@step("given", "the investigational CAR-T targets {target:Marker}", "the investigational CAR-T targets CD22")
 def investigational_target(case: PatientCase, target: str) -> None:
     case.set("car_t.target", target)
 
 
-@step("given", rf"{WHO} (?:has )?received (?P<count>\d+) CAR-T infusions?(?: so far)?",
-      "she has received 2 CAR-T infusions")
-def infusions(case: PatientCase, count: str) -> None:
-    case.set("car_t.infusions", int(count))
+@step("given", "{who:Who} has received {count:d} CAR-T {word:Infusions}", "she has received 2 CAR-T infusions")
+def infusions(case: PatientCase, count: int) -> None:
+    case.set("car_t.infusions", count)
 
 
-@step("given", r"the worst (?P<kind>CRS|ICANS) was grade (?P<grade>\d+)", "the worst ICANS was grade 3")
-def worst_toxicity(case: PatientCase, kind: str, grade: str) -> None:
-    case.set(f"car_t.max_{kind.lower()}_grade", int(grade))
+@step("given", "the worst {kind:Toxicity} was grade {grade:d}", "the worst ICANS was grade 3")
+def worst_toxicity(case: PatientCase, kind: str, grade: int) -> None:
+    case.set(f"car_t.max_{kind.lower()}_grade", grade)
 
 
-@step("given", r"there was no CRS or ICANS", "there was no CRS or ICANS")
+@step("given", "there was no CRS or ICANS", "there was no CRS or ICANS")
 def no_toxicity(case: PatientCase) -> None:
     case.set("car_t.max_crs_grade", 0)
     case.set("car_t.max_icans_grade", 0)
@@ -100,8 +96,7 @@ _CD20_STATUS = {"retained": "positive", "lost": "negative", "not known": "unknow
                 "not yet assessed": "unknown", "positive": "positive", "negative": "negative"}
 
 
-@step("given", r"(?P<antigen>[A-Za-z0-9]+) is (?P<status>retained|lost|not yet assessed|not known|positive|negative)"
-      r"(?: on (?:the )?(?:re-biopsy|failure biopsy|relapse biopsy))?",
+@step("given", "{antigen:Marker} is {status:AntigenStatus} on {biopsy:Biopsy}",
       "CD19 is retained on re-biopsy", "CD19 is lost on re-biopsy", "CD20 is negative on re-biopsy")
 def antigen_on_biopsy(case: PatientCase, antigen: str, status: str) -> None:
     """The CAR's target (CD19, BCMA...) or CD20 on the failure biopsy."""
@@ -124,68 +119,69 @@ _PERSISTENCE = {
 }
 
 
-@step("given", r"CAR-T cells are (?P<state>still detectable|no longer detectable|not measured)",
+@step("given", "CAR-T cells are {state:Persistence}",
       "CAR-T cells are no longer detectable")
 def persistence(case: PatientCase, state: str) -> None:
     case.set("failure.car_t_persistence", _PERSISTENCE[state])
 
 
-@step("given", r"B-cell recovery shows (?:the )?CAR-T cells have been lost", "B-cell recovery shows the CAR-T cells have been lost")
+@step("given", "B-cell recovery shows the CAR-T cells have been lost",
+      "B-cell recovery shows the CAR-T cells have been lost")
 def b_cell_recovery(case: PatientCase) -> None:
     """In B-ALL, B-cell recovery implies loss of CAR-T persistence."""
     case.set("failure.car_t_persistence", "undetectable")
 
 
-@step("given", r"the (?:relapse|disease) is (?P<extent>localized to a single site|limited to one site|widespread)",
+@step("given", "the {what:RelapseOrDisease} is {extent:Extent}",
       "the relapse is localized to a single site")
 def extent(case: PatientCase, extent: str) -> None:
     case.set("failure.localized", extent != "widespread")
 
 
-@step("given", r"the central nervous system is involved", "the central nervous system is involved")
+@step("given", "the central nervous system is involved", "the central nervous system is involved")
 def cns(case: PatientCase) -> None:
     case.set("failure.cns_involvement", True)
 
 
-@step("given", r"(?:the )?ECOG performance status is (?P<ecog>-?\d+)", "ECOG performance status is 1")
-def ecog(case: PatientCase, ecog: str) -> None:
-    case.set("fitness.ecog", int(ecog))
+@step("given", "ECOG performance status is {ecog:d}", "ECOG performance status is 1")
+def ecog(case: PatientCase, ecog: int) -> None:
+    case.set("fitness.ecog", ecog)
 
 
-@step("given", r"the HCT-CI is (?P<score>-?\d+)", "the HCT-CI is 2")
-def hct_ci(case: PatientCase, score: str) -> None:
-    case.set("fitness.hct_ci", int(score))
+@step("given", "the HCT-CI is {score:d}", "the HCT-CI is 2")
+def hct_ci(case: PatientCase, score: int) -> None:
+    case.set("fitness.hct_ci", score)
 
 
-@step("given", r"organ function is (?P<state>adequate|inadequate|not adequate) for intensive therapy",
+@step("given", "organ function is {state:Adequacy} for intensive therapy",
       "organ function is adequate for intensive therapy")
 def organ_function(case: PatientCase, state: str) -> None:
     case.set("fitness.organ_function_adequate", state == "adequate")
 
 
-@step("given", r"there is an active uncontrolled infection", "there is an active uncontrolled infection")
+@step("given", "there is an active uncontrolled infection", "there is an active uncontrolled infection")
 def infection(case: PatientCase) -> None:
     case.set("fitness.active_infection", True)
 
 
-@step("given", rf"(?:the patient is|{WHO} is) (?P<age>\d+) years old", "the patient is 72 years old")
-def age(case: PatientCase, age: str) -> None:
-    case.set("age", int(age))
+@step("given", "{who:Who} is {age:d} years old", "the patient is 72 years old")
+def age(case: PatientCase, age: int) -> None:
+    case.set("age", age)
 
 
-@step("given", rf"{WHO} had (?P<lines>\d+) prior lines? of therapy(?: before (?:the )?CAR-T)?",
+@step("given", "{who:Who} had {lines:d} prior {word:Lines} of therapy before CAR-T",
       "she had 3 prior lines of therapy before CAR-T")
-def prior_lines(case: PatientCase, lines: str) -> None:
-    case.set("history.prior_lines", int(lines))
+def prior_lines(case: PatientCase, lines: int) -> None:
+    case.set("history.prior_lines", lines)
 
 
-@step("given", rf"{WHO} had an? (?P<kind>allogeneic|autologous) transplant before",
+@step("given", "{who:Who} had {a:A} {kind:Transplant} transplant before",
       "he had an autologous transplant before")
 def prior_transplant(case: PatientCase, kind: str) -> None:
     case.set("history.prior_allo_hct" if kind == "allogeneic" else "history.prior_auto_hct", True)
 
 
-@step("given", rf"{WHO} (?:has )?already received (?P<drug>.+)", "she has already received glofitamab")
+@step("given", "{who:Who} has already received {drug}", "she has already received glofitamab")
 def prior_bispecific(case: PatientCase, drug: str) -> None:
     """A prior T-cell-engaging bispecific antibody, by drug or class name."""
     drug_class = _term(case, "bispecific antibody (drug or class)", drug, ANTIBODY_DRUGS)
@@ -195,22 +191,22 @@ def prior_bispecific(case: PatientCase, drug: str) -> None:
     case.set("history.prior_bispecific", received)
 
 
-@step("given", r"an? (?P<donor>.+?) donor is available", "a matched unrelated donor is available")
+@step("given", "{a:A} {donor} donor is available", "a matched unrelated donor is available")
 def donor(case: PatientCase, donor: str) -> None:
     case.set("donor", _term(case, "donor type", donor, DONORS))
 
 
-@step("given", r"no donor is available", "no donor is available")
+@step("given", "no donor is available", "no donor is available")
 def no_donor(case: PatientCase) -> None:
     case.set("donor", "none")
 
 
-@step("given", r"the patient's priority is (?P<goal>.+)", "the patient's priority is quality of life")
+@step("given", "the patient's priority is {goal}", "the patient's priority is quality of life")
 def goal(case: PatientCase, goal: str) -> None:
     case.set("goals", _term(case, "goal", goal, GOALS))
 
 
-@step("given", r"a suitable clinical trial (?P<state>is available|cannot be reached)",
+@step("given", "a suitable clinical trial {state:TrialState}",
       "a suitable clinical trial is available")
 def trial(case: PatientCase, state: str) -> None:
     case.set("trial_access", "available" if state == "is available" else "not_available")
