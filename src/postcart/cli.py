@@ -4,6 +4,7 @@ rules (the message names the field, what was expected and what arrived), 1 inter
 from __future__ import annotations
 
 import json
+import logging
 import sys
 from enum import Enum
 from pathlib import Path
@@ -284,6 +285,70 @@ def schema() -> None:
     from postcart.situation import PatientSituation
 
     typer.echo(json.dumps(PatientSituation.model_json_schema(), indent=2))
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on (default: loopback only).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.", min=1, max=65535)] = 8080,
+    database_url: Annotated[str | None, typer.Option(
+        help="SQLAlchemy URL for feedback (default: $POSTCART_DATABASE_URL or sqlite:///postcart-feedback.sqlite3).")] = None,
+    max_body_bytes: Annotated[int | None, typer.Option(help="Largest request body accepted (bytes).", min=1)] = None,
+    rules: RulesOption = None,
+) -> None:
+    """Run the CDS Hooks 2.0 service (needs the optional 'service' extra of postcart)."""
+    try:
+        import uvicorn
+
+        from postcart.service import Settings, create_app
+    except ImportError as error:
+        typer.echo(f"error: the service needs the 'service' extra ({error.name} is missing): "
+                   "pip install 'postcart[service]'", err=True)
+        raise typer.Exit(2) from None
+    try:
+        settings = Settings.from_env(database_url=database_url, max_body_bytes=max_body_bytes,
+                                     rules_dir=str(rules) if rules else None)
+    except ValueError as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(2) from None
+    if host not in ("127.0.0.1", "::1", "localhost"):
+        typer.echo(f"warning: listening on {host}, beyond this machine: the service does not authenticate its "
+                   "callers itself; expose it only behind the EHR's authenticated gateway", err=True)
+    try:
+        application = create_app(settings)
+    except PostcartError as error:
+        _fail(error)
+    # postcart's own log lines (status and kind of each refusal, fault references): never request content
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s:     %(name)s: %(message)s")
+    uvicorn.run(application, host=host, port=port, log_level="info")
+
+
+@app.command("feedback-report")
+def feedback_report(
+    database_url: Annotated[str | None, typer.Option(
+        help="SQLAlchemy URL of the feedback database (default: $POSTCART_DATABASE_URL or the service's default).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+) -> None:
+    """Override rate per rule from clinicians' feedback on the service's cards."""
+    import os
+
+    from postcart.feedback import DEFAULT_DATABASE_URL, FeedbackStore
+
+    store = FeedbackStore(database_url or os.environ.get("POSTCART_DATABASE_URL") or DEFAULT_DATABASE_URL)
+    try:
+        rates = store.override_rates()
+        reasons = store.override_reasons()
+    finally:
+        store.close()
+    if as_json:
+        typer.echo(json.dumps({"rules": [rate.as_json() for rate in rates], "override_reasons": reasons}, indent=2))
+        return
+    typer.echo(f"{'rule':<48} {'shown':>6} {'accepted':>9} {'overridden':>11} {'override rate':>14}")
+    for rate in rates:
+        shown = "-" if rate.override_rate is None else f"{rate.override_rate:.0%}"
+        typer.echo(f"{rate.rule:<48} {rate.cards_shown:>6} {rate.accepted:>9} {rate.overridden:>11} {shown:>14}")
+    if reasons:
+        typer.echo("override reasons: " + ", ".join(f"{code} {count}" for code, count in reasons.items()))
 
 
 def main() -> None:

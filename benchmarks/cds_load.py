@@ -1,0 +1,137 @@
+"""Load test of the CDS Hooks service: patient-view calls from 8 concurrent clients, loopback only.
+
+Starts ``postcart serve`` in its own process on 127.0.0.1 (a free port, a temporary SQLite feedback
+database), warms it up, then runs N concurrent clients (threads, one ``httpx.Client`` each) sending the
+example bundle (examples/fhir/lbcl-late-relapse-fit-donor.json) with a fresh hookInstance per call, until
+either the request budget or the time budget is spent. Reports requests per second, latency median /
+p95 / p99, and the errors; exits 1 if any call was not a 200 with cards.
+
+    PYTHONPATH=src python benchmarks/cds_load.py                     # 8 clients, <= 3000 calls, <= 30 s
+    PYTHONPATH=src python benchmarks/cds_load.py --clients 8 --requests 5000 --seconds 60
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLE = ROOT / "examples" / "fhir" / "lbcl-late-relapse-fit-donor.json"
+SERVICE = "/cds-services/postcart-after-car-t"
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _body(bundle: dict) -> dict:
+    return {"hook": "patient-view", "hookInstance": str(uuid.uuid4()),
+            "context": {"userId": "Practitioner/load-test", "patientId": "demo-lbcl-01"},
+            "prefetch": {"record": bundle}}
+
+
+def _percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--clients", type=int, default=8)
+    parser.add_argument("--requests", type=int, default=3000, help="total request budget")
+    parser.add_argument("--seconds", type=float, default=30.0, help="time budget of the measured run")
+    args = parser.parse_args()
+
+    bundle = json.loads(EXAMPLE.read_text(encoding="utf-8"))
+    port = _free_port()
+    base = f"http://127.0.0.1:{port}"
+    with tempfile.TemporaryDirectory() as tmp:
+        env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+        server = subprocess.Popen(
+            [sys.executable, "-m", "postcart", "serve", "--host", "127.0.0.1", "--port", str(port),
+             "--database-url", f"sqlite:///{tmp}/load.sqlite3"],
+            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            deadline = time.monotonic() + 60
+            while True:
+                try:
+                    httpx.get(base + "/cds-services", timeout=2).raise_for_status()
+                    break
+                except httpx.HTTPError:
+                    if time.monotonic() > deadline or server.poll() is not None:
+                        print("the server did not start", file=sys.stderr)
+                        return 1
+                    time.sleep(0.2)
+            with httpx.Client(base_url=base, timeout=30) as warm:
+                for _ in range(30):
+                    warm.post(SERVICE, json=_body(bundle)).raise_for_status()
+
+            latencies: list[float] = []
+            errors: list[str] = []
+            lock = threading.Lock()
+            budget = iter(range(args.requests))
+            stop_at = time.monotonic() + args.seconds
+
+            def client() -> None:
+                with httpx.Client(base_url=base, timeout=30) as http:
+                    while time.monotonic() < stop_at:
+                        with lock:
+                            if next(budget, None) is None:
+                                return
+                        body = _body(bundle)
+                        started = time.perf_counter()
+                        try:
+                            response = http.post(SERVICE, json=body)
+                            ok = response.status_code == 200 and bool(response.json().get("cards"))
+                            problem = None if ok else f"HTTP {response.status_code}"
+                        except httpx.HTTPError as error:
+                            problem = type(error).__name__
+                        elapsed = time.perf_counter() - started
+                        with lock:
+                            latencies.append(elapsed)
+                            if problem:
+                                errors.append(problem)
+
+            threads = [threading.Thread(target=client) for _ in range(args.clients)]
+            began = time.perf_counter()
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+            wall = time.perf_counter() - began
+        finally:
+            server.send_signal(signal.SIGINT)
+            try:
+                server.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                server.kill()
+                server.wait(timeout=5)
+
+    count = len(latencies)
+    print(f"patient-view load test: {args.clients} concurrent clients, loopback, example bundle "
+          f"({len(bundle['entry'])} resources), cards stored in SQLite")
+    print(f"requests      {count} in {wall:.2f} s")
+    print(f"throughput    {count / wall:.1f} requests/s")
+    print(f"latency       median {statistics.median(latencies) * 1000:.1f} ms, "
+          f"p95 {_percentile(latencies, 0.95) * 1000:.1f} ms, p99 {_percentile(latencies, 0.99) * 1000:.1f} ms")
+    print(f"errors        {len(errors)}" + (f" ({', '.join(sorted(set(errors)))})" if errors else ""))
+    return 1 if errors or not count else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
