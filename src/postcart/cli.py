@@ -263,8 +263,8 @@ def review(
 ) -> None:
     """Run the clinicians' feature specifications and write the review report (HTML, Markdown, Cucumber JSON).
 
-    Exit code 0 when every scenario passes and every rule was exercised, 1 otherwise (the report is
-    written either way, and also when the features cannot be read or run).
+    Exit code 0 when every scenario passes and every rule was exercised; 1 otherwise (the report is
+    still written) or when the features cannot be read or run.
     """
     from postcart.review import run_review
 

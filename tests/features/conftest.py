@@ -59,8 +59,7 @@ def feature_tracker(request: pytest.FixtureRequest) -> Tracker | None:
 
 
 def pytest_bdd_before_scenario(request: pytest.FixtureRequest, feature: Any, scenario: Any) -> None:
-    case: PatientCase = request.getfixturevalue("case")
-    del case
+    request.getfixturevalue("case")  # creates the session's tracker on first use
     callspec = getattr(request.node, "callspec", None)
     example = callspec.params.get("_pytest_bdd_example") if callspec else None
     record = ScenarioRecord(
