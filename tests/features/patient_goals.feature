@@ -28,3 +28,29 @@ Feature: The patient's own goals
       When postcart assesses the situation
       Then postcart asks for the patient's goals
       And a focus on quality of life is to be considered
+
+  Rule: When quality of life comes first, transplant is discussed rather than recommended
+
+    @allogeneic_hct @quality_of_life_focus
+    Scenario Outline: A fit transplant candidate who puts quality of life first
+      Given a 50-year-old with <disease> who relapsed 8 months after <product>
+      And CD19 is retained on re-biopsy
+      And the HCT-CI is 1
+      And organ function is adequate for intensive therapy
+      And a matched unrelated donor is available
+      And the patient's priority is <goal>
+      When postcart assesses the situation
+      Then postcart finds the patient a candidate for allogeneic transplant
+      And allogeneic transplant is <transplant>
+
+      @lbcl
+      Examples: Large B-cell lymphoma
+        | disease                | product  | goal            | transplant       |
+        | large B-cell lymphoma  | axi-cel  | disease control | recommended      |
+        | large B-cell lymphoma  | axi-cel  | quality of life | to be considered |
+
+      @b_all
+      Examples: B-cell acute lymphoblastic leukemia
+        | disease | product  | goal            | transplant       |
+        | B-ALL   | tisa-cel | disease control | recommended      |
+        | B-ALL   | tisa-cel | quality of life | to be considered |
