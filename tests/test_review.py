@@ -12,6 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from postcart import review
+from postcart.assessment import DISCLAIMER
 from postcart.cli import app
 
 _VERDICT = {"recommended": "recommended", "consider": "to be considered", "not_advised": "not advised"}
@@ -79,6 +80,7 @@ def test_html_report_carries_rulebook_identity_coverage_and_signoff(report: dict
         assert f"<tr id='r-{rule['id']}'>" in page
     assert "never fired" not in page
     assert "id='signoff'" in page and "<script" not in page
+    assert html.escape(DISCLAIMER) in page
 
 
 def test_markdown_report_lists_each_scenario_and_its_verdicts(report: dict[str, Any]) -> None:

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from postcart.assessment import DISCLAIMER
 from postcart.errors import PostcartError
 
 __all__ = [
@@ -361,8 +362,8 @@ def render_html(result: ReviewResult) -> str:
             out.append(_scenario_html(result.scenarios[scenario.key]))
     out.append(_coverage_html(result))
     out.append(_SIGNOFF)
-    out.append("<p class='small'>Decision support only: these specifications describe what the rulebook does, "
-               "not what must be done for a given patient. Verify every source before relying on it.</p>")
+    out.append(f"<p class='small'>{_e(DISCLAIMER)} These specifications describe what the rulebook does for "
+               "synthetic example patients, not what must be done for a given patient.</p>")
     out.append("</body></html>")
     return "\n".join(out)
 
@@ -515,6 +516,6 @@ def render_markdown(result: ReviewResult) -> str:
             fired += f" (+{len(rule['fired_in']) - 3} more)"
         out.append(f"| `{rule['id']}` | {rule['title']} ({rule['kind']}) | {fired} | "
                    f"{len(rule['asserted_in']) or '-'} |")
-    out += ["", "## Sign-off", "", "Reviewer (name, role): ____________________  Date: ____________", "",
+    out += ["", f"*{DISCLAIMER}*", "", "## Sign-off", "", "Reviewer (name, role): ____________________  Date: ____________", "",
             "Decision: ☐ approved ☐ approved with the changes noted ☐ not approved", ""]
     return "\n".join(out)
