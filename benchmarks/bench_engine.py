@@ -17,20 +17,21 @@ from __future__ import annotations
 import argparse
 import gc
 import json
+import random
 import statistics
-import sys
 import time
-from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+from postcart import Engine, Rulebook, conditions, evaluate, validate_situation
+from postcart._synthetic import random_situation
+from postcart.rulebook import Derive
+from postcart.situation import flatten
 
-from synthetic import situations  # noqa: E402
 
-from postcart import Engine, Rulebook, evaluate, validate_situation  # noqa: E402
-from postcart import conditions  # noqa: E402
-from postcart.rulebook import Derive  # noqa: E402
-from postcart.situation import flatten  # noqa: E402
+def situations(count: int, seed: int = 20261121) -> list[dict[str, Any]]:
+    """Valid generated situations (the generator shared with the batch benchmark and tests)."""
+    rng = random.Random(seed)
+    return [random_situation(rng, index) for index in range(count)]
 
 
 def rss_mb() -> float:

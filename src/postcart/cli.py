@@ -287,6 +287,105 @@ def schema() -> None:
     typer.echo(json.dumps(PatientSituation.model_json_schema(), indent=2))
 
 
+_TABLE_SUFFIXES = (".csv", ".jsonl", ".ndjson", ".parquet")
+
+
+@app.command()
+def batch(
+    paths: Annotated[list[Path], typer.Argument(help="Scenario files or directories (a suite), or one cohort "
+                                                "table (.csv, .jsonl, .parquet).")],
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Cohort results file (.csv, .jsonl, "
+                                                ".parquet); written atomically.")] = None,
+    output_format: Annotated[Format, typer.Option("--format", "-f", help="text, or json for the full "
+                                                  "results.")] = Format.text,
+    junit: Annotated[Path | None, typer.Option(help="Suite: also write JUnit XML here.")] = None,
+    report: Annotated[Path | None, typer.Option(help="Suite: also write a self-contained HTML report.")] = None,
+    workers: Annotated[int, typer.Option(min=1, help="Cohort: worker processes on this machine.")] = 1,
+    dask: Annotated[str | None, typer.Option("--dask", help="Cohort: evaluate on this dask.distributed "
+                                              "scheduler (e.g. tcp://host:8786).")] = None,
+    chunk_size: Annotated[int, typer.Option(min=1, help="Cohort: rows per chunk (unit of work and of "
+                                            "resuming).")] = 5000,
+    restart: Annotated[bool, typer.Option(help="Cohort: discard an interrupted run instead of resuming "
+                                          "it.")] = False,
+    rules: RulesOption = None,
+    include_drafts: Annotated[bool, typer.Option(help="Also run rules whose status is draft.")] = False,
+) -> None:
+    """Run a scenario suite (a regression gate) or evaluate a cohort table.
+
+    Suite: prints a diff per mismatch and a summary; exit 0 all passed, 1 a scenario failed its
+    expectation, 2 an invalid scenario (or none found). Cohort: one result row per patient in OUTPUT;
+    invalid rows get their error there and are counted; an interrupted run resumes when rerun.
+    """
+    tables = [path for path in paths if path.suffix.lower() in _TABLE_SUFFIXES]
+    try:
+        rulebook = _load_rulebook(rules, include_drafts)
+    except PostcartError as error:
+        _fail(error)
+    if tables:
+        if len(paths) != 1 or output is None:
+            typer.echo("error: a cohort run takes one table and --output FILE (.csv, .jsonl or .parquet)",
+                       err=True)
+            raise typer.Exit(2)
+        _batch_cohort(paths[0], output, rulebook, output_format, workers, dask, chunk_size, restart)
+    else:
+        _batch_suite(paths, rulebook, output_format, junit, report)
+
+
+def _progress() -> Any:
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    console = Console(stderr=True)
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                    console=console, transient=True, disable=not console.is_terminal)
+
+
+def _batch_suite(paths: list[Path], rulebook: Any, output_format: Format, junit: Path | None,
+                 report: Path | None) -> None:
+    from postcart.batch import run_suite, to_html, to_json_text, to_junit, to_text
+    from postcart.engine import Engine
+
+    with Engine(rulebook) as engine, _progress() as bar:
+        task = bar.add_task("scenarios", total=None)
+        suite = run_suite(list(paths), engine, lambda done, total: bar.update(task, completed=done, total=total))
+    if junit is not None:
+        junit.write_text(to_junit(suite), encoding="utf-8")
+    if report is not None:
+        report.write_text(to_html(suite), encoding="utf-8")
+    typer.echo(to_json_text(suite) if output_format is Format.json else to_text(suite), nl=False)
+    if suite.invalid or not suite.results:
+        raise typer.Exit(2)
+    if suite.failed:
+        raise typer.Exit(1)
+
+
+def _batch_cohort(source: Path, output: Path, rulebook: Any, output_format: Format, workers: int,
+                  dask: str | None, chunk_size: int, restart: bool) -> None:
+    from postcart.cohort import run_cohort
+
+    with _progress() as bar:
+        task = bar.add_task("rows", total=None)
+        try:
+            summary = run_cohort(source, output, rulebook, workers=workers, dask_address=dask,
+                                 chunk_size=chunk_size, restart=restart,
+                                 progress=lambda done: bar.update(task, completed=done))
+        except ValueError as error:
+            typer.echo(f"error: {error}", err=True)
+            raise typer.Exit(2) from None
+        except KeyboardInterrupt:
+            typer.echo(f"interrupted: finished chunks are kept in {output}.parts; rerun the same command to "
+                       "resume", err=True)
+            raise typer.Exit(130) from None
+    if output_format is Format.json:
+        typer.echo(json.dumps({"output": summary.output, "rows": summary.rows, "ok": summary.ok,
+                               "invalid": summary.invalid, "error": summary.error,
+                               "resumed_rows": summary.resumed_rows, "evaluated_rows": summary.evaluated_rows,
+                               "seconds": round(summary.seconds, 3),
+                               "invalid_fields": dict(summary.invalid_fields.most_common())}, indent=2))
+    else:
+        typer.echo(summary.text())
+
+
 @app.command()
 def serve(
     host: Annotated[str, typer.Option(help="Address to listen on (default: loopback only).")] = "127.0.0.1",

@@ -124,12 +124,14 @@ class Engine:
     def run_facts(self, facts: Mapping[str, Any], disease: str) -> EngineResult:
         """Run on already-flattened facts (dotted path -> value). Used by batch and explanations."""
         facts = dict(facts)
-        message = to_engine_fact(facts)
+        # The situation is encoded once; each stratum appends the facts derived so far and its session id.
+        body = _positional_numbers(json.dumps(to_engine_fact(facts)))[:-1]
+        derived_json = ""
         fired: list[str] = []
         derived: dict[str, Any] = {}
         derived_by: dict[str, str] = {}
         for stratum in self.compiled.strata[disease]:
-            for rule_id in self._run_stratum(stratum.name, message):
+            for rule_id in self._run_stratum(stratum.name, body + derived_json):
                 fired.append(rule_id)
                 then = self._derives.get(rule_id)
                 if then is None:
@@ -146,15 +148,17 @@ class Engine:
                     derived[name] = self.rulebook.facts[name].default
             for name, value in derived.items():
                 facts[f"derived.{name}"] = value
-                message[fact_key(f"derived.{name}")] = value
+            derived_json = "".join(f', "{fact_key(f"derived.{name}")}": {json.dumps(value)}'
+                                   for name, value in derived.items())
         return EngineResult(tuple(fired), MappingProxyType(derived), MappingProxyType(facts))
 
-    def _run_stratum(self, name: str, message: dict[str, Any]) -> list[str]:
-        """Assert the situation in a fresh session of one ruleset; return the rules that fired, in order."""
+    def _run_stratum(self, name: str, fact_json: str) -> list[str]:
+        """Assert the situation (JSON without its closing brace) in a fresh session of one ruleset.
+
+        Returns the rules that fired, in firing order, each once.
+        """
         sid = str(next(_SESSION_IDS))
-        message["sid"] = sid
-        message["id"] = "situation"
-        payload = _positional_numbers(json.dumps(message))
+        payload = f'{fact_json}, "sid": "{sid}", "id": "situation"}}'
         fired: list[str] = []
         with _CORE_LOCK:
             handle = self._handles[name]
