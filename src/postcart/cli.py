@@ -253,6 +253,33 @@ def catalogue(
 
 
 @app.command()
+def review(
+    output: Annotated[Path, typer.Option("--output", "-o", help="The HTML report to write.", dir_okay=False)],
+    markdown: Annotated[Path | None, typer.Option(help="Markdown copy (default: OUTPUT with .md).")] = None,
+    cucumber_json: Annotated[Path | None, typer.Option(
+        "--cucumber-json", help="Cucumber JSON (default: OUTPUT with .cucumber.json).")] = None,
+    features: Annotated[Path | None, typer.Option(help="Feature directory (default: tests/features).",
+                                                  file_okay=False)] = None,
+) -> None:
+    """Run the clinicians' feature specifications and write the review report (HTML, Markdown, Cucumber JSON).
+
+    Exit code 0 when every scenario passes and every rule was exercised; 1 otherwise (the report is
+    still written) or when the features cannot be read or run.
+    """
+    from postcart.review import run_review
+
+    try:
+        result = run_review(output, markdown=markdown, cucumber_json=cucumber_json, features_dir=features)
+    except PostcartError as error:
+        _fail(error)
+    typer.echo(f"{result.passed} of {len(result.scenarios)} scenarios pass; {result.summary}")
+    for path in result.written:
+        typer.echo(f"written: {path}")
+    if not result.ok:
+        raise typer.Exit(1)
+
+
+@app.command()
 def schema() -> None:
     """Print the JSON Schema of the patient situation (generated from the model)."""
     from postcart.situation import PatientSituation

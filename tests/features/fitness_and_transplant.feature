@@ -1,0 +1,80 @@
+@fitness
+Feature: Fitness and transplant eligibility
+  Fitness for allogeneic transplant is judged from ECOG, HCT-CI, organ function and age (project
+  conventions: fit = ECOG 0-1, HCT-CI 0-3, adequate organ function and age 70 or less; unfit = ECOG 3-4,
+  HCT-CI 5 or more, inadequate organ function or age over 75; uncertain otherwise). Poor performance
+  status or an active infection closes intensive options.
+
+  Rule: Transplant fitness is judged from comorbidity, organ function and age
+
+    @lbcl @allogeneic_hct @threshold
+    Scenario Outline: Comorbidity index at the fit and unfit thresholds
+      Given a 55-year-old with large B-cell lymphoma who relapsed 8 months after axi-cel
+      And the HCT-CI is <hct_ci>
+      And organ function is adequate for intensive therapy
+      And a matched unrelated donor is available
+      When postcart assesses the situation
+      Then postcart classes the fitness for allogeneic transplant as <fitness>
+      And postcart finds an allogeneic donor available
+      And allogeneic transplant is <verdict>
+
+      Examples:
+        | hct_ci | fitness   | verdict     |
+        | 3      | fit       | recommended |
+        | 5      | unfit     | not advised |
+
+    @lbcl @allogeneic_hct @threshold
+    Scenario Outline: Age at the transplant limits
+      Given a <age>-year-old with large B-cell lymphoma who relapsed 8 months after axi-cel
+      And the HCT-CI is 1
+      And organ function is adequate for intensive therapy
+      And a matched unrelated donor is available
+      When postcart assesses the situation
+      Then postcart classes the fitness for allogeneic transplant as <fitness>
+
+      Examples:
+        | age | fitness   |
+        | 70  | fit       |
+        | 72  | uncertain |
+        | 76  | unfit     |
+
+    @cll @allogeneic_hct
+    Scenario: Inadequate organ function
+      Given a 60-year-old with CLL who relapsed 8 months after liso-cel
+      And organ function is inadequate for intensive therapy
+      And a matched unrelated donor is available
+      When postcart assesses the situation
+      Then postcart classes the fitness for allogeneic transplant as unfit
+      And allogeneic transplant is not advised
+
+  Rule: Poor performance status closes intensive options and brings comfort forward
+
+    @fl @second_car_t_infusion @alternate_target_car_t @allogeneic_hct @clinical_trial @quality_of_life_focus
+    Scenario: ECOG 3 after follicular lymphoma relapse
+      Given a 74-year-old with follicular lymphoma who relapsed 10 months after axi-cel
+      And CD19 is retained on re-biopsy
+      And ECOG performance status is 3
+      When postcart assesses the situation
+      Then a second CAR-T infusion is not advised
+      And a CAR-T against another target is not advised
+      And allogeneic transplant is not advised
+      And a clinical trial is not advised
+      And a focus on quality of life is recommended
+      And the rationale cites Johnson 2021
+
+  Rule: An active uncontrolled infection must be controlled before any immune or cellular therapy
+
+    @mcl @allogeneic_hct @second_car_t_infusion @bispecific_antibody @alternate_target_car_t
+    Scenario: Active infection at relapse
+      Given a 56-year-old with mantle cell lymphoma who relapsed 9 months after brexu-cel
+      And CD19 is lost on re-biopsy
+      And there is an active uncontrolled infection
+      And the HCT-CI is 0
+      And organ function is adequate for intensive therapy
+      And a matched related donor is available
+      When postcart assesses the situation
+      Then allogeneic transplant is not advised
+      And a second CAR-T infusion is not advised
+      And a bispecific antibody is not advised
+      And a CAR-T against another target is not advised
+      And the rationale cites Hayden 2022
