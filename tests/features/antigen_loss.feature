@@ -1,8 +1,8 @@
 @antigen_loss
 Feature: Loss of the CAR target at relapse
-  When the antigen the CAR-T recognised (CD19, or BCMA in myeloma) is gone from the relapsing disease,
-  treatments aimed at that antigen lose their target; another target is needed. This is why a re-biopsy
-  at failure matters.
+  When the antigen the CAR-T recognised (CD19, or BCMA in myeloma, or the target of an investigational
+  CAR-T such as CD22 or GPRC5D) is gone from the relapsing disease, treatments aimed at that antigen
+  lose their target; another target is needed. This is why a re-biopsy at failure matters.
 
   Rule: With the CAR target lost, re-infusing the same CAR-T is not advised
 
@@ -41,6 +41,44 @@ Feature: Loss of the CAR target at relapse
       When postcart assesses the situation
       Then a bispecific antibody is to be considered
       And a clinical trial is recommended
+      And a second CAR-T infusion is not advised
+
+  Rule: After an investigational CAR-T against another antigen, what is lost is that antigen
+
+    @b_all @other_systemic_therapy @alternate_target_car_t @bispecific_antibody @second_car_t_infusion
+    Scenario: CD22 lost after an investigational CD22 CAR-T in B-ALL
+      Given a 30-year-old with B-ALL who relapsed 4 months after an investigational CAR-T
+      And the investigational CAR-T targets CD22
+      And CD22 is lost on re-biopsy
+      When postcart assesses the situation
+      Then other systemic therapy is not advised
+      And the rationale cites Fry 2018
+      And the rationale mentions "inotuzumab"
+      And a CAR-T against another target is to be considered
+      And the rationale mentions "an antigen the disease still expresses"
+      And a bispecific antibody is to be considered
+      And the rationale mentions "confirm CD19"
+      And a second CAR-T infusion is not advised
+
+    @lbcl @alternate_target_car_t
+    Scenario: CD22 lost after an investigational CD22 CAR-T in large B-cell lymphoma
+      Given a 55-year-old with large B-cell lymphoma who relapsed 6 months after an investigational CAR-T
+      And the investigational CAR-T targets CD22
+      And CD22 is lost on re-biopsy
+      When postcart assesses the situation
+      Then a CAR-T against another target is to be considered
+      And the rationale cites Fry 2018
+      And a second CAR-T infusion is not advised
+
+    @mm @bispecific_antibody @second_car_t_infusion
+    Scenario: GPRC5D lost after an investigational GPRC5D CAR-T in myeloma
+      Given a 64-year-old with multiple myeloma who relapsed 8 months after an investigational CAR-T
+      And the investigational CAR-T targets GPRC5D
+      And GPRC5D is lost on re-biopsy
+      When postcart assesses the situation
+      Then a bispecific antibody is to be considered
+      And the rationale cites Moreau 2022
+      And the rationale mentions "do not use the GPRC5D bispecific talquetamab"
       And a second CAR-T infusion is not advised
 
   Rule: With the CAR target retained, re-treating against it stays possible

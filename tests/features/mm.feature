@@ -52,6 +52,16 @@ Feature: Multiple myeloma after BCMA CAR-T failure
       Then a second CAR-T infusion is not advised
       And a bispecific antibody is recommended
 
+    @other_systemic_therapy @fitness
+    Scenario: Late relapse after ide-cel in a patient at ECOG 3
+      Given a 74-year-old with multiple myeloma who relapsed 14 months after ide-cel
+      And BCMA is retained on re-biopsy
+      And ECOG performance status is 3
+      When postcart assesses the situation
+      Then other systemic therapy is to be considered
+      And the rationale cites Van Oekelen 2023
+      And the rationale mentions "not for a patient this frail"
+
   Rule: Early failure favours a clinical trial when one can be reached
 
     @clinical_trial @threshold
