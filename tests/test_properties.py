@@ -108,6 +108,13 @@ DIRECTED_AT: dict[str, frozenset[str]] = {
     "mm.second_infusion.bcma_retreatment": frozenset({"BCMA"}),
     "mm.bispecific.gprc5d": frozenset({"GPRC5D"}),
 }
+#: Rules that quote CD19 or BCMA data and so must only fire after a CAR against that antigen.
+CD19_ONLY = ("b_all.second_infusion.lost_persistence", "b_all.second_infusion.persisting_cells",
+             "car_t.second_cd19_infusion.relapse_retained", "cll.second_infusion.durable_responses",
+             "b_all.other_systemic.inotuzumab_cd19_lost", "b_all.alternate_target.cd22",
+             "lbcl.alternate_target.cd22", "car_t.alternate_target.cd22_indolent_mantle")
+BCMA_ONLY = ("mm.bispecific.gprc5d", "mm.bispecific.bcma", "mm.second_infusion.bcma_retreatment",
+             "mm.trial.consider_early")
 #: The antigens possibly lost when the biopsy shows the CAR target lost (a dual CAR: either).
 LOST_WITH_TARGET = {"CD19": {"CD19"}, "BCMA": {"BCMA"}, "CD22": {"CD22"}, "CD19_CD22": {"CD19", "CD22"},
                     "GPRC5D": {"GPRC5D"}, "other": {"other"}}
@@ -128,3 +135,15 @@ def test_no_positive_suggestion_aims_at_a_lost_antigen(engine: Engine, situation
              if reason.verdict != "not_advised" and DIRECTED_AT.get(reason.rule, frozenset()) & lost]
     note(f"target {situation['car_t']}, lost {lost}")
     assert aimed == []
+
+
+@settings(max_examples=200)
+@given(situations())
+def test_cd19_and_bcma_data_fire_only_after_a_car_against_them(engine: Engine, situation: dict[str, Any]) -> None:
+    """Rules quoting CD19 (or BCMA) CAR-T data fire only when the failed CAR targeted CD19 (or BCMA)."""
+    target = validate_situation(situation).car_t.target
+    fired = {reason.rule for option in evaluate(situation, engine).options for reason in option.reasons}
+    if target != "CD19":
+        assert fired & set(CD19_ONLY) == set()
+    if target != "BCMA":
+        assert fired & set(BCMA_ONLY) == set()
