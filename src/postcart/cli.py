@@ -358,11 +358,16 @@ def _batch_suite(paths: list[Path], rulebook: Any, output_format: Format, junit:
     with Engine(rulebook) as engine, _progress() as bar:
         task = bar.add_task("scenarios", total=None)
         suite = run_suite(list(paths), engine, lambda done, total: bar.update(task, completed=done, total=total))
-    if junit is not None:
-        junit.write_text(to_junit(suite), encoding="utf-8")
-    if report is not None:
-        report.write_text(to_html(suite), encoding="utf-8")
+    # the summary first: a file that cannot be written (checked up front, but disks fill) must not lose it
     typer.echo(to_json_text(suite) if output_format is Format.json else to_text(suite), nl=False)
+    for option, path, render in (("--junit", junit, to_junit), ("--report", report, to_html)):
+        if path is not None:
+            try:
+                path.write_text(render(suite), encoding="utf-8")
+            except OSError as error:
+                typer.echo(f"error: {option} {path}: cannot write: {error.strerror or type(error).__name__}",
+                           err=True)
+                raise typer.Exit(2) from None
     if suite.invalid or not suite.results:
         raise typer.Exit(2)
     if suite.failed:
