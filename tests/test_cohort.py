@@ -447,3 +447,13 @@ def test_cli_cohort_without_output_is_refused(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["batch", str(source)])
     assert result.exit_code == 2
     assert "--output" in result.output
+
+
+def test_non_utf8_csv_error_names_the_file(tmp_path: Path, rulebook: Rulebook) -> None:
+    """A CSV that is not UTF-8 is refused with its path and the encoding problem, by the library and the CLI."""
+    source = tmp_path / "latin1.csv"
+    source.write_bytes("id,disease\n1,café\n".encode("latin-1"))
+    with pytest.raises(ValueError, match=r"latin1\.csv: not UTF-8 text \(found byte 0xe9\)"):
+        run_cohort(source, tmp_path / "out.csv", rulebook)
+    result = CliRunner().invoke(app, ["batch", str(source), "--output", str(tmp_path / "out.csv")])
+    assert result.exit_code == 2 and f"{source}: not UTF-8 text" in result.output

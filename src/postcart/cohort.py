@@ -522,6 +522,19 @@ def read_results(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
 def read_chunks(path: Path, chunk_size: int) -> Iterator[Chunk]:
     """The input as consecutive chunks, read as a stream (never the whole table at once).
 
+    Raises:
+        ValueError: the text of a CSV or JSONL input is not UTF-8 (the message names the file).
+    """
+    try:
+        yield from _read_chunks(path, chunk_size)
+    except UnicodeDecodeError as error:
+        raise ValueError(f"{path}: not UTF-8 text (found byte 0x{error.object[error.start]:02x}); save the table "
+                         "as UTF-8") from None
+
+
+def _read_chunks(path: Path, chunk_size: int) -> Iterator[Chunk]:
+    """The chunks of :func:`read_chunks`.
+
     CSV records are only cut here, not parsed (a record ends at a line end outside quotes: an even
     number of ``"`` so far), so that parsing happens in the workers.
     """
