@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from postcart import RuleDefinitionError, Rulebook
+from postcart import Rulebook, RuleDefinitionError
 from postcart.rulebook import Derive, Suggest
 
 from .conftest import RULES

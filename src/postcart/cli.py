@@ -8,7 +8,7 @@ import logging
 import os
 import sys
 import uuid
-from enum import Enum
+from enum import Enum, StrEnum
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
@@ -32,7 +32,7 @@ RulesOption = Annotated[
 ]
 
 
-class Format(str, Enum):
+class Format(StrEnum):
     text = "text"
     json = "json"
     markdown = "markdown"
@@ -473,10 +473,10 @@ def feedback_report(
     """Override rate per rule from clinicians' feedback on the service's cards."""
     import os
 
-    from postcart.feedback import DEFAULT_DATABASE_URL, FeedbackStore
-
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import ArgumentError
+
+    from postcart.feedback import DEFAULT_DATABASE_URL, FeedbackStore
 
     url = database_url or os.environ.get("POSTCART_DATABASE_URL") or DEFAULT_DATABASE_URL
     try:
@@ -494,7 +494,7 @@ def feedback_report(
             raise typer.Exit(2)
     try:
         store = FeedbackStore(url)
-    except Exception as error:  # noqa: BLE001 - an unreachable or unsupported database is the user's input
+    except Exception as error:
         typer.echo(f"error: cannot open the feedback database ({type(error).__name__})", err=True)
         raise typer.Exit(2) from None
     try:
@@ -519,7 +519,7 @@ def main() -> None:
         app()
     except SystemExit:
         raise
-    except Exception as error:  # noqa: BLE001 - the last line of defence of a CLI
+    except Exception as error:
         # the message of an unexpected error may quote a patient's data: print only its type and a reference
         reference = uuid.uuid4().hex[:12]
         typer.echo(f"internal error: {type(error).__name__} (reference {reference}); this is a bug in postcart: "
