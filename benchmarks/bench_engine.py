@@ -81,7 +81,7 @@ def main() -> None:
     flat = [(flatten(s), s.disease) for s in validated]
 
     # correctness first: the floor and the engine must agree, or the ratio means nothing
-    for (facts, disease), situation in zip(flat, validated):
+    for (facts, disease), situation in zip(flat, validated, strict=False):
         assert set(floor_run(engine, dict(facts), disease)) == set(engine.run(situation).fired)
 
     one = cases[0]

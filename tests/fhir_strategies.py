@@ -22,6 +22,6 @@ def mangled_bundles(draw: st.DrawFn) -> dict[str, Any]:
     keep = draw(st.lists(st.booleans(), min_size=len(bundle["entry"]), max_size=len(bundle["entry"])))
     bundle["entry"] = [entry for entry, kept in zip(bundle["entry"], keep, strict=True) if kept] or bundle["entry"][:1]
     resource = draw(st.sampled_from(bundle["entry"]))["resource"]
-    key = draw(st.sampled_from(sorted(resource) + ["valueInteger", "effectiveDateTime", "status", "subject"]))
+    key = draw(st.sampled_from([*sorted(resource), "valueInteger", "effectiveDateTime", "status", "subject"]))
     resource[key] = draw(_JSON)
     return bundle

@@ -55,7 +55,7 @@ def test_strongest_suggestion_wins_and_every_reason_stays(precedence_engine: Any
     assert option.verdict == "recommended"
     assert option.rules[0] == "t.rec" and set(option.rules) == {"t.rec", "t.con", "t.no"}
     assert option.rationale.startswith("Rationale of t.rec")
-    assert [reason.rule for reason in option.reasons][0] == "t.rec"
+    assert next(reason.rule for reason in option.reasons) == "t.rec"
     assert {reason.verdict for reason in option.reasons} == {"recommended", "consider", "not_advised"}
 
 

@@ -179,3 +179,20 @@ def test_progress_is_reported_per_scenario(suite_dir: Path, engine: Engine) -> N
     suite = run_suite([suite_dir], engine, lambda done, total: calls.append((done, total)))
     assert calls == [(1, 2), (2, 2)]
     assert suite.ok and "Decision support only." in to_html(suite)
+
+
+def test_junit_write_failure_keeps_the_summary_and_exits_2(suite_dir: Path, tmp_path: Path,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """A JUnit file that cannot be written after the run (disk full) exits 2 naming --junit, summary printed."""
+    original = Path.write_text
+
+    def full_disk(self: Path, *args: Any, **kwargs: Any) -> int:
+        if self.name == "junit.xml":
+            raise OSError(28, "No space left on device")
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "write_text", full_disk)
+    result = _run(str(suite_dir), "--junit", str(tmp_path / "junit.xml"))
+    assert result.exit_code == 2, result.output
+    assert "passed" in result.output
+    assert f"--junit {tmp_path / 'junit.xml'}: cannot write: No space left on device" in result.output

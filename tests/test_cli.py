@@ -30,7 +30,10 @@ def test_evaluate_prints_sourced_report_with_disclaimer() -> None:
     result = runner.invoke(app, ["evaluate", str(EXAMPLE), "--scenario", "lbcl-late-relapse-fit-donor"])
     assert result.exit_code == 0, result.output
     out = result.output
-    assert "RECOMMENDED" in out and "Bispecific antibody" in out
+    recommended = out.split("RECOMMENDED", 1)[1]
+    for heading in ("CONSIDER", "NOT ADVISED", "REFERENCES"):
+        recommended = recommended.split(heading, 1)[0]
+    assert "Bispecific antibody" in recommended
     assert "REFERENCES" in out and "[1]" in out and "https://doi.org/" in out
     assert "Decision support only." in out
 
@@ -116,3 +119,80 @@ def test_console_script_runs_as_a_module() -> None:
                              capture_output=True, text=True, cwd=ROOT, timeout=60, check=False)
     assert process.returncode == 2
     assert "age" in process.stderr and "got 300" in process.stderr
+
+
+def test_catalogue_output_into_a_missing_directory_exits_2(tmp_path: Path) -> None:
+    """`catalogue --output` into a directory that does not exist is refused up front, naming the option."""
+    target = tmp_path / "missing" / "x.md"
+    result = runner.invoke(app, ["catalogue", "--output", str(target)])
+    assert result.exit_code == 2, result.output
+    assert f"--output {target}: directory {target.parent} does not exist" in result.output
+    assert not target.parent.exists()
+
+
+def test_batch_output_files_into_missing_directories_exit_2_before_running(tmp_path: Path) -> None:
+    """--junit, --report and --output into missing directories exit 2 naming the option, before any work."""
+    for option, name in (("--junit", "j.xml"), ("--report", "r.html")):
+        target = tmp_path / "missing" / name
+        result = runner.invoke(app, ["batch", str(EXAMPLE), option, str(target)])
+        assert result.exit_code == 2, result.output
+        assert f"{option} {target}: directory {target.parent} does not exist" in result.output
+    table = tmp_path / "cohort.csv"
+    table.write_text("disease\nLBCL\n", encoding="utf-8")
+    result = runner.invoke(app, ["batch", str(table), "--output", str(tmp_path / "missing" / "o.csv")])
+    assert result.exit_code == 2 and "--output" in result.output and "does not exist" in result.output
+
+
+def test_batch_suite_refuses_output_and_says_why() -> None:
+    """--output on a scenario suite is refused (exit 2) rather than silently ignored."""
+    result = runner.invoke(app, ["batch", str(SCENARIOS), "--output", "x.parquet"])
+    assert result.exit_code == 2
+    assert "--output is for a cohort table" in result.output and "--junit or --report" in result.output
+
+
+def test_batch_unknown_extension_names_the_accepted_ones(tmp_path: Path) -> None:
+    """A .txt input is neither a table nor a scenario file: the message lists the accepted extensions."""
+    cohort = tmp_path / "cohort.txt"
+    cohort.write_text("disease\nLBCL\n", encoding="utf-8")
+    for extra in (["--output", str(tmp_path / "o.csv")], []):
+        result = runner.invoke(app, ["batch", str(cohort), *extra])
+        assert result.exit_code == 2, result.output
+        assert ".csv, .jsonl, .ndjson or .parquet" in result.output and "cohort.txt" in result.output
+
+
+def test_feedback_report_refuses_a_bad_url_and_a_missing_sqlite_file(tmp_path: Path) -> None:
+    """A malformed database URL and a missing SQLite file exit 2 with a message; no empty database is made."""
+    result = runner.invoke(app, ["feedback-report", "--database-url", "not a url"])
+    assert result.exit_code == 2 and "not a database URL" in result.output
+    missing = tmp_path / "none.sqlite3"
+    result = runner.invoke(app, ["feedback-report", "--database-url", f"sqlite:///{missing}"])
+    assert result.exit_code == 2 and f"no feedback database at {missing}" in result.output
+    assert not missing.exists()
+
+
+def test_diff_exits_2_when_an_input_cannot_be_read(tmp_path: Path) -> None:
+    """`diff` with a missing situations file still reports the rest, then exits 2 naming the file."""
+    rules = ROOT / "rules"
+    missing = tmp_path / "missing.yaml"
+    result = runner.invoke(app, ["diff", str(rules), str(rules), str(EXAMPLE), str(missing)])
+    assert result.exit_code == 2, result.output
+    assert "## Not compared" in result.output and f"could not read {missing}" in result.output
+    assert runner.invoke(app, ["diff", str(rules), str(rules), str(EXAMPLE)]).exit_code == 0
+
+
+def test_internal_error_prints_type_and_reference_only(monkeypatch: Any, capsys: Any) -> None:
+    """An unexpected fault exits 1 with the exception type and a reference, never the message (patient data)."""
+    import pytest
+
+    from postcart import cli
+
+    def boom() -> None:
+        raise RuntimeError("patient MRN 123456 age 58")
+
+    monkeypatch.setattr(cli, "app", boom)
+    with pytest.raises(SystemExit) as caught:
+        cli.main()
+    assert caught.value.code == 1
+    err = capsys.readouterr().err
+    assert "internal error: RuntimeError (reference " in err and "report it" in err
+    assert "123456" not in err and "MRN" not in err

@@ -237,7 +237,7 @@ def test_cohort_round_trips_through_csv_jsonl_and_parquet(tmp_path: Path, rulebo
     inputs = [_write_csv(tmp_path / "in.csv", situations), _write_jsonl(tmp_path / "in.jsonl", situations),
               _write_parquet(tmp_path / "in.parquet", situations)]
     results = []
-    for source, suffix in zip(inputs, ["csv", "jsonl", "parquet"]):
+    for source, suffix in zip(inputs, ["csv", "jsonl", "parquet"], strict=False):
         for target_suffix in (suffix, "csv"):
             target = tmp_path / f"out-{source.suffix[1:]}.{target_suffix}"
             summary = run_cohort(source, target, rulebook, chunk_size=64)
@@ -254,7 +254,7 @@ def test_cohort_round_trips_through_csv_jsonl_and_parquet(tmp_path: Path, rulebo
     assert [row["patient_id"] for row in rows] == [s["patient_id"] for s in situations]
     direct = Evaluator(rulebook, cache=False)
     try:
-        for row, situation in zip(rows, situations):
+        for row, situation in zip(rows, situations, strict=False):
             assert comparable([row]) == comparable([direct.row(row["row"], situation)])
     finally:
         direct.close()
@@ -269,9 +269,9 @@ def test_bad_rows_are_reported_counted_and_do_not_stop_the_run(tmp_path: Path, r
         writer.writerow(COLUMNS)
         cells = ["" if good[column] is None else good[column] for column in COLUMNS]
         writer.writerow(cells)
-        writer.writerow([150 if column == "age" else cell for column, cell in zip(COLUMNS, cells)])
-        writer.writerow(["ide-cel" if column == "car_t.product" else cell for column, cell in zip(COLUMNS, cells)])
-        writer.writerow(["" if column == "fitness.ecog" else cell for column, cell in zip(COLUMNS, cells)])
+        writer.writerow([150 if column == "age" else cell for column, cell in zip(COLUMNS, cells, strict=False)])
+        writer.writerow(["ide-cel" if column == "car_t.product" else cell for column, cell in zip(COLUMNS, cells, strict=False)])
+        writer.writerow(["" if column == "fitness.ecog" else cell for column, cell in zip(COLUMNS, cells, strict=False)])
         writer.writerow(cells[:5])
         writer.writerow(cells)
     summary = run_cohort(source, tmp_path / "out.jsonl", rulebook)
@@ -315,7 +315,7 @@ def test_csv_records_with_quoted_newlines_blank_lines_and_bad_quotes(tmp_path: P
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\r\n")
     writer.writerow(COLUMNS)
-    writer.writerow(["case, with\na newline" if column == "patient_id" else cell for column, cell in zip(COLUMNS, cells)])
+    writer.writerow(["case, with\na newline" if column == "patient_id" else cell for column, cell in zip(COLUMNS, cells, strict=False)])
     text = buffer.getvalue() + "\r\n" + ",".join(cells) + "\r\n" + '"unbalanced,' + ",".join(cells[1:]) + "\r\n"
     source = tmp_path / "quoted.csv"
     source.write_text(text, encoding="utf-8", newline="")
@@ -447,3 +447,13 @@ def test_cli_cohort_without_output_is_refused(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["batch", str(source)])
     assert result.exit_code == 2
     assert "--output" in result.output
+
+
+def test_non_utf8_csv_error_names_the_file(tmp_path: Path, rulebook: Rulebook) -> None:
+    """A CSV that is not UTF-8 is refused with its path and the encoding problem, by the library and the CLI."""
+    source = tmp_path / "latin1.csv"
+    source.write_bytes("id,disease\n1,café\n".encode("latin-1"))
+    with pytest.raises(ValueError, match=r"latin1\.csv: not UTF-8 text \(found byte 0xe9\)"):
+        run_cohort(source, tmp_path / "out.csv", rulebook)
+    result = CliRunner().invoke(app, ["batch", str(source), "--output", str(tmp_path / "out.csv")])
+    assert result.exit_code == 2 and f"{source}: not UTF-8 text" in result.output

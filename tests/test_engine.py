@@ -162,7 +162,7 @@ def test_a_situation_no_rule_matches_is_not_an_error(tmp_path: Path, baseline: d
 
 
 def test_strata_that_match_nothing_neither_crash_nor_leak(tmp_path: Path, baseline: dict[str, Any]) -> None:
-    """A stratum no rule matches, evaluated 2,000 times, neither corrupts durable's heap nor keeps sessions."""
+    """A stratum no rule matches, evaluated 11,000 times, neither corrupts durable's heap nor keeps sessions."""
     import psutil
 
     directory = tmp_path / "rules"
@@ -185,13 +185,21 @@ def test_strata_that_match_nothing_neither_crash_nor_leak(tmp_path: Path, baseli
         """), encoding="utf-8")
     situation = validate_situation(baseline)
     process = psutil.Process()
+    # A kept session costs ~80 MB per 1,000 evaluations. Warm up (allocator pools, caches), then measure
+    # several blocks of 2,000: the median block growth ignores one noisy block but not a steady leak.
+    growths: list[int] = []
+    results: set[tuple[str, ...]] = set()
     with Engine(Rulebook.load(directory)) as engine:
-        engine.run(situation)
-        before = process.memory_info().rss
-        results = {engine.run(situation).fired for _ in range(2000)}
-        grown = process.memory_info().rss - before
+        for _ in range(1000):
+            engine.run(situation)
+        for _ in range(5):
+            before = process.memory_info().rss
+            results |= {engine.run(situation).fired for _ in range(2000)}
+            growths.append(process.memory_info().rss - before)
     assert results == {()}
-    assert grown < 20 * 2**20, f"resident memory grew by {grown / 2**20:.0f} MB"
+    median = sorted(growths)[len(growths) // 2]
+    assert median < 8 * 2**20, f"resident memory grew by {[g // 2**20 for g in growths]} MB per 2,000 runs"
+    assert sum(growths) < 64 * 2**20, f"resident memory grew by {sum(growths) / 2**20:.0f} MB over 10,000 runs"
 
 
 @pytest.mark.parametrize("months", [1e-05, 5e-324, 2.5e-7])

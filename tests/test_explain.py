@@ -230,7 +230,7 @@ def test_without_option_every_addressable_option_is_explained(test_engine: Engin
 
 def test_unknown_option_is_refused(test_engine: Engine) -> None:
     """An option name outside the contract is an InvalidSituation naming the valid options."""
-    with pytest.raises(InvalidSituation, match="unknown option 'allo'.*allogeneic_hct"):
+    with pytest.raises(InvalidSituation, match=r"unknown option 'allo'.*allogeneic_hct"):
         explain(patient(), "allo", test_engine)
 
 
@@ -243,7 +243,7 @@ def test_policy_is_data_and_checked(tmp_path: Path) -> None:
     (tmp_path / "policy").mkdir()
     (tmp_path / "policy" / "changeable.yaml").write_text(
         "changeable:\n  - {field: fitness.ecgo, resolved_by: after recovery}\n", encoding="utf-8")
-    with pytest.raises(RuleDefinitionError, match="unknown situation field 'fitness.ecgo'"):
+    with pytest.raises(RuleDefinitionError, match=r"unknown situation field 'fitness\.ecgo'"):
         load_policy(tmp_path)
 
 

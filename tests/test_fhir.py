@@ -318,9 +318,12 @@ def test_docs_list_every_code_read() -> None:
 @given(bundle=mangled_bundles())
 def test_any_mangled_bundle_maps_or_is_refused_with_located_problems(bundle: dict[str, Any]) -> None:
     """Whatever the bundle holds, the mapping returns a situation or an InvalidSituation naming where: never a crash."""
+    problems: list[Any] = []
     try:
         mapping = situation_from_fhir({"bundle": bundle}, PATIENT)
     except InvalidSituation as error:
-        assert error.problems and all(problem.location for problem in error.problems)
+        problems = error.problems
+        assert problems, "an InvalidSituation must list its problems"
     else:
         assert isinstance(mapping.situation, PatientSituation)
+    assert all(problem.location for problem in problems)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from postcart import RuleDefinitionError, Rulebook
+from postcart import Rulebook, RuleDefinitionError
 from postcart.rulebook import Derive, Suggest
 
 from .conftest import RULES
@@ -201,3 +201,39 @@ def test_derive_rules_parse(rulebook: Rulebook) -> None:
     """Derived facts in the bundled rulebook are declared and derived."""
     derived = {rule.then.derive for rule in rulebook.rules if isinstance(rule.then, Derive)}
     assert derived and derived <= set(rulebook.facts)
+
+
+def test_short_rationale_reports_only_the_suggestion_variant(rules_dir: Path) -> None:
+    """A too-short rationale gives one located problem about the rationale, not errors for every `then` variant."""
+    add_rules(rules_dir, "rules:" + GOOD_RULE.replace("A valid rationale long enough to pass the schema.", "Too short."))
+    (problem,) = load_problems(rules_dir)
+    assert problem.startswith("zz_test.yaml:2 rule test.good field then.rationale")
+    assert "at least 20 characters" in problem
+
+
+def test_derive_and_ask_errors_name_their_own_variant(rules_dir: Path) -> None:
+    """A `then` with `derive` or `ask` is checked as that variant only: its own missing key, nothing else."""
+    add_rules(rules_dir, """
+        rules:
+          - id: test.derive
+            title: A derive without value
+            diseases: [LBCL]
+            then: {derive: failure_timing}
+          - id: test.ask
+            title: An ask with a short why
+            diseases: [LBCL]
+            then: {ask: fitness.hct_ci, why: short}
+        """)
+    problems = load_problems(rules_dir)
+    assert len(problems) == 2, problems
+    assert "rule test.derive field then.value: required key is missing" in problems[0]
+    assert "rule test.ask field then.why" in problems[1] and "at least 10 characters" in problems[1]
+
+
+def test_non_utf8_rule_file_is_a_located_problem(rules_dir: Path) -> None:
+    """A rule file that is not UTF-8 is reported by name, alongside the other files' problems."""
+    (rules_dir / "aa_latin1.yaml").write_bytes("rules: []\n# caf\xe9\n".encode("latin-1"))
+    add_rules(rules_dir, "rules:" + GOOD_RULE.replace("fitness.ecog", "fitness.ecgo"))
+    problems = load_problems(rules_dir)
+    assert any(problem.startswith("aa_latin1.yaml: not UTF-8 text") for problem in problems), problems
+    assert any("unknown field 'fitness.ecgo'" in problem for problem in problems)

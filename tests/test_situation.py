@@ -142,7 +142,7 @@ def test_not_a_mapping_refused() -> None:
 def test_error_is_a_value_error(baseline: dict[str, Any]) -> None:
     """Callers may catch the built-in it really is."""
     baseline["age"] = -3
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="age"):
         validate_situation(baseline)
 
 

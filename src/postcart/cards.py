@@ -132,7 +132,7 @@ def build_cards(assessment: Assessment, notes: Sequence[Note], service_id: str) 
         citations = list({c.key: c for m in assessment.missing_information for c in m.citations}.values())
         lines = ["**Information that would change the advice**", ""]
         lines += [f"- `{missing.field}`: {missing.why}" for missing in assessment.missing_information]
-        lines += [""] + _references(citations) if citations else []
+        lines += ["", *_references(citations)] if citations else []
         lines += _footer(assessment)
         cards.append({
             "uuid": card_id,

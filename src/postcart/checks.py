@@ -458,7 +458,7 @@ def _solve(condition: cond.Condition, disease: str, space: _Space, budget: int =
     if not search():
         return None
     # keep only what decided it; unknown optional fields stay explicit
-    return {path: value for path, value in facts.items()}
+    return dict(facts.items())
 
 
 # --------------------------------------------------------------------------------------------------
@@ -599,7 +599,7 @@ class Analysis:
 
     def report(self, findings: Findings) -> None:
         self._report_reachability(findings)
-        for first, second, disease, facts in self.derivation_conflicts:
+        for first, second, _disease, facts in self.derivation_conflicts:
             fact = first.then.derive  # type: ignore[union-attr]
             findings.problems.append(Problem(
                 _where(first),

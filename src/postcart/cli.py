@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
-from enum import Enum
+import uuid
+from enum import Enum, StrEnum
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
@@ -30,7 +32,7 @@ RulesOption = Annotated[
 ]
 
 
-class Format(str, Enum):
+class Format(StrEnum):
     text = "text"
     json = "json"
     markdown = "markdown"
@@ -229,6 +231,27 @@ def diff(
     except PostcartError as error:
         _fail(error)
     typer.echo(to_json(report) if output_format is Format.json else to_markdown(report))
+    if situations.unreadable:
+        typer.echo("error: could not read " + ", ".join(situations.unreadable) + " (see 'Not compared'); the "
+                   "comparison is incomplete", err=True)
+        raise typer.Exit(2)
+
+
+def _check_writable(option: str, path: Path | None) -> None:
+    """Refuse, before any work is done, an output path whose directory is missing or not writable."""
+    if path is None:
+        return
+    parent = path.parent if str(path.parent) else Path(".")
+    if path.is_dir():
+        problem = "is a directory, not a file"
+    elif not parent.is_dir():
+        problem = f"directory {parent} does not exist"
+    elif not os.access(parent, os.W_OK | os.X_OK):
+        problem = f"directory {parent} is not writable"
+    else:
+        return
+    typer.echo(f"error: {option} {path}: {problem}", err=True)
+    raise typer.Exit(2)
 
 
 @app.command()
@@ -240,6 +263,7 @@ def catalogue(
     """Generate the rule catalogue a clinician reads: rules by disease and option, coverage, references."""
     from postcart.catalogue import render_catalogue
 
+    _check_writable("--output", output)
     try:
         rulebook = _load_rulebook(rules, include_drafts=True)
     except RuleDefinitionError as error:
@@ -288,6 +312,7 @@ def schema() -> None:
 
 
 _TABLE_SUFFIXES = (".csv", ".jsonl", ".ndjson", ".parquet")
+_SCENARIO_SUFFIXES = (".yaml", ".yml", ".json")
 
 
 @app.command()
@@ -317,15 +342,27 @@ def batch(
     invalid rows get their error there and are counted; an interrupted run resumes when rerun.
     """
     tables = [path for path in paths if path.suffix.lower() in _TABLE_SUFFIXES]
+    accepted = "cohort tables are .csv, .jsonl, .ndjson or .parquet; scenario files are .yaml, .yml or .json"
+    if not tables:
+        if output is not None:
+            typer.echo(f"error: --output is for a cohort table, and {' '.join(map(str, paths))} is not one "
+                       f"({accepted}); a scenario suite writes --junit or --report instead", err=True)
+            raise typer.Exit(2)
+        odd = [path for path in paths if path.is_file() and path.suffix.lower() not in _SCENARIO_SUFFIXES]
+        if odd:
+            typer.echo(f"error: {', '.join(map(str, odd))}: neither a cohort table nor a scenario file ({accepted})",
+                       err=True)
+            raise typer.Exit(2)
+    elif len(paths) != 1 or output is None:
+        typer.echo("error: a cohort run takes one table and --output FILE (.csv, .jsonl or .parquet)", err=True)
+        raise typer.Exit(2)
+    for option, path in (("--output", output), ("--junit", junit), ("--report", report)):
+        _check_writable(option, path)
     try:
         rulebook = _load_rulebook(rules, include_drafts)
     except PostcartError as error:
         _fail(error)
-    if tables:
-        if len(paths) != 1 or output is None:
-            typer.echo("error: a cohort run takes one table and --output FILE (.csv, .jsonl or .parquet)",
-                       err=True)
-            raise typer.Exit(2)
+    if tables and output is not None:  # (a table without --output was refused above)
         _batch_cohort(paths[0], output, rulebook, output_format, workers, dask, chunk_size, restart)
     else:
         _batch_suite(paths, rulebook, output_format, junit, report)
@@ -348,11 +385,16 @@ def _batch_suite(paths: list[Path], rulebook: Any, output_format: Format, junit:
     with Engine(rulebook) as engine, _progress() as bar:
         task = bar.add_task("scenarios", total=None)
         suite = run_suite(list(paths), engine, lambda done, total: bar.update(task, completed=done, total=total))
-    if junit is not None:
-        junit.write_text(to_junit(suite), encoding="utf-8")
-    if report is not None:
-        report.write_text(to_html(suite), encoding="utf-8")
+    # the summary first: a file that cannot be written (checked up front, but disks fill) must not lose it
     typer.echo(to_json_text(suite) if output_format is Format.json else to_text(suite), nl=False)
+    for option, path, render in (("--junit", junit, to_junit), ("--report", report, to_html)):
+        if path is not None:
+            try:
+                path.write_text(render(suite), encoding="utf-8")
+            except OSError as error:
+                typer.echo(f"error: {option} {path}: cannot write: {error.strerror or type(error).__name__}",
+                           err=True)
+                raise typer.Exit(2) from None
     if suite.invalid or not suite.results:
         raise typer.Exit(2)
     if suite.failed:
@@ -431,9 +473,30 @@ def feedback_report(
     """Override rate per rule from clinicians' feedback on the service's cards."""
     import os
 
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
     from postcart.feedback import DEFAULT_DATABASE_URL, FeedbackStore
 
-    store = FeedbackStore(database_url or os.environ.get("POSTCART_DATABASE_URL") or DEFAULT_DATABASE_URL)
+    url = database_url or os.environ.get("POSTCART_DATABASE_URL") or DEFAULT_DATABASE_URL
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        typer.echo("error: --database-url: not a database URL; expected a SQLAlchemy URL such as "
+                   "sqlite:///postcart-feedback.sqlite3", err=True)
+        raise typer.Exit(2) from None
+    if parsed.get_backend_name() == "sqlite":
+        path = parsed.database
+        if not path or path == ":memory:" or not Path(path).is_file():
+            typer.echo(f"error: no feedback database at {path or 'an in-memory database'}: the report reads the "
+                       "database the service writes (give it with --database-url or $POSTCART_DATABASE_URL)",
+                       err=True)
+            raise typer.Exit(2)
+    try:
+        store = FeedbackStore(url)
+    except Exception as error:
+        typer.echo(f"error: cannot open the feedback database ({type(error).__name__})", err=True)
+        raise typer.Exit(2) from None
     try:
         rates = store.override_rates()
         reasons = store.override_reasons()
@@ -456,6 +519,10 @@ def main() -> None:
         app()
     except SystemExit:
         raise
-    except Exception as error:  # noqa: BLE001 - the last line of defence of a CLI
-        typer.echo(f"internal error: {type(error).__name__}: {error}", err=True)
+    except Exception as error:
+        # the message of an unexpected error may quote a patient's data: print only its type and a reference
+        reference = uuid.uuid4().hex[:12]
+        typer.echo(f"internal error: {type(error).__name__} (reference {reference}); this is a bug in postcart: "
+                   "please report it to the postcart maintainers with the command you ran (not the patient data)",
+                   err=True)
         sys.exit(1)

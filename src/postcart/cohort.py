@@ -77,7 +77,7 @@ _CACHE_LIMIT = 20_000  # entries per cache; bounded so memory does not grow with
 def cohort_format(path: str | os.PathLike[str]) -> str:
     """The table format of a path from its extension, or ValueError naming the allowed ones."""
     suffix = Path(path).suffix.lower().lstrip(".")
-    if suffix == "jsonl" or suffix == "ndjson":
+    if suffix in {"jsonl", "ndjson"}:
         return "jsonl"
     if suffix in ("csv", "parquet"):
         return suffix
@@ -334,7 +334,7 @@ class Evaluator:
             if len(rows) != len(chunk.rows):  # malformed quoting: parse record by record to keep numbering
                 rows = [_parse_record(record) for record in chunk.rows]
         elif chunk.kind == "arrow":
-            rows = list(zip(*(column.to_pylist() for column in chunk.rows.columns)))
+            rows = list(zip(*(column.to_pylist() for column in chunk.rows.columns), strict=False))
         else:
             rows = chunk.rows
         repeated = sorted({column for column in columns if columns.count(column) > 1})
@@ -343,7 +343,7 @@ class Evaluator:
         width = len(paths)
         plan: list[tuple[str, str | None, bool]] | None = None
         if all(len(path) <= 2 for path in paths):
-            plan = [(path[0], path[1] if len(path) == 2 else None, listed) for path, listed in zip(paths, is_list)]
+            plan = [(path[0], path[1] if len(path) == 2 else None, listed) for path, listed in zip(paths, is_list, strict=False)]
         for offset, values in enumerate(rows):
             number = chunk.first_row + offset
             if isinstance(values, str):
@@ -382,7 +382,7 @@ def _bounded_put(cache: dict[Any, Any], key: Any, value: Any) -> None:
 def _nest(paths: list[tuple[str, ...]], is_list: list[bool], values: Any) -> dict[str, Any] | str:
     """Flattened cells -> a nested situation mapping; empty/None/NaN cells are left out (not given)."""
     data: dict[str, Any] = {}
-    for parts, listed, value in zip(paths, is_list, values):
+    for parts, listed, value in zip(paths, is_list, values, strict=False):
         if value is None:
             continue
         if isinstance(value, str):
@@ -414,7 +414,7 @@ def _parse_record(record: str) -> list[str] | str:
 def _nest_two_levels(plan: list[tuple[str, str | None, bool]], values: Any) -> dict[str, Any] | str:
     """:func:`_nest` for the usual table (no column deeper than ``section.field``), made cheap per row."""
     data: dict[str, Any] = {}
-    for (top, sub, listed), value in zip(plan, values):
+    for (top, sub, listed), value in zip(plan, values, strict=False):
         if value is None or value == "":
             continue
         if type(value) is str:
@@ -440,7 +440,7 @@ def _nest_two_levels(plan: list[tuple[str, str | None, bool]], values: Any) -> d
 
 
 def _field_name(location: str) -> str:
-    return location.split(" ")[0]
+    return location.split(" ", maxsplit=1)[0]
 
 
 def _text(value: Any) -> str | None:
@@ -521,6 +521,19 @@ def read_results(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
 
 def read_chunks(path: Path, chunk_size: int) -> Iterator[Chunk]:
     """The input as consecutive chunks, read as a stream (never the whole table at once).
+
+    Raises:
+        ValueError: the text of a CSV or JSONL input is not UTF-8 (the message names the file).
+    """
+    try:
+        yield from _read_chunks(path, chunk_size)
+    except UnicodeDecodeError as error:
+        raise ValueError(f"{path}: not UTF-8 text (found byte 0x{error.object[error.start]:02x}); save the table "
+                         "as UTF-8") from None
+
+
+def _read_chunks(path: Path, chunk_size: int) -> Iterator[Chunk]:
+    """The chunks of :func:`read_chunks`.
 
     CSV records are only cut here, not parsed (a record ends at a line end outside quotes: an even
     number of ``"`` so far), so that parsing happens in the workers.

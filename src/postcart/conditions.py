@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal, Union
+from typing import Any, Literal
 
 __all__ = [
     "OPERATORS",
@@ -73,7 +73,7 @@ class Not:
     item: Condition
 
 
-Condition = Union[Comparison, All, Any_, Not]
+Condition = Comparison | All | Any_ | Not
 
 _COMPARE: dict[str, Callable[[Any, Any], bool]] = {
     "eq": lambda a, b: a == b,
@@ -156,7 +156,7 @@ def render(condition: Condition, label: Callable[[str], str] = lambda field: fie
     if len(parts) == 1:
         return parts[0]
     return joiner.join(f"({part})" if isinstance(item, (All, Any_)) else part
-                       for part, item in zip(parts, condition.items))
+                       for part, item in zip(parts, condition.items, strict=False))
 
 
 # --------------------------------------------------------------------------------------------------

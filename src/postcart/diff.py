@@ -133,6 +133,7 @@ class Situations:
     items: list[tuple[str, str, PatientSituation]] = field(default_factory=list)  # (id, source, situation)
     invalid: list[Problem] = field(default_factory=list)
     scenarios: dict[str, Scenario] = field(default_factory=dict)  # id -> scenario, for its expectations
+    unreadable: list[str] = field(default_factory=list)  # inputs that could not be read at all
 
 
 def load_situations(*paths: str | Path) -> Situations:
@@ -147,6 +148,7 @@ def load_situations(*paths: str | Path) -> Situations:
         else:
             out.invalid.append(Problem(str(root), "no such file or directory", "a scenario or situation file",
                                        str(root)))
+            out.unreadable.append(str(root))
             continue
         for file in files:
             _load_file(file, out)
@@ -158,11 +160,13 @@ def _load_file(file: Path, out: Situations) -> None:
     if file.suffix in (".csv", ".parquet"):
         out.invalid.append(Problem(name, "cohort tables are not read here yet", "scenario, YAML/JSON or JSONL "
                                    "situations", file.suffix))
+        out.unreadable.append(name)
         return
     try:
         text = file.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as error:
         out.invalid.append(Problem(name, f"unreadable: {error}"))
+        out.unreadable.append(name)
         return
     if file.suffix == ".jsonl":
         for number, line in enumerate(text.splitlines(), 1):
@@ -178,6 +182,7 @@ def _load_file(file: Path, out: Situations) -> None:
         data = yaml.safe_load(text)
     except yaml.YAMLError as error:
         out.invalid.append(Problem(name, f"not valid YAML or JSON: {getattr(error, 'problem', error)}"))
+        out.unreadable.append(name)
         return
     if isinstance(data, dict) and isinstance(data.get("scenarios"), list):
         loaded = load_scenarios(file)

@@ -21,6 +21,7 @@ How durable-rules is driven, and why (measurements in shared/notes/durable-rules
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import decimal
 import itertools
@@ -100,10 +101,8 @@ class Engine:
 
     def _delete_rulesets(self) -> None:
         for handle in self._handles.values():
-            try:
+            with contextlib.suppress(Exception):
                 _core.delete_ruleset(handle)
-            except Exception:  # noqa: BLE001 - freeing is best effort; nothing else can be done
-                pass
         self._handles.clear()
 
     def __enter__(self) -> Engine:
@@ -181,10 +180,8 @@ class Engine:
             except Exception as error:
                 raise EvaluationError(f"durable-rules failed in ruleset {name}: {error}") from error
             finally:
-                try:
+                with contextlib.suppress(Exception):
                     _core.delete_state(handle, sid)
-                except Exception:  # noqa: BLE001 - no session was created when nothing matched
-                    pass
         return fired
 
 

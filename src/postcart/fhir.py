@@ -219,7 +219,7 @@ def situation_from_fhir(prefetch: Mapping[str, Any], patient_id: str | None = No
         today = max(timestamps).date() if timestamps else dt.datetime.now(dt.UTC).date()
     reader = _Reader(patient_id)
     resources = _unique(resources)
-    for where, resource in resources:
+    for _where, resource in resources:
         if resource.__resource_type__ == "Medication" and resource.id:
             reader.medications[f"Medication/{resource.id}"] = resource
     for where, resource in resources:

@@ -21,10 +21,10 @@ import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError, field_validator
 
 from postcart import conditions as cond
 from postcart.errors import Problem, RuleDefinitionError
@@ -105,12 +105,28 @@ class Ask(_Strict):
     citations: tuple[str, ...] = ()
 
 
+def _then_kind(value: Any) -> str:
+    """Which variant a ``then`` is, by the key that names it: errors then speak of that variant only."""
+    keys = value if isinstance(value, Mapping) else vars(value) if isinstance(value, BaseModel) else {}
+    if "derive" in keys:
+        return "Derive"
+    if "ask" in keys:
+        return "Ask"
+    return "Suggest"
+
+
+_Then = Annotated[
+    Annotated[Derive, Tag("Derive")] | Annotated[Suggest, Tag("Suggest")] | Annotated[Ask, Tag("Ask")],
+    Discriminator(_then_kind),
+]
+
+
 class _RuleSpec(_Strict):
     id: str = Field(pattern=r"^[a-z0-9][a-z0-9_.-]*$", max_length=80)
     title: str = Field(min_length=5)
     diseases: tuple[DiseaseName, ...] = Field(min_length=1)
     when: Any = None
-    then: Derive | Suggest | Ask
+    then: _Then
     status: Status = "active"
     version: int = Field(default=1, ge=1)
     author: str | None = None
@@ -302,7 +318,15 @@ class _Loader:
             raise RuleDefinitionError(Problem(str(self.directory), "not a directory of rule files",
                                               "a directory with rulebook.yaml", "nothing there"))
         files = sorted(self.directory.glob("*.yaml"))
-        texts = {file.name: file.read_text(encoding="utf-8") for file in files}
+        texts: dict[str, str] = {}
+        for file in files:
+            try:
+                texts[file.name] = file.read_bytes().decode("utf-8")
+            except UnicodeDecodeError as error:
+                self.problem(file.name, None, None, "", "not UTF-8 text", "a UTF-8 encoded YAML file",
+                             f"byte 0x{error.object[error.start]:02x} at offset {error.start}")
+            except OSError as error:
+                self.problem(file.name, None, None, "", f"cannot be read: {error.strerror or type(error).__name__}")
         digest = hashlib.sha256()
         for name, text in sorted(texts.items()):
             digest.update(name.encode() + b"\0" + text.encode() + b"\0")

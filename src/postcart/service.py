@@ -230,7 +230,7 @@ class _Guard:
             if not started:
                 await self._drain(receive)
                 await _too_large_response(self.limit)(scope, receive, send)
-        except Exception as error:  # noqa: BLE001 - the service's last line of defence
+        except Exception as error:
             reference = uuid.uuid4().hex[:12]
             # The type only: an exception's message may carry patient data.
             log.error("internal error %s: %s", reference, type(error).__name__)

@@ -161,8 +161,8 @@ def _group(name: str, rule_list: list[Rule], reads: frozenset[str], slots: dict[
     ordered = tuple(sorted(reads, key=slots.__getitem__))
     indices = [slots[path] for path in ordered]
     maps = [_coarsen(path, rule_list, thresholds) for path in ordered]
-    plain = [index for index, table in zip(indices, maps) if table is None]
-    coarse = [(index, table) for index, table in zip(indices, maps) if table is not None]
+    plain = [index for index, table in zip(indices, maps, strict=False) if table is None]
+    coarse = [(index, table) for index, table in zip(indices, maps, strict=False) if table is not None]
     key: Callable[[Any], Hashable]
     if not indices:
         key = _constant

@@ -61,7 +61,7 @@ def assessment_evidence(assessment: Assessment) -> dict[str, Any]:
         ],
         "missing_information": [{"field": m.field, "why": m.why, "rules": list(m.rules)}
                                 for m in assessment.missing_information],
-        "derived": {key: value for key, value in assessment.derived.items()},
+        "derived": dict(assessment.derived.items()),
     }
 
 

@@ -31,7 +31,7 @@ class UnknownTerm(ValueError):
     """A phrase a step does not know, with the known alternatives closest to it."""
 
     def __init__(self, kind: str, phrase: str, table: Mapping[str, object]) -> None:
-        known = sorted({key for key in table})
+        known = sorted(set(table))
         close = difflib.get_close_matches(normalise(phrase), known, n=3, cutoff=0.5)
         hint = f" (did you mean {', '.join(repr(c) for c in close)}?)" if close else ""
         listed = "; ".join(known) if len(known) <= 25 else "; ".join(known[:25]) + "; ..."
