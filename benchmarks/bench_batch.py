@@ -5,9 +5,9 @@ validate, evaluate on durable-rules, write, atomic rename) sequentially, with 2 
 a local Dask cluster (2 worker processes), and measures peak resident memory of a sequential run over
 10,000 and 100,000 rows, each in a fresh process. Reports medians of ``--repeat`` runs.
 
-    PYTHONPATH=src /tmp/venv/bin/python benchmarks/bench_batch.py              # 100,000 rows
-    PYTHONPATH=src /tmp/venv/bin/python benchmarks/bench_batch.py --rows 20000 --repeat 1
-    PYTHONPATH=src /tmp/venv/bin/python benchmarks/bench_batch.py --rules path/to/rules
+    .venv/bin/python benchmarks/bench_batch.py              # 100,000 rows
+    .venv/bin/python benchmarks/bench_batch.py --rows 20000 --repeat 1
+    .venv/bin/python benchmarks/bench_batch.py --rules path/to/rules
 
 Targets (issue 4, 2-core machine): >= 10,000 rows/s with 2 workers; 2 workers >= 1.6x one; peak memory
 of 100,000 rows within 50 MB of 10,000 rows.

@@ -6,8 +6,8 @@ example bundle (examples/fhir/lbcl-late-relapse-fit-donor.json) with a fresh hoo
 either the request budget or the time budget is spent. Reports requests per second, latency median /
 p95 / p99, and the errors; exits 1 if any call was not a 200 with cards.
 
-    PYTHONPATH=src python benchmarks/cds_load.py                     # 8 clients, <= 3000 calls, <= 30 s
-    PYTHONPATH=src python benchmarks/cds_load.py --clients 8 --requests 5000 --seconds 60
+    .venv/bin/python benchmarks/cds_load.py                     # 8 clients, <= 3000 calls, <= 30 s
+    .venv/bin/python benchmarks/cds_load.py --clients 8 --requests 5000 --seconds 60
 """
 
 from __future__ import annotations
