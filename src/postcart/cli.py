@@ -8,6 +8,7 @@ import logging
 import os
 import sys
 import uuid
+from collections.abc import Callable
 from enum import Enum, StrEnum
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
@@ -41,6 +42,17 @@ class Format(StrEnum):
 def _fail(error: PostcartError) -> NoReturn:
     typer.echo(f"error: {error}", err=True)
     raise typer.Exit(2 if isinstance(error, ValueError) else 1)
+
+
+def _emit(result: Any, output_format: Format, as_text: Callable[[Any], str],
+          as_markdown: Callable[[Any], str]) -> None:
+    """Print a result model as JSON, Markdown or the readable text report."""
+    if output_format is Format.json:
+        typer.echo(json.dumps(result.model_dump(mode="json"), indent=2, ensure_ascii=False))
+    elif output_format is Format.markdown:
+        typer.echo(as_markdown(result), nl=False)
+    else:
+        typer.echo(as_text(result), nl=False)
 
 
 def read_document(source: str) -> Any:
@@ -113,12 +125,7 @@ def evaluate(
             assessment = run_evaluation(data, engine)
     except PostcartError as error:
         _fail(error)
-    if output_format is Format.json:
-        typer.echo(json.dumps(assessment.model_dump(mode="json"), indent=2, ensure_ascii=False))
-    elif output_format is Format.markdown:
-        typer.echo(to_markdown(assessment), nl=False)
-    else:
-        typer.echo(to_text(assessment), nl=False)
+    _emit(assessment, output_format, to_text, to_markdown)
 
 
 @app.command()
@@ -177,12 +184,7 @@ def explain(
             explanation = run_explain(data, option.value if option else None, engine)  # type: ignore[attr-defined]
     except PostcartError as error:
         _fail(error)
-    if output_format is Format.json:
-        typer.echo(json.dumps(explanation.model_dump(mode="json"), indent=2, ensure_ascii=False))
-    elif output_format is Format.markdown:
-        typer.echo(to_markdown(explanation), nl=False)
-    else:
-        typer.echo(to_text(explanation), nl=False)
+    _emit(explanation, output_format, to_text, to_markdown)
 
 
 @app.command()

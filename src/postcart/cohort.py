@@ -43,7 +43,7 @@ import shutil
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -235,17 +235,22 @@ class Evaluator:
             _bounded_put(self._by_result, key, fragment)
         return fragment
 
-    def _compose(self, disease: str, fired: list[str], derived: Mapping[str, Any]) -> dict[str, Any] | None:
-        """The row part for rules known to fire, from what earlier runs showed; None when something is new."""
-        ordered = sorted(fired, key=self._position[disease].__getitem__)
+    def _by_role(self, rule_ids: Iterable[str]) -> tuple[dict[str, list[str]], list[str]]:
+        """Fired rules split into those per option and the missing-information ones, order kept."""
         by_option: dict[str, list[str]] = {}
         asks: list[str] = []
-        for rule_id in ordered:
+        for rule_id in rule_ids:
             kind, name = self._role[rule_id]
             if kind == "option":
                 by_option.setdefault(name, []).append(rule_id)
             elif kind == "ask":
                 asks.append(rule_id)
+        return by_option, asks
+
+    def _compose(self, disease: str, fired: list[str], derived: Mapping[str, Any]) -> dict[str, Any] | None:
+        """The row part for rules known to fire, from what earlier runs showed; None when something is new."""
+        ordered = sorted(fired, key=self._position[disease].__getitem__)
+        by_option, asks = self._by_role(ordered)
         fragment: dict[str, Any] = {}
         for option, rule_ids in by_option.items():
             verdict = self._verdicts.get((option, tuple(rule_ids)))
@@ -282,14 +287,7 @@ class Evaluator:
         if fragment is None:
             fragment = self._from_assessment(build_assessment(self.rulebook, situation, result))
         _bounded_put(self._by_result, key, fragment)
-        by_option: dict[str, list[str]] = {}
-        asks: list[str] = []
-        for rule_id in fired:
-            kind, name = self._role[rule_id]
-            if kind == "option":
-                by_option.setdefault(name, []).append(rule_id)
-            elif kind == "ask":
-                asks.append(rule_id)
+        by_option, asks = self._by_role(fired)
         for option, rule_ids in by_option.items():
             _bounded_put(self._verdicts, (option, tuple(rule_ids)), fragment[option])
         _bounded_put(self._questions, tuple(asks), tuple(fragment["missing_information"]))
