@@ -547,24 +547,14 @@ def _read_chunks(path: Path, chunk_size: int) -> Iterator[Chunk]:
                 return
             parsed = _parse_record(header)
             columns = tuple(name.strip() for name in parsed) if isinstance(parsed, list) else ()
-            rows: list[Any] = []
-            for record in records:
-                rows.append(record)
-                if len(rows) == chunk_size:
-                    yield Chunk(index, first, "csv", columns, rows)
-                    index, first, rows = index + 1, first + len(rows), []
-            if rows:
+            for rows in _batches(records, chunk_size):
                 yield Chunk(index, first, "csv", columns, rows)
+                index, first = index + 1, first + len(rows)
     elif input_format == "jsonl":
         with open(path, encoding="utf-8") as handle:
-            lines: list[Any] = []
-            for line in handle:
-                lines.append(line)
-                if len(lines) == chunk_size:
-                    yield Chunk(index, first, "jsonl", None, lines)
-                    index, first, lines = index + 1, first + len(lines), []
-            if lines:
+            for lines in _batches(handle, chunk_size):
                 yield Chunk(index, first, "jsonl", None, lines)
+                index, first = index + 1, first + len(lines)
     else:
         import pyarrow.parquet as pq
 
@@ -862,3 +852,15 @@ def _run_dask(chunks: Iterator[Chunk], rulebook: Rulebook, output_format: str, a
     finally:
         if client is not address:
             client.close()  # type: ignore[no-untyped-call]
+
+
+def _batches(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
+    """Consecutive lists of ``size`` items (the last may be shorter); itertools.batched is 3.12+."""
+    batch: list[Any] = []
+    for item in items:
+        batch.append(item)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
