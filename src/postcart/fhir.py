@@ -356,12 +356,8 @@ def _read_administration(reader: _Reader, label: str, resource: Any) -> None:
         reader.skip(f"medication administrations that are not CAR-T (coded in {CAR_T_PRODUCT_SYSTEM})",
                     _code_text(concept))
         return
-    if resource.status != "completed":
-        reader.notes.append(Note("not_read", f"{label}: CAR-T administration with status {resource.status}; "
-                                 "only completed infusions count"))
-        return
     when = _date(resource.effectiveDateTime) or _date(getattr(resource.effectivePeriod, "start", None))
-    reader.infusions.append(_Value(product, when, label))
+    _record_infusion(reader, label, "CAR-T administration", resource.status, product, when)
 
 
 def _read_procedure(reader: _Reader, label: str, resource: Any) -> None:
@@ -375,11 +371,15 @@ def _read_procedure(reader: _Reader, label: str, resource: Any) -> None:
         reader.notes.append(Note("not_read", f"{label}: CAR-T infusion without a product in usedCode "
                                  f"({CAR_T_PRODUCT_SYSTEM}); not read", "car_t.product"))
         return
-    if resource.status != "completed":
-        reader.notes.append(Note("not_read", f"{label}: CAR-T infusion with status {resource.status}; "
-                                 "only completed infusions count"))
-        return
     when = _date(resource.performedDateTime) or _date(getattr(resource.performedPeriod, "start", None))
+    _record_infusion(reader, label, "CAR-T infusion", resource.status, product, when)
+
+
+def _record_infusion(reader: _Reader, label: str, kind: str, status: Any, product: str, when: Any) -> None:
+    """Count a CAR-T infusion only when it was completed; note any other status as not read."""
+    if status != "completed":
+        reader.notes.append(Note("not_read", f"{label}: {kind} with status {status}; only completed infusions count"))
+        return
     reader.infusions.append(_Value(product, when, label))
 
 
