@@ -27,13 +27,13 @@ import time
 from pathlib import Path
 
 from postcart import Engine, Rulebook, validate_situation
-from postcart._synthetic import COLUMNS, flat_row, random_situation, synthetic_rules
-from postcart.cohort import run_cohort
+from postcart.testing import COLUMNS, flat_row, random_situation, synthetic_rules
+from postcart.batch.cohort import run_cohort
 
 _MEMORY_PROBE = """
 import resource, sys
 from postcart import Rulebook
-from postcart.cohort import run_cohort
+from postcart.batch.cohort import run_cohort
 rulebook = Rulebook.load(sys.argv[3] if sys.argv[3] != "-" else None)
 run_cohort(sys.argv[1], sys.argv[2], rulebook, chunk_size=int(sys.argv[4]))
 print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)

@@ -25,8 +25,9 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from postcart import Rulebook
-from postcart.checks import lint
-from postcart.rulebook import DISEASES, default_rules_dir
+from postcart.governance.check import lint
+from postcart.rulebook import default_rules_dir
+from postcart.vocabulary import DISEASES
 
 
 def scaled_copy(source: Path, target: Path, wanted: int) -> int:

@@ -22,8 +22,9 @@ import statistics
 import time
 from typing import Any
 
-from postcart import Engine, Rulebook, conditions, evaluate, validate_situation
-from postcart._synthetic import random_situation
+from postcart import Engine, Rulebook, evaluate, validate_situation
+from postcart.rulebook import conditions
+from postcart.testing import random_situation
 from postcart.rulebook import Derive
 from postcart.situation import flatten
 

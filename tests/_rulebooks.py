@@ -7,7 +7,7 @@ from pathlib import Path
 
 import yaml
 
-from postcart.rulebook import DISEASES, OPTIONS
+from postcart.vocabulary import DISEASES, OPTIONS
 
 RULES = Path(__file__).resolve().parents[1] / "rules"
 

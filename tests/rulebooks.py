@@ -7,7 +7,7 @@ from typing import Any
 
 import yaml
 
-from postcart.rulebook import OPTIONS
+from postcart.vocabulary import OPTIONS
 
 REFERENCE: dict[str, Any] = {
     "key": "test_source", "label": "Test 2024", "authors": "Tester T", "title": "A test source",

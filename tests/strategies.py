@@ -17,7 +17,7 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from postcart.rulebook import DISEASES
+from postcart.vocabulary import DISEASES
 from postcart.situation import PRODUCT_DISEASES, PRODUCT_TARGET, PatientSituation, validate_situation
 
 __all__ = ["patient_situations", "situations", "target_lost_situations"]

@@ -11,7 +11,7 @@ import pytest
 
 from postcart import Engine, Rulebook, evaluate
 from postcart.assessment import DISCLAIMER
-from postcart.rulebook import VERDICTS
+from postcart.vocabulary import VERDICTS
 
 from .conftest import RULES
 

@@ -13,7 +13,7 @@ import yaml
 from typer.testing import CliRunner
 
 from postcart import Engine, evaluate
-from postcart.batch import run_suite, to_html
+from postcart.batch.suite import run_suite, to_html
 from postcart.cli import app
 
 from .conftest import BASELINE, RULES, SCENARIOS

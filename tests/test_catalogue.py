@@ -7,7 +7,7 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from postcart import Rulebook
-from postcart.catalogue import COMMAND, render_catalogue
+from postcart.governance.catalogue import COMMAND, render_catalogue
 from postcart.cli import app
 
 from .conftest import ROOT, RULES

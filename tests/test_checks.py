@@ -9,7 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from postcart import Engine, Rulebook
-from postcart.checks import Findings, lint, situation_from_facts
+from postcart.governance.check import Findings, lint, situation_from_facts
 from postcart.cli import app
 from postcart.errors import Problem
 from postcart.situation import validate_situation

@@ -17,10 +17,10 @@ from hypothesis import HealthCheck, given, settings
 from typer.testing import CliRunner
 
 from postcart import Rulebook, evaluate
-from postcart._synthetic import COLUMNS, flat_row, random_situation, synthetic_rules
+from postcart.testing import COLUMNS, flat_row, random_situation, synthetic_rules
 from postcart.cli import app
-from postcart.cohort import Evaluator, read_results, run_cohort
-from postcart.rulebook import OPTIONS
+from postcart.batch.cohort import Evaluator, read_results, run_cohort
+from postcart.vocabulary import OPTIONS
 from postcart.signature import SignatureScheme
 
 from .conftest import BASELINE, RULES
@@ -299,7 +299,7 @@ def test_list_column_is_semicolon_separated(tmp_path: Path, rulebook: Rulebook) 
         writer.writerow(["" if row[column] is None else row[column] for column in COLUMNS])
     evaluator = Evaluator(rulebook)
     try:
-        from postcart.cohort import read_chunks
+        from postcart.batch.cohort import read_chunks
 
         (chunk,) = read_chunks(source, 10)
         ((_, data),) = list(evaluator._records(chunk))

@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from postcart import Assessment, Engine, Rulebook, evaluate
 from postcart.cli import app
-from postcart.diff import compare_rulebooks, load_situations, to_markdown
+from postcart.governance.diff import compare_rulebooks, load_situations, to_markdown
 from postcart.scenarios import load_scenarios
 
 from ._rulebooks import write_rulebook

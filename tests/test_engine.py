@@ -64,7 +64,7 @@ def test_each_rule_recorded_once_even_when_or_branches_both_hold(engine: Engine,
 def test_engine_fires_exactly_the_rules_whose_conditions_hold(engine: Engine, rulebook: Rulebook,
                                                               baseline: dict[str, Any]) -> None:
     """The compiled durable-rules patterns agree with the rule conditions on every variant."""
-    from postcart import conditions
+    from postcart.rulebook import conditions
 
     for case in variants(baseline):
         situation = validate_situation(case)

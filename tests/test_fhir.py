@@ -15,7 +15,7 @@ from hypothesis import given, settings
 pytest.importorskip("fhir.resources")
 
 from postcart import InvalidSituation, evaluate
-from postcart.fhir import (
+from postcart.cds_hooks.fhir import (
     DISEASE_CODES,
     ECOG_LOINC,
     LOCAL_FIELD_SYSTEM,

@@ -11,7 +11,7 @@ from typing import Any
 from hypothesis import given, note, settings
 
 from postcart import Engine, Rulebook, evaluate, validate_situation
-from postcart import conditions as cond
+from postcart.rulebook import conditions as cond
 
 from .strategies import situations, target_lost_situations
 

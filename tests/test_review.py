@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from postcart import review
+from postcart.governance import review
 from postcart.assessment import DISCLAIMER
 from postcart.cli import app
 

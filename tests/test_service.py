@@ -28,10 +28,10 @@ from hypothesis import HealthCheck, given, settings
 from typer.testing import CliRunner
 
 from postcart import evaluate
-from postcart.cards import OVERRIDE_REASON_SYSTEM
+from postcart.cds_hooks.cards import OVERRIDE_REASON_SYSTEM
 from postcart.cli import app as cli_app
-from postcart.feedback import FeedbackStore
-from postcart.service import SERVICE_ID, Settings, create_app
+from postcart.cds_hooks.feedback import FeedbackStore
+from postcart.cds_hooks.service import SERVICE_ID, Settings, create_app
 
 from .fhir_strategies import mangled_bundles
 
@@ -255,7 +255,7 @@ def test_feedback_is_persisted_and_reported(client: httpx.Client, bundle: dict[s
 
 def test_override_rate_is_overridden_over_answered(tmp_path: Path) -> None:
     """A rule overridden on 1 of 4 answered cards has an override rate of 0.25; unanswered cards do not count."""
-    from postcart.feedback import IssuedCard
+    from postcart.cds_hooks.feedback import IssuedCard
 
     store = FeedbackStore(f"sqlite:///{tmp_path / 'rates.sqlite3'}")
     try:

@@ -6,7 +6,8 @@
 'recommended'
 """
 
-from postcart.assessment import Assessment, evaluate
+from postcart.assessment import Assessment
+from postcart.evaluation import evaluate
 from postcart.engine import Engine
 from postcart.errors import EvaluationError, InvalidSituation, PostcartError, RuleDefinitionError
 from postcart.rulebook import Rulebook

@@ -1,4 +1,7 @@
-"""The output contract: an ``Assessment`` built from the rules that fired, and ``evaluate()``.
+"""The output contract: an ``Assessment`` built from the rules that fired, and the verdict policy.
+
+``evaluate()`` (the front door) is :mod:`postcart.evaluation`; this module never runs the engine, so
+renderers that import it do not load durable-rules.
 
 Where several rules speak to one option: rules named in another fired rule's ``overrides`` are set aside
 (the stated precedence); then a ``not_advised`` from a contraindication wins; otherwise the strongest
@@ -11,17 +14,19 @@ import datetime as dt
 import functools
 import hashlib
 import json
-import threading
 from collections.abc import Iterator, Mapping
 from importlib import metadata
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from postcart import conditions as cond
-from postcart.engine import Engine, EngineResult
-from postcart.rulebook import OPTIONS, VERDICTS, Ask, Rule, Rulebook, Suggest
-from postcart.situation import PatientSituation, validate_situation
+from postcart.rulebook import conditions as cond
+from postcart.rulebook import Ask, Rule, Rulebook, Suggest
+from postcart.vocabulary import OPTIONS, VERDICTS, DiseaseName, OptionName, VerdictName
+from postcart.situation import PatientSituation
+
+if TYPE_CHECKING:
+    from postcart.engine import EngineResult
 
 __all__ = [
     "DISCLAIMER",
@@ -31,8 +36,7 @@ __all__ = [
     "OptionAssessment",
     "Reason",
     "build_assessment",
-    "default_engine",
-    "evaluate",
+    "situation_hash",
 ]
 
 DISCLAIMER = (
@@ -48,48 +52,53 @@ class _Out(BaseModel):
 
 
 class Citation(_Out):
-    key: str
-    label: str
-    doi: str | None = None
-    pmid: str | None = None
-    url: str | None = None
+    """A source a clinician can check."""
+
+    key: str = Field(description="The bibliography key (rules/references.yaml).")
+    label: str = Field(description="How the source is named in text, e.g. 'Dickinson 2022 (glofitamab)'.")
+    doi: str | None = Field(default=None, description="The publication's DOI, when it has one.")
+    pmid: str | None = Field(default=None, description="The PubMed id, when it has one.")
+    url: str | None = Field(default=None, description="The link shown: https://doi.org/<doi>, else the PubMed "
+                            "record, else an official page.")
 
 
 class Reason(_Out):
     """What one rule said about an option."""
 
-    rule: str
-    title: str
-    verdict: Literal["recommended", "consider", "not_advised"]
-    contraindication: bool
-    rationale: str
-    citations: list[str]
+    rule: str = Field(description="The rule's id.")
+    title: str = Field(description="The rule's title, in words.")
+    verdict: VerdictName = Field(description="The verdict this rule gives the option.")
+    contraindication: bool = Field(description="Whether this rule states a contraindication (it then wins).")
+    rationale: str = Field(description="The rule's rationale, in clinical language.")
+    citations: list[str] = Field(description="Bibliography keys this rule cites.")
 
 
 class OptionAssessment(_Out):
-    option: Literal[
-        "second_car_t_infusion", "alternate_target_car_t", "bispecific_antibody", "clinical_trial",
-        "allogeneic_hct", "quality_of_life_focus", "radiotherapy", "other_systemic_therapy",
-        "long_term_follow_up",
-    ]
-    verdict: Literal["recommended", "consider", "not_advised"]
+    """One next step with its verdict, rationale, the facts behind it and its sources."""
+
+    option: OptionName = Field(description="The option's id (see postcart.vocabulary for the words shown).")
+    verdict: VerdictName = Field(description="recommended, consider or not_advised, after the combination policy.")
     rationale: str = Field(description="Plain-language rationale of the deciding rule(s).")
-    citations: list[Citation]
+    citations: list[Citation] = Field(description="The sources of every rule that spoke to this option.")
     rules: list[str] = Field(description="Ids of every rule that spoke to this option.")
     because: list[str] = Field(description="The input facts that made those rules fire, in words.")
     reasons: list[Reason] = Field(description="Each rule's own verdict and rationale, deciding ones first.")
 
 
 class MissingInformation(_Out):
-    field: str
-    why: str
-    rules: list[str]
-    citations: list[Citation] = []
+    """An input not yet known that would change the answer."""
+
+    field: str = Field(description="The input's dotted path in the input contract, e.g. 'fitness.hct_ci'.")
+    why: str = Field(description="Why it matters, in clinical language.")
+    rules: list[str] = Field(description="Ids of the rules that ask for it.")
+    citations: list[Citation] = Field(default=[], description="Sources behind the question.")
 
 
 class RulebookInfo(_Out):
-    version: str
-    content_hash: str
+    """Which rulebook gave the answer."""
+
+    version: str = Field(description="The rulebook's version (rules/rulebook.yaml).")
+    content_hash: str = Field(description="SHA-256 over every rule file's name and content.")
 
 
 class Audit(_Out):
@@ -97,25 +106,27 @@ class Audit(_Out):
 
     input_hash: str = Field(description="SHA-256 of the validated situation (canonical JSON, without the patient label), "
                             "not the data.")
-    rulebook_version: str
-    rulebook_hash: str
-    postcart_version: str
-    durable_rules_version: str
+    rulebook_version: str = Field(description="The rulebook's version.")
+    rulebook_hash: str = Field(description="The rulebook's content hash.")
+    postcart_version: str = Field(description="The postcart release that evaluated.")
+    durable_rules_version: str = Field(description="The durable-rules release that ran the rules.")
     evaluated_at: dt.datetime = Field(
         default_factory=lambda: dt.datetime.now(dt.UTC),
         description="When the assessment was made (UTC). The only part that differs between reruns.")
-    rules_fired: list[str]
+    rules_fired: list[str] = Field(description="Every rule that fired, in firing order.")
 
 
 class Assessment(_Out):
-    patient_id: str | None = None
-    disease: str
-    options: list[OptionAssessment]
-    missing_information: list[MissingInformation]
-    derived: dict[str, Any]
-    rulebook: RulebookInfo
-    audit: Audit
-    disclaimer: str = DISCLAIMER
+    """The answer for one patient: the options by verdict, what is missing, and how it was reached."""
+
+    patient_id: str | None = Field(default=None, description="The pseudonymous label given with the input.")
+    disease: DiseaseName = Field(description="The patient's disease, as given.")
+    options: list[OptionAssessment] = Field(description="The options some rule addressed, strongest verdict first.")
+    missing_information: list[MissingInformation] = Field(description="Inputs that would change the answer.")
+    derived: dict[str, Any] = Field(description="The intermediate judgements the rules derived (failure timing, ...).")
+    rulebook: RulebookInfo = Field(description="The rulebook that gave the answer.")
+    audit: Audit = Field(description="Enough to reproduce the assessment, without the patient's data.")
+    disclaimer: str = Field(default=DISCLAIMER, description="The decision-support disclaimer.")
 
     def option(self, name: str) -> OptionAssessment | None:
         """The assessment of one option, or None when no rule addressed it."""
@@ -298,33 +309,3 @@ def _version(package: str) -> str:
         except (OSError, KeyError, tomllib.TOMLDecodeError):
             pass
     return "unknown"
-
-
-_DEFAULT: dict[str, Engine] = {}
-_DEFAULT_LOCK = threading.Lock()
-
-
-def default_engine() -> Engine:
-    """The process's engine for the default rulebook, created on first use."""
-    with _DEFAULT_LOCK:
-        if "engine" not in _DEFAULT:
-            _DEFAULT["engine"] = Engine(Rulebook.load())
-        return _DEFAULT["engine"]
-
-
-def evaluate(situation: PatientSituation | Mapping[str, Any], engine: Engine | None = None) -> Assessment:
-    """Assess a patient's situation: validate it, run the rules on durable-rules, build the assessment.
-
-    Args:
-        situation: a ``PatientSituation`` or a plain mapping in the input contract's shape.
-        engine: the engine to use; default, the bundled rulebook's (created on first use).
-
-    Raises:
-        InvalidSituation: the situation breaks the input contract (every problem is listed).
-        EvaluationError: the engine failed.
-    """
-    validated = validate_situation(situation)
-    engine = engine or default_engine()
-    return build_assessment(engine.rulebook, validated, engine.run(validated))
-
-

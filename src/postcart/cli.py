@@ -114,9 +114,9 @@ def evaluate(
 
     FILE is a situation, or a scenario file (its situation is assessed; --scenario picks one of several).
     """
-    from postcart.assessment import evaluate as run_evaluation
+    from postcart.evaluation import evaluate as run_evaluation
     from postcart.engine import Engine
-    from postcart.report import to_markdown, to_text
+    from postcart.render import to_markdown, to_text
 
     try:
         data = situation_from_document(read_document(file), scenario, file)
@@ -135,7 +135,7 @@ def check(
         help="Fail when an active rule lacks author, approved or review_by (default: warn).")] = False,
 ) -> None:
     """Check the rulebook and report every problem at once."""
-    from postcart.checks import lint
+    from postcart.governance.check import lint
 
     try:
         rulebook = _load_rulebook(rules, include_drafts=True)
@@ -151,7 +151,7 @@ def check(
 
 
 def _option_enum() -> type[Enum]:
-    from postcart.rulebook import OPTIONS
+    from postcart.vocabulary import OPTIONS
 
     return Enum("OptionName", {name: name for name in OPTIONS}, type=str)  # type: ignore[return-value]
 
@@ -199,7 +199,7 @@ def diff(
     include_drafts: Annotated[bool, typer.Option(help="Also run rules whose status is draft.")] = False,
 ) -> None:
     """Run two rulebooks over the same situations and report every assessment that changed."""
-    from postcart.diff import (
+    from postcart.governance.diff import (
         compare_rulebooks,
         default_scenarios_dir,
         load_situations,
@@ -263,7 +263,7 @@ def catalogue(
     rules: RulesOption = None,
 ) -> None:
     """Generate the rule catalogue a clinician reads: rules by disease and option, coverage, references."""
-    from postcart.catalogue import render_catalogue
+    from postcart.governance.catalogue import render_catalogue
 
     _check_writable("--output", output)
     try:
@@ -292,7 +292,7 @@ def review(
     Exit code 0 when every scenario passes and every rule was exercised; 1 otherwise (the report is
     still written) or when the features cannot be read or run.
     """
-    from postcart.review import run_review
+    from postcart.governance.review import run_review
 
     try:
         result = run_review(output, markdown=markdown, cucumber_json=cucumber_json, features_dir=features)
@@ -381,7 +381,7 @@ def _progress() -> Any:
 
 def _batch_suite(paths: list[Path], rulebook: Any, output_format: Format, junit: Path | None,
                  report: Path | None) -> None:
-    from postcart.batch import run_suite, to_html, to_json_text, to_junit, to_text
+    from postcart.batch.suite import run_suite, to_html, to_json_text, to_junit, to_text
     from postcart.engine import Engine
 
     with Engine(rulebook) as engine, _progress() as bar:
@@ -405,7 +405,7 @@ def _batch_suite(paths: list[Path], rulebook: Any, output_format: Format, junit:
 
 def _batch_cohort(source: Path, output: Path, rulebook: Any, output_format: Format, workers: int,
                   dask: str | None, chunk_size: int, restart: bool) -> None:
-    from postcart.cohort import run_cohort
+    from postcart.batch.cohort import run_cohort
 
     with _progress() as bar:
         task = bar.add_task("rows", total=None)
@@ -443,7 +443,7 @@ def serve(
     try:
         import uvicorn
 
-        from postcart.service import Settings, create_app
+        from postcart.cds_hooks.service import Settings, create_app
     except ImportError as error:
         typer.echo(f"error: the service needs the 'service' extra ({error.name} is missing): "
                    "pip install 'postcart[service]'", err=True)
@@ -478,7 +478,7 @@ def feedback_report(
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import ArgumentError
 
-    from postcart.feedback import DEFAULT_DATABASE_URL, FeedbackStore
+    from postcart.cds_hooks.feedback import DEFAULT_DATABASE_URL, FeedbackStore
 
     url = database_url or os.environ.get("POSTCART_DATABASE_URL") or DEFAULT_DATABASE_URL
     try:

@@ -8,7 +8,7 @@ How durable-rules is driven, and why (measurements in shared/notes/durable-rules
   Without a Host there are no threads, and no Python action callbacks: a fired rule is recorded by
   its name from the action message, which also skips the state re-serialisation after every action.
 - The C core is not thread-safe: every call into it is serialised by one process-wide lock. Threads
-  gain nothing here anyway (the C calls hold the GIL); processes scale (see ``postcart.batch``).
+  gain nothing here anyway (the C calls hold the GIL); processes scale (see ``postcart.batch.suite``).
 - One fresh session per stratum per evaluation, always deleted in ``finally`` (the 1,025th live
   session raises ``MemoryError``).
 - Every ruleset carries one extra rule that matches every situation and is never reported, so every

@@ -28,11 +28,13 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from postcart import conditions as cond
-from postcart.assessment import DISCLAIMER, Assessment, Audit, build_assessment, default_engine, explain_true
+from postcart.rulebook import conditions as cond
+from postcart.assessment import DISCLAIMER, Assessment, Audit, build_assessment, explain_true
+from postcart.evaluation import default_engine
 from postcart.engine import Engine
 from postcart.errors import EvaluationError, InvalidSituation, Problem, RuleDefinitionError
-from postcart.rulebook import OPTIONS, Derive, Rule, Rulebook, Suggest, default_rules_dir
+from postcart.rulebook import Derive, Rule, Rulebook, Suggest, default_rules_dir
+from postcart.vocabulary import OPTIONS
 from postcart.situation import PatientSituation, field_catalogue, validate_situation
 
 __all__ = [
@@ -526,7 +528,7 @@ def _or(values: Iterable[str]) -> str:
 
 
 def _option_words(option: str) -> str:
-    from postcart.report import option_name
+    from postcart.vocabulary import option_name
 
     return option_name(option).lower().replace("car-t", "CAR-T")
 
@@ -546,7 +548,7 @@ def to_markdown(explanation: Explanation) -> str:
 
 
 def _render(explanation: Explanation, markdown: bool) -> str:
-    from postcart.report import option_name
+    from postcart.vocabulary import option_name
 
     def heading(text: str, level: int) -> list[str]:
         if markdown:

@@ -19,7 +19,7 @@ from clinical_steps.outcome import *
 from clinical_steps.patient import *
 from clinical_steps.registry import closest_phrases
 
-from postcart.review import read_features
+from postcart.governance.review import read_features
 
 FEATURES = Path(__file__).parent
 _TRACKER = pytest.StashKey[Tracker]()

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from gherkin.parser import Parser
 
-from postcart.review import ReviewError, read_features
+from postcart.governance.review import ReviewError, read_features
 
 FEATURES = Path(__file__).parent
 FILES = sorted(FEATURES.glob("*.feature"))

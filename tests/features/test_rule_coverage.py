@@ -10,7 +10,8 @@ import pytest
 from clinical_steps.coverage import Tracker
 
 from conftest import expected_scenarios
-from postcart.rulebook import DISEASES, OPTIONS, Suggest
+from postcart.rulebook import Suggest
+from postcart.vocabulary import DISEASES, OPTIONS
 
 
 def _complete(feature_tracker: Tracker | None) -> Tracker:

@@ -12,7 +12,7 @@ from clinical_steps.registry import PARSERS, PHRASES
 from clinical_steps.vocabulary import OPTIONS, UnknownTerm, lookup
 
 from conftest import pytest_bdd_step_func_lookup_error
-from postcart.review import read_features
+from postcart.governance.review import read_features
 
 
 def _case(*steps: tuple[Any, tuple[str, ...], str]) -> PatientCase:

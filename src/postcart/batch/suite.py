@@ -18,7 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from postcart.assessment import DISCLAIMER, Assessment, evaluate
+from postcart.assessment import DISCLAIMER, Assessment
+from postcart.evaluation import evaluate
 from postcart.engine import Engine
 from postcart.errors import EvaluationError, Problem
 from postcart.scenarios import Mismatch, Scenario, check, load_scenarios

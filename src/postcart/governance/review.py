@@ -25,6 +25,7 @@ from typing import Any
 
 from postcart.assessment import DISCLAIMER
 from postcart.errors import PostcartError
+from postcart.vocabulary import option_name
 
 __all__ = [
     "GherkinFeature",
@@ -81,7 +82,7 @@ def _example_text(scenario: GherkinScenario) -> str:
 
 def default_features_dir() -> Path:
     """``tests/features`` of this source checkout."""
-    return Path(__file__).resolve().parents[2] / "tests" / "features"
+    return Path(__file__).resolve().parents[3] / "tests" / "features"
 
 
 def read_features(directory: str | os.PathLike[str]) -> list[GherkinFeature]:
@@ -236,7 +237,7 @@ def _run_pytest(features_path: Path, scratch: Path) -> int:
     root = features_path.resolve().parents[1]
     env = dict(os.environ)
     env["POSTCART_FEATURE_OUT"] = str(scratch)
-    source = str(Path(__file__).resolve().parents[1])
+    source = str(Path(__file__).resolve().parents[2])  # the directory postcart is imported from
     env["PYTHONPATH"] = os.pathsep.join(p for p in (source, env.get("PYTHONPATH")) if p)
     command = [sys.executable, "-m", "pytest", str(features_path), "-q", "-p", "no:cacheprovider",
                f"--cucumberjson={scratch / 'cucumber.json'}"]
@@ -281,14 +282,6 @@ def _combine(features: list[GherkinFeature], evidence: dict[str, Any], cucumber:
 # rendering
 
 _VERDICT = {"recommended": "recommended", "consider": "to be considered", "not_advised": "not advised"}
-_OPTION = {
-    "second_car_t_infusion": "Second CAR-T infusion", "alternate_target_car_t": "CAR-T against another target",
-    "bispecific_antibody": "Bispecific antibody", "clinical_trial": "Clinical trial",
-    "allogeneic_hct": "Allogeneic transplant", "quality_of_life_focus": "Focus on quality of life",
-    "radiotherapy": "Radiotherapy", "other_systemic_therapy": "Other systemic therapy",
-    "long_term_follow_up": "Long-term follow-up",
-}
-
 _CSS = """
 body{font-family:Georgia,'Times New Roman',serif;max-width:62rem;margin:2rem auto;padding:0 1rem;color:#1d1d1d;
 line-height:1.45}
@@ -395,7 +388,7 @@ def _scenario_html(view: ScenarioView) -> str:
                 (f"<a href='{_e(c['url'])}'>{_e(c['label'])}</a>" if c.get("url") else _e(c["label"]))
                 for c in option["citations"])
             rules = "<br>".join(f"<a href='#r-{_e(r)}'><code>{_e(r)}</code></a>" for r in option["rules"])
-            parts.append(f"<tr><td>{_e(_OPTION.get(option['option'], option['option']))}{mark}</td>"
+            parts.append(f"<tr><td>{_e(option_name(option['option']))}{mark}</td>"
                          f"<td class='v-{_e(option['verdict'])}'>{_e(_VERDICT[option['verdict']])}</td>"
                          f"<td>{_e(option['rationale'])}</td><td>{sources}</td><td>{rules}</td></tr>")
         parts.append("</table>")
@@ -489,7 +482,7 @@ def render_markdown(result: ReviewResult) -> str:
                 checked = {check.split(" ")[0] for check in (view.evidence or {}).get("checks", [])}
                 out += ["| option | verdict | sources | rules |", "|---|---|---|---|"]
                 for option in evidence["options"]:
-                    name = _OPTION.get(option["option"], option["option"])
+                    name = option_name(option["option"])
                     mark = " ✔" if option["option"] in checked else ""
                     sources = "; ".join(c["label"] for c in option["citations"])
                     for citation in option["citations"]:
@@ -497,7 +490,7 @@ def render_markdown(result: ReviewResult) -> str:
                     out.append(f"| {name}{mark} | {_VERDICT[option['verdict']]} | {sources} | "
                                + ", ".join(f"`{r}`" for r in option["rules"]) + " |")
                 out.append("")
-                out += [f"- **{_OPTION.get(o['option'], o['option'])}, {_VERDICT[o['verdict']]}**: {o['rationale']}"
+                out += [f"- **{option_name(o['option'])}, {_VERDICT[o['verdict']]}**: {o['rationale']}"
                         for o in evidence["options"] if o["option"] in checked]
                 out.append("")
                 if evidence["missing_information"]:

@@ -2,7 +2,7 @@
 
 - ``GET /cds-services``: discovery, one ``patient-view`` service with its prefetch templates.
 - ``POST /cds-services/{id}``: a hook call; the prefetch (FHIR R4) is mapped to a situation
-  (``postcart.fhir``), assessed (``postcart.evaluate``) and answered as cards (``postcart.cards``).
+  (``postcart.cds_hooks.fhir``), assessed (``postcart.evaluate``) and answered as cards (``postcart.cds_hooks.cards``).
 - ``POST /cds-services/{id}/feedback``: accepted / overridden outcomes with their coded reasons.
 - ``GET /reports/override-rates``: each rule's override rate.
 
@@ -31,12 +31,13 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from postcart.assessment import DISCLAIMER, Assessment, evaluate
-from postcart.cards import OVERRIDE_REASON_SYSTEM, OVERRIDE_REASONS, build_cards
+from postcart.assessment import DISCLAIMER, Assessment
+from postcart.evaluation import evaluate
+from postcart.cds_hooks.cards import OVERRIDE_REASON_SYSTEM, OVERRIDE_REASONS, build_cards
 from postcart.engine import Engine
 from postcart.errors import PostcartError, Problem
-from postcart.feedback import DEFAULT_DATABASE_URL, FeedbackStore
-from postcart.fhir import (
+from postcart.cds_hooks.feedback import DEFAULT_DATABASE_URL, FeedbackStore
+from postcart.cds_hooks.fhir import (
     ECOG_LOINC,
     LOCAL_FIELD_SYSTEM,
     LOCAL_FIELDS,
@@ -48,7 +49,7 @@ from postcart.situation import PatientSituation
 
 __all__ = ["SERVICE_ID", "Settings", "create_app"]
 
-log = logging.getLogger("postcart.service")
+log = logging.getLogger("postcart.cds_hooks.service")
 
 SERVICE_ID = "postcart-after-car-t"
 HOOK = "patient-view"

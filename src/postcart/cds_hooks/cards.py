@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from postcart.assessment import Assessment, Citation, OptionAssessment
-from postcart.feedback import IssuedCard
-from postcart.fhir import Note, describe_notes
-from postcart.report import option_name
+from postcart.cds_hooks.feedback import IssuedCard
+from postcart.cds_hooks.fhir import Note, describe_notes
+from postcart.vocabulary import option_name
 
 __all__ = ["OPTION_SYSTEM", "OVERRIDE_REASONS", "OVERRIDE_REASON_SYSTEM", "CardSet", "build_cards"]
 

@@ -20,6 +20,7 @@ import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
@@ -29,7 +30,8 @@ from pydantic import BaseModel, ConfigDict, Field, computed_field
 from postcart.assessment import Assessment, build_assessment
 from postcart.engine import Engine
 from postcart.errors import EvaluationError, InvalidSituation, Problem, RuleDefinitionError
-from postcart.rulebook import OPTIONS, Rule, Rulebook
+from postcart.rulebook import Rule, Rulebook
+from postcart.vocabulary import OPTIONS
 from postcart.scenarios import Scenario, load_scenarios
 from postcart.scenarios import check as check_scenario
 from postcart.situation import PatientSituation, validate_situation
@@ -52,8 +54,8 @@ _SUFFIXES = (".yaml", ".yml", ".json", ".jsonl")
 
 
 def default_scenarios_dir() -> Path:
-    """The ``scenarios/`` directory of this source checkout."""
-    return Path(__file__).resolve().parents[2] / "scenarios"
+    """The bundled scenarios, shipped inside the package (``postcart/scenarios``)."""
+    return Path(str(resources.files("postcart") / "scenarios"))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -341,7 +343,7 @@ def to_json(diff: RulebookDiff) -> str:
 
 def to_markdown(diff: RulebookDiff) -> str:
     """The change-impact report as Markdown."""
-    from postcart.report import option_name
+    from postcart.vocabulary import option_name
 
     def rules(ids: Sequence[str]) -> str:
         return ", ".join(f"`{rule}`" for rule in ids) or "none"

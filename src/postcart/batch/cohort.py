@@ -51,7 +51,8 @@ from typing import Any
 from postcart.assessment import Assessment, build_assessment
 from postcart.engine import Engine
 from postcart.errors import EvaluationError, InvalidSituation
-from postcart.rulebook import OPTIONS, Ask, Rulebook, Suggest
+from postcart.rulebook import Ask, Rulebook, Suggest
+from postcart.vocabulary import OPTIONS
 from postcart.signature import RuleGroup, SignatureScheme
 from postcart.situation import field_catalogue, validate_situation
 
@@ -814,7 +815,7 @@ def _run_processes(chunks: Iterator[Chunk], rulebook: Rulebook, output_format: s
 
     # forkserver: workers never inherit this process's threads or durable-rules state
     context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(["postcart.cohort"])
+    context.set_forkserver_preload(["postcart.batch.cohort"])
     with ProcessPoolExecutor(workers, mp_context=context, initializer=_init_process,
                              initargs=(rulebook, cache)) as pool:
         in_flight: set[Future[ChunkResult]] = set()

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from postcart import conditions as cond
-from postcart.checks import Analysis
-from postcart.report import option_name
-from postcart.rulebook import DISEASES, OPTIONS, Ask, Derive, Rule, Rulebook, Suggest
+from postcart.rulebook import conditions as cond
+from postcart.governance.check import Analysis
+from postcart.vocabulary import option_name
+from postcart.rulebook import Ask, Derive, Rule, Rulebook, Suggest
+from postcart.vocabulary import DISEASES, OPTIONS
 
 __all__ = ["COMMAND", "render_catalogue"]
 

@@ -124,7 +124,8 @@ def synthetic_rules(directory: Path, count: int, seed: int = 5) -> Path:
     The rulebook is expected to grow to some hundreds of rules; this shows how batch speed follows. Each
     generated rule compares 1-3 random fields (every operator, thresholds across each field's range).
     """
-    from postcart.rulebook import DISEASES, OPTIONS, default_rules_dir
+    from postcart.rulebook import default_rules_dir
+    from postcart.vocabulary import DISEASES, OPTIONS
     from postcart.situation import field_catalogue
 
     rng = random.Random(seed)

@@ -5,26 +5,9 @@ from __future__ import annotations
 import textwrap
 
 from postcart.assessment import Assessment, Citation
+from postcart.vocabulary import VERDICT_WORDS, option_name
 
 __all__ = ["to_markdown", "to_text"]
-
-_VERDICT_HEADINGS = {"recommended": "Recommended", "consider": "Consider", "not_advised": "Not advised"}
-_OPTION_NAMES = {
-    "second_car_t_infusion": "Second CAR-T infusion",
-    "alternate_target_car_t": "CAR-T against another target",
-    "bispecific_antibody": "Bispecific antibody",
-    "clinical_trial": "Clinical trial",
-    "allogeneic_hct": "Allogeneic stem cell transplant",
-    "quality_of_life_focus": "Quality-of-life focus",
-    "radiotherapy": "Radiotherapy",
-    "other_systemic_therapy": "Other systemic therapy",
-    "long_term_follow_up": "Long-term follow-up",
-}
-
-
-def option_name(option: str) -> str:
-    return _OPTION_NAMES.get(option, option)
-
 
 def _numbering(assessment: Assessment) -> dict[str, tuple[int, Citation]]:
     numbers: dict[str, tuple[int, Citation]] = {}
@@ -49,7 +32,7 @@ def to_text(assessment: Assessment, width: int = 100) -> str:
     lines = [f"postcart assessment — {assessment.disease}"
              + (f" — {assessment.patient_id}" if assessment.patient_id else ""),
              f"rulebook {assessment.rulebook.version} ({assessment.rulebook.content_hash[:12]})", ""]
-    for verdict, heading in _VERDICT_HEADINGS.items():
+    for verdict, heading in VERDICT_WORDS.items():
         chosen = [option for option in assessment.options if option.verdict == verdict]
         if not chosen:
             continue
@@ -84,7 +67,7 @@ def to_markdown(assessment: Assessment) -> str:
     out = [f"# postcart assessment: {assessment.disease}"
            + (f" ({assessment.patient_id})" if assessment.patient_id else ""), "",
            f"Rulebook {assessment.rulebook.version}, content hash `{assessment.rulebook.content_hash[:12]}`.", ""]
-    for verdict, heading in _VERDICT_HEADINGS.items():
+    for verdict, heading in VERDICT_WORDS.items():
         chosen = [option for option in assessment.options if option.verdict == verdict]
         if not chosen:
             continue

@@ -38,10 +38,11 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
-from postcart import conditions as cond
+from postcart.rulebook import conditions as cond
 from postcart.engine import Engine
 from postcart.errors import EvaluationError, Problem
-from postcart.rulebook import DISEASES, OPTIONS, Ask, Derive, Rule, Rulebook, Suggest
+from postcart.rulebook import Ask, Derive, Rule, Rulebook, Suggest
+from postcart.vocabulary import DISEASES, OPTIONS
 from postcart.situation import PRODUCT_DISEASES, PRODUCT_TARGET, field_catalogue, validate_situation
 
 __all__ = ["Analysis", "Contradiction", "Findings", "describe_witness", "lint", "situation_from_facts"]

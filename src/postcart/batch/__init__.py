@@ -1,0 +1,1 @@
+"""Batch runs: the scenario suite as a regression gate (``suite``) and patient cohorts (``cohort``)."""
