@@ -16,7 +16,7 @@ import hashlib
 import json
 from collections.abc import Iterator, Mapping
 from importlib import metadata
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -27,15 +27,22 @@ from postcart.situation import PatientSituation
 
 if TYPE_CHECKING:
     from postcart.engine import EngineResult
+    from postcart.unknowns import Unknowns
 
 __all__ = [
     "DISCLAIMER",
     "Assessment",
     "Citation",
     "MissingInformation",
+    "NotAddressed",
     "OptionAssessment",
+    "Pending",
+    "PendingOutcome",
     "Reason",
     "build_assessment",
+    "decide",
+    "explain_false",
+    "explain_true",
     "situation_hash",
 ]
 
@@ -73,6 +80,31 @@ class Reason(_Out):
     citations: list[str] = Field(description="Bibliography keys this rule cites.")
 
 
+class PendingOutcome(_Out):
+    """What one answer to a pending question would make of the option."""
+
+    value: str = Field(description="The answer, in words ('adequate', '0-2', 'identified').")
+    verdict: Literal["recommended", "consider", "not_advised", "not_addressed"] = Field(
+        description="The option's strongest verdict once the input has this value, other unknowns still open "
+        "(re-run by the engine); not_addressed: no rule would speak to it.")
+
+
+class Pending(_Out):
+    """An unknown input whose answer would change the option's verdict."""
+
+    field: str = Field(description="The input's dotted path, e.g. 'fitness.organ_function_adequate'.")
+    question: str = Field(description="The question in a clinician's words (rules/rulebook.yaml, unknowns).")
+    outcomes: list[PendingOutcome] = Field(description="The verdict each plausible answer leads to.")
+
+
+class NotAddressed(_Out):
+    """An option the assessment does not give a verdict, and why."""
+
+    option: OptionName = Field(description="The option's id.")
+    reason: str = Field(description="The rulebook's reason for leaving it unaddressed in this disease, or "
+                        "'no rule applies: ...' naming the facts that decided it.")
+
+
 class OptionAssessment(_Out):
     """One next step with its verdict, rationale, the facts behind it and its sources."""
 
@@ -83,6 +115,10 @@ class OptionAssessment(_Out):
     rules: list[str] = Field(description="Ids of every rule that spoke to this option.")
     because: list[str] = Field(description="The input facts that made those rules fire, in words.")
     reasons: list[Reason] = Field(description="Each rule's own verdict and rationale, deciding ones first.")
+    pending: list[Pending] = Field(
+        default=[], description="Unknown inputs whose answers would change this verdict, most decisive first. "
+        "An option no rule addresses on today's facts but that an answer would make recommended or consider "
+        "is listed as consider with its pending questions (rules: the rules that would then decide).")
 
 
 class MissingInformation(_Out):
@@ -92,6 +128,8 @@ class MissingInformation(_Out):
     why: str = Field(description="Why it matters, in clinical language.")
     rules: list[str] = Field(description="Ids of the rules that ask for it.")
     citations: list[Citation] = Field(default=[], description="Sources behind the question.")
+    question: str = Field(default="", description="The question in a clinician's words.")
+    options: list[OptionName] = Field(default=[], description="The options whose verdict waits on it.")
 
 
 class RulebookInfo(_Out):
@@ -122,7 +160,10 @@ class Assessment(_Out):
     patient_id: str | None = Field(default=None, description="The pseudonymous label given with the input.")
     disease: DiseaseName = Field(description="The patient's disease, as given.")
     options: list[OptionAssessment] = Field(description="The options some rule addressed, strongest verdict first.")
-    missing_information: list[MissingInformation] = Field(description="Inputs that would change the answer.")
+    not_addressed: list[NotAddressed] = Field(
+        default=[], description="Every one of the nine options not in `options`, each with its reason.")
+    missing_information: list[MissingInformation] = Field(
+        description="Inputs that would change the answer, most verdicts changed first, then clinical urgency.")
     derived: dict[str, Any] = Field(description="The intermediate judgements the rules derived (failure timing, ...).")
     rulebook: RulebookInfo = Field(description="The rulebook that gave the answer.")
     audit: Audit = Field(description="Enough to reproduce the assessment, without the patient's data.")
@@ -139,8 +180,14 @@ class Assessment(_Out):
         return data
 
 
-def build_assessment(rulebook: Rulebook, situation: PatientSituation, result: EngineResult) -> Assessment:
-    """Turn the rules that fired into the clinician-facing assessment."""
+def build_assessment(rulebook: Rulebook, situation: PatientSituation, result: EngineResult,
+                     unknowns: Unknowns | None = None) -> Assessment:
+    """Turn the rules that fired into the clinician-facing assessment.
+
+    Args:
+        unknowns: what the engine's re-runs over the unknown inputs showed (:mod:`postcart.unknowns`);
+            without it, an unknown input counts as not holding (the rules' two-valued reading).
+    """
     fired = [rulebook.rule(rule_id) for rule_id in result.fired]
     by_option: dict[str, list[Rule]] = {}
     asks: dict[str, list[Rule]] = {}
@@ -150,8 +197,14 @@ def build_assessment(rulebook: Rulebook, situation: PatientSituation, result: En
         elif isinstance(rule.then, Ask):
             asks.setdefault(rule.then.ask, []).append(rule)
 
-    options = [_option(rulebook, name, rules, result.facts) for name, rules in by_option.items()]
+    options = [_option(rulebook, name, rules, result.facts, unknowns) for name, rules in by_option.items()]
+    if unknowns is not None:
+        for name in OPTIONS:
+            found = unknowns.options.get(name)
+            if name not in by_option and found is not None and found.verdict is not None:
+                options.append(_pending_option(rulebook, found))
     options.sort(key=lambda item: (VERDICTS.index(item.verdict), OPTIONS.index(item.option)))
+    present: set[str] = {item.option for item in options}
     missing = [
         MissingInformation(
             field=field,
@@ -162,10 +215,13 @@ def build_assessment(rulebook: Rulebook, situation: PatientSituation, result: En
         )
         for field, rules in asks.items()
     ]
+    if unknowns is not None:
+        missing = unknowns.rank_missing(rulebook, missing, present)
     return Assessment(
         patient_id=situation.patient_id,
         disease=situation.disease,
         options=options,
+        not_addressed=_not_addressed(rulebook, situation.disease, present, result.facts, unknowns),
         missing_information=missing,
         derived=dict(result.derived),
         rulebook=RulebookInfo(version=rulebook.version, content_hash=rulebook.content_hash),
@@ -181,19 +237,26 @@ def build_assessment(rulebook: Rulebook, situation: PatientSituation, result: En
     )
 
 
-def _option(rulebook: Rulebook, name: str, rules: list[Rule], facts: Mapping[str, Any]) -> OptionAssessment:
-    suggestions = [(rule, rule.then) for rule in rules if isinstance(rule.then, Suggest)]
-    # a rule's stated precedence (`overrides`) sets the rules it names aside before the policy applies
+def decide(suggestions: list[tuple[Rule, Suggest]]) -> tuple[str, list[tuple[Rule, Suggest]]]:
+    """The combination policy over the rules that spoke to one option: its verdict and the deciding rules.
+
+    Rules named in another's ``overrides`` are set aside; then a contraindication's ``not_advised`` wins;
+    otherwise the strongest verdict.
+    """
     overridden = {other for _, then in suggestions for other in then.overrides}
     standing = [pair for pair in suggestions if pair[0].id not in overridden] or suggestions
     contraindications = [(rule, then) for rule, then in standing
                          if then.contraindication and then.verdict == "not_advised"]
     if contraindications:
-        deciding = contraindications
-        verdict = "not_advised"
-    else:
-        verdict = min((then.verdict for _, then in standing), key=VERDICTS.index)
-        deciding = [(rule, then) for rule, then in standing if then.verdict == verdict]
+        return "not_advised", contraindications
+    verdict = min((then.verdict for _, then in standing), key=VERDICTS.index)
+    return verdict, [(rule, then) for rule, then in standing if then.verdict == verdict]
+
+
+def _option(rulebook: Rulebook, name: str, rules: list[Rule], facts: Mapping[str, Any],
+            unknowns: Unknowns | None = None) -> OptionAssessment:
+    suggestions = [(rule, rule.then) for rule in rules if isinstance(rule.then, Suggest)]
+    verdict, deciding = decide(suggestions)
     deciding_ids = {rule.id for rule, _ in deciding}
     ordered = deciding + [pair for pair in suggestions if pair[0].id not in deciding_ids]
     rationale = " ".join(then.rationale.strip() for _, then in deciding)
@@ -211,7 +274,51 @@ def _option(rulebook: Rulebook, name: str, rules: list[Rule], facts: Mapping[str
         rules=[rule.id for rule, _ in ordered],
         because=because,
         reasons=[_reason(rulebook, rule) for rule, _ in ordered],
+        pending=unknowns.pending(name) if unknowns is not None else [],
     )
+
+
+def _pending_option(rulebook: Rulebook, found: Any) -> OptionAssessment:
+    """An option no rule addresses on today's facts, with the verdict its pending answers lead to."""
+    return OptionAssessment(
+        option=found.option,
+        verdict=found.verdict,
+        rationale=found.rationale,
+        citations=_citations(rulebook, [key for rule in found.rules for key in rule.then.citations]),
+        rules=[rule.id for rule in found.rules],
+        because=list(found.because),
+        reasons=[_reason(rulebook, rule) for rule in found.rules],
+        pending=list(found.pending),
+    )
+
+
+def _not_addressed(rulebook: Rulebook, disease: str, present: set[str], facts: Mapping[str, Any],
+                   unknowns: Unknowns | None) -> list[NotAddressed]:
+    """Each option without a verdict, with the rulebook's reason or the facts that kept its rules silent."""
+    listed: dict[str, str] = {cell.option: cell.reason.strip() for cell in rulebook.unaddressed
+                              if cell.disease == disease}
+    out: list[NotAddressed] = []
+    for name in OPTIONS:
+        if name in present:
+            continue
+        reason = listed.get(name)
+        if reason is None:
+            rules = [rule for rule in rulebook.rules_for(disease)
+                     if isinstance(rule.then, Suggest) and rule.then.option == name]
+            rules.sort(key=lambda rule: rule.then.verdict == "not_advised")  # type: ignore[union-attr]
+            facts_text: list[str] = []
+            for rule in rules:
+                for text in explain_false(rulebook, rule, facts):
+                    if text not in facts_text:
+                        facts_text.append(text)
+            if not rules:
+                reason = f"no rule applies: no rule for {disease} speaks to this option"
+            else:
+                reason = "no rule applies: " + "; ".join(facts_text[:4] or ["the rules' conditions do not hold"])
+            if unknowns is not None:
+                reason += unknowns.not_addressed_note(name)
+        out.append(NotAddressed(option=name, reason=reason))  # type: ignore[arg-type]
+    return out
 
 
 # Citations and reasons depend only on the rulebook's content: built once per content hash and key.
@@ -253,6 +360,31 @@ def explain_true(rulebook: Rulebook, rule: Rule, facts: Mapping[str, Any]) -> li
         else:
             texts.append(f"{label} {shown} ({cond.OPERATORS[leaf.op] if wanted else 'not ' + cond.OPERATORS[leaf.op]}"
                          f" {cond.render_value(leaf.value)})")
+    return list(dict.fromkeys(texts))
+
+
+def explain_false(rulebook: Rulebook, rule: Rule, facts: Mapping[str, Any]) -> list[str]:
+    """The comparisons that kept a rule's condition false for these facts, in words with the actual values.
+
+    E.g. ``failure localized: no (not = yes)``; a derived fact is named with its value.
+    """
+    if rule.condition is None:
+        return []
+    texts: list[str] = []
+    for leaf, wanted in _deciding_leaves(rule.condition, facts, False):
+        # `wanted` is the value the leaf has here (False: it failed; True: it held under a `not`)
+        label = rulebook.label(leaf.field)
+        actual = facts.get(leaf.field)
+        shown = "unknown" if actual is None else cond.render_value(actual)
+        if leaf.op == "known":
+            texts.append(f"{label} {'known' if actual is not None else 'unknown'}")
+        elif leaf.op == "contains":
+            texts.append(f"{label} {'include' if wanted else 'do not include'} {cond.render_value(leaf.value)}")
+        elif actual is None or leaf.op in ("eq", "ne", "in", "not_in"):
+            texts.append(f"{label}: {shown}")
+        else:
+            texts.append(f"{label} {shown} ({'' if wanted else 'not '}{cond.OPERATORS[leaf.op]} "
+                         f"{cond.render_value(leaf.value)})")
     return list(dict.fromkeys(texts))
 
 

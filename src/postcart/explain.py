@@ -30,12 +30,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from postcart.rulebook import conditions as cond
 from postcart.assessment import DISCLAIMER, Assessment, Audit, build_assessment, explain_true
-from postcart.evaluation import default_engine
+from postcart.evaluation import assess, default_engine
 from postcart.engine import Engine
 from postcart.errors import EvaluationError, InvalidSituation, Problem, RuleDefinitionError
 from postcart.rulebook import Derive, Rule, Rulebook, Suggest, default_rules_dir
 from postcart.vocabulary import OPTIONS
 from postcart.situation import PatientSituation, field_catalogue, validate_situation
+from postcart.unknowns import resolver_for
 
 __all__ = [
     "Change",
@@ -233,7 +234,8 @@ class _Explainer:
         self.policy = policy
         self.result = engine.run(situation)
         self.facts: Mapping[str, Any] = self.result.facts
-        self.assessment = build_assessment(self.rulebook, situation, self.result)
+        self.assessment = build_assessment(self.rulebook, situation, self.result,
+                                           resolver_for(engine).resolve(situation, self.result))
         self.rules = [rule for rule in self.rulebook.rules
                       if rule.applies_to_all_diseases or situation.disease in rule.diseases]
         self._reruns: dict[tuple[str, Any], Assessment | None] = {}
@@ -427,7 +429,7 @@ class _Explainer:
             node[leaf] = value
             try:
                 changed = validate_situation(data)
-                self._reruns[key] = build_assessment(self.rulebook, changed, self.engine.run(changed))
+                self._reruns[key] = assess(self.engine, changed)
             except InvalidSituation:  # e.g. a value the rest of the situation does not allow
                 self._reruns[key] = None
             except EvaluationError as error:  # a rulebook defect on this hypothetical: say so, go on

@@ -102,6 +102,7 @@ class _Loader:
             facts=facts,
             references=references,
             unaddressed=meta.unaddressed if meta else (),
+            unknowns=meta.unknowns if meta else (),
             directory=str(self.directory),
             warnings=tuple(self.warnings),
         )
@@ -126,10 +127,24 @@ class _Loader:
             return None
         data, lines = document
         try:
-            return _RulebookMeta.model_validate(data)
+            meta = _RulebookMeta.model_validate(data)
         except ValidationError as error:
             self.pydantic_problems("rulebook.yaml", lines, None, error, ())
             return None
+        catalogue = field_catalogue()
+        for index, item in enumerate(meta.unknowns):
+            where = f"unknowns[{index}]"
+            spec = catalogue.get(item.field)
+            if spec is None:
+                self.problem("rulebook.yaml", None, None, where, f"unknown situation field '{item.field}'",
+                             "a situation field", item.field)
+            elif item.unknown is None and not spec.optional:
+                self.problem("rulebook.yaml", None, None, where, f"{item.field} is never absent",
+                             "the value that means unknown (unknown:)", "nothing")
+            elif item.unknown is not None and item.unknown not in spec.values:
+                self.problem("rulebook.yaml", None, None, where, f"'{item.unknown}' is not a value of {item.field}",
+                             spec.describe(), item.unknown)
+        return meta
 
     def load_references(self, document: tuple[Any, _Lines] | None) -> dict[str, Reference]:
         references: dict[str, Reference] = {}

@@ -32,6 +32,7 @@ __all__ = [
     "Rulebook",
     "Suggest",
     "Unaddressed",
+    "UnknownInput",
     "default_rules_dir",
 ]
 
@@ -158,6 +159,7 @@ class _RulebookMeta(_Strict):
     version: str
     description: str | None = None
     unaddressed: tuple[Unaddressed, ...] = ()
+    unknowns: tuple[UnknownInput, ...] = ()
 
 
 class Unaddressed(_Strict):
@@ -166,6 +168,28 @@ class Unaddressed(_Strict):
     disease: DiseaseName
     option: OptionName
     reason: str = Field(min_length=10)
+
+
+class UnknownInput(_Strict):
+    """An input that may still be unknown, with the question a clinician asks to establish it.
+
+    ``postcart.unknowns`` re-runs the rules over the plausible values of such an input; the words here
+    are what the assessment shows (``rules/rulebook.yaml``, ``unknowns``).
+    """
+
+    field: str = Field(description="The input's dotted path.")
+    unknown: str | None = Field(default=None, description="The value that means 'not known' (absent: none).")
+    question: str = Field(min_length=10, description="The question, in a clinician's words.")
+    check: str = Field(min_length=3, description="What establishes it, as it reads after 'pending'.")
+    label: str = Field(min_length=2, description="The input's short name in a sentence ('organ function').")
+    answers: dict[str, str] = Field(default_factory=dict,
+                                    description="Words for enumerated answers (value -> words); default the value.")
+    urgency: int = Field(ge=1, le=9, description="1 = establish first; ranks questions of equal weight.")
+
+    def words(self, value: Any) -> str:
+        """The words for one answer, e.g. 'adequate' for true."""
+        key = str(value).lower() if isinstance(value, bool) else str(value)
+        return self.answers.get(key, key.replace("_", " "))
 
 
 _RulebookMeta.model_rebuild()
@@ -240,6 +264,7 @@ class Rulebook:
     facts: Mapping[str, FactDeclaration]
     references: Mapping[str, Reference]
     unaddressed: tuple[Unaddressed, ...] = ()
+    unknowns: tuple[UnknownInput, ...] = ()
     directory: str | None = None
     warnings: tuple[Problem, ...] = field(default_factory=tuple)
 
