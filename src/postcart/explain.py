@@ -237,8 +237,7 @@ class _Explainer:
         self.result = engine.run(situation)
         self.facts: Mapping[str, Any] = self.result.facts
         self.assessment = build_assessment(self.rulebook, situation, self.result)
-        self.rules = [rule for rule in self.rulebook.rules
-                      if rule.applies_to_all_diseases or situation.disease in rule.diseases]
+        self.rules = list(self.rulebook.rules_for(situation.disease))
         self._reruns: dict[tuple[str, Any], Assessment | None] = {}
         self.notes: list[str] = []
 

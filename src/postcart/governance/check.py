@@ -155,7 +155,7 @@ def _where(rule: Rule) -> str:
 
 
 def _applies(rule: Rule, disease: str) -> bool:
-    return rule.applies_to_all_diseases or disease in rule.diseases
+    return rule.applies_to(disease)
 
 
 def _diseases_of(rule: Rule) -> tuple[str, ...]:
