@@ -16,18 +16,17 @@ import hashlib
 import json
 from collections.abc import Iterator, Mapping
 from importlib import metadata
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from postcart.rulebook import conditions as cond
 from postcart.rulebook import Ask, Rule, Rulebook, Suggest
-from postcart.vocabulary import OPTIONS, VERDICTS, DiseaseName, OptionName, VerdictName
+from postcart.rulebook import conditions as cond
 from postcart.situation import PatientSituation
+from postcart.vocabulary import OPTIONS, VERDICTS, DiseaseName, OptionName, VerdictName
 
 if TYPE_CHECKING:
     from postcart.engine import EngineResult
-    from postcart.unknowns import Unknowns
 
 __all__ = [
     "DISCLAIMER",
@@ -43,6 +42,7 @@ __all__ = [
     "decide",
     "explain_false",
     "explain_true",
+    "package_version",
     "situation_hash",
 ]
 
@@ -180,6 +180,28 @@ class Assessment(_Out):
         return data
 
 
+class Unknowns(Protocol):
+    """What re-running the rules over the unknown inputs showed (made by :mod:`postcart.unknowns`)."""
+
+    @property
+    def options(self) -> Mapping[str, Any]:
+        """Per option: ``verdict`` (None: no verdict of its own), ``rationale``, ``rules``, ``because``, ``pending``."""
+        ...
+
+    def pending(self, option: str) -> list[Pending]:
+        """The questions whose answers would change an option the rules address."""
+        ...
+
+    def not_addressed_note(self, option: str) -> str:
+        """What to add to an unaddressed option's reason ('; not advised if ...'), or nothing."""
+        ...
+
+    def rank_missing(self, rulebook: Rulebook, missing: list[MissingInformation],
+                     present: set[str]) -> list[MissingInformation]:
+        """The missing information with its questions and waiting options, ranked."""
+        ...
+
+
 def build_assessment(rulebook: Rulebook, situation: PatientSituation, result: EngineResult,
                      unknowns: Unknowns | None = None) -> Assessment:
     """Turn the rules that fired into the clinician-facing assessment.
@@ -229,8 +251,8 @@ def build_assessment(rulebook: Rulebook, situation: PatientSituation, result: En
             input_hash=situation_hash(situation),
             rulebook_version=rulebook.version,
             rulebook_hash=rulebook.content_hash,
-            postcart_version=_version("postcart"),
-            durable_rules_version=_version("durable-rules"),
+            postcart_version=package_version("postcart"),
+            durable_rules_version=package_version("durable-rules"),
             evaluated_at=dt.datetime.now(dt.UTC),
             rules_fired=list(result.fired),
         ),
@@ -308,6 +330,8 @@ def _not_addressed(rulebook: Rulebook, disease: str, present: set[str], facts: M
             rules.sort(key=lambda rule: rule.then.verdict == "not_advised")  # type: ignore[union-attr]
             facts_text: list[str] = []
             for rule in rules:
+                if len(facts_text) >= 4:
+                    break
                 for text in explain_false(rulebook, rule, facts):
                     if text not in facts_text:
                         facts_text.append(text)
@@ -426,7 +450,8 @@ def situation_hash(situation: PatientSituation) -> str:
 
 
 @functools.cache
-def _version(package: str) -> str:
+def package_version(package: str) -> str:
+    """The installed version of a distribution (``+source`` when run from a checkout)."""
     try:
         return metadata.version(package)
     except metadata.PackageNotFoundError:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import textwrap
 
-from postcart.assessment import Assessment, Citation
+from postcart.assessment import Assessment, Citation, Pending
 from postcart.vocabulary import VERDICT_WORDS, option_name
 
 __all__ = ["to_markdown", "to_text"]
@@ -18,6 +18,11 @@ def _numbering(assessment: Assessment) -> dict[str, tuple[int, Citation]]:
         for citation in missing.citations:
             numbers.setdefault(citation.key, (len(numbers) + 1, citation))
     return numbers
+
+
+def _outcomes(pending: Pending) -> str:
+    """The verdict each answer leads to: 'adequate: recommended; inadequate: not advised'."""
+    return "; ".join(f"{item.value}: {item.verdict.replace('_', ' ')}" for item in pending.outcomes)
 
 
 def _reference_line(number: int, citation: Citation) -> str:
@@ -45,13 +50,21 @@ def to_text(assessment: Assessment, width: int = 100) -> str:
                 lines += wrap.wrap("Because: " + "; ".join(option.because) + ".")
             for reason in option.reasons[1:]:
                 lines += wrap.wrap(f"Also: {reason.title} ({reason.verdict.replace('_', ' ')}).")
+            for pending in option.pending:
+                lines += wrap.wrap(f"Pending: {pending.question} {_outcomes(pending)}.")
             lines.append(f"    Rules: {', '.join(option.rules)}")
+        lines.append("")
+    if assessment.not_addressed:
+        lines += ["NOT ADDRESSED", "============="]
+        for item in assessment.not_addressed:
+            lines.append(f"  * {option_name(item.option)}")
+            lines += wrap.wrap(item.reason)
         lines.append("")
     if assessment.missing_information:
         lines += ["MISSING INFORMATION", "==================="]
         for missing in assessment.missing_information:
             lines.append(f"  * {missing.field}")
-            lines += wrap.wrap(missing.why)
+            lines += wrap.wrap(f"{missing.question} {missing.why}" if missing.question else missing.why)
         lines.append("")
     if numbers:
         lines += ["REFERENCES", "=========="]
@@ -79,10 +92,16 @@ def to_markdown(assessment: Assessment) -> str:
                 out += ["Because: " + "; ".join(option.because) + ".", ""]
             for reason in option.reasons[1:]:
                 out += [f"- Also: *{reason.title}* ({reason.verdict.replace('_', ' ')})"]
+            out += [f"- Pending: {pending.question} {_outcomes(pending)}" for pending in option.pending]
             out += [f"Rules: {', '.join(f'`{rule}`' for rule in option.rules)}", ""]
+    if assessment.not_addressed:
+        out += ["## Not addressed", ""]
+        out += [f"- {option_name(item.option)}: {item.reason}" for item in assessment.not_addressed]
+        out.append("")
     if assessment.missing_information:
         out += ["## Missing information", ""]
-        out += [f"- `{missing.field}`: {missing.why}" for missing in assessment.missing_information]
+        out += [f"- `{missing.field}`: {missing.question + ' ' if missing.question else ''}{missing.why}"
+                for missing in assessment.missing_information]
         out.append("")
     if numbers:
         out += ["## References", ""]

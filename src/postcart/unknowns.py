@@ -39,8 +39,8 @@ from typing import Any
 from postcart.assessment import MissingInformation, Pending, PendingOutcome, decide
 from postcart.engine import Engine, EngineResult
 from postcart.errors import EvaluationError
-from postcart.rulebook import conditions as cond
 from postcart.rulebook import Derive, Rule, Rulebook, Suggest, UnknownInput
+from postcart.rulebook import conditions as cond
 from postcart.signature import SignatureScheme
 from postcart.situation import PatientSituation, field_catalogue, flatten
 from postcart.vocabulary import DISEASES, OPTIONS, option_name
@@ -170,6 +170,7 @@ class UnknownResolver:
                        for disease, groups in self.scheme.groups.items()}
         self._facts = self.scheme.facts
         self._verdicts: dict[tuple[str, frozenset[str]], tuple[str, tuple[Rule, ...]]] = {}
+        self._learned: dict[tuple[str, tuple[Hashable, ...]], bool] = {}
         self.engine_runs = 0
 
     # --- answers
@@ -219,7 +220,9 @@ class UnknownResolver:
         if not open_fields:
             return Unknowns(self.inputs)
         classes = self.scheme.classes(situation)
-        self._learn(disease, list(classes), result)
+        if (disease, classes) not in self._learned:  # the situation's own run teaches the group caches
+            _bounded_put(self._learned, (disease, classes), True)
+            self._learn(disease, list(classes), result)
         context = _Context(self, situation, classes)
         fired_today = frozenset(result.fired)
         outcomes: dict[str, OptionUnknowns] = {}

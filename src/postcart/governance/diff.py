@@ -29,13 +29,13 @@ from pydantic import BaseModel, ConfigDict, Field, computed_field
 
 from postcart.assessment import Assessment
 from postcart.engine import Engine
-from postcart.evaluation import assess
 from postcart.errors import EvaluationError, InvalidSituation, Problem, RuleDefinitionError
+from postcart.evaluation import assess
 from postcart.rulebook import Rule, Rulebook
-from postcart.vocabulary import OPTIONS
 from postcart.scenarios import Scenario, load_scenarios
 from postcart.scenarios import check as check_scenario
 from postcart.situation import PatientSituation, validate_situation
+from postcart.vocabulary import OPTIONS
 
 __all__ = [
     "OptionChange",
