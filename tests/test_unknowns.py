@@ -9,7 +9,7 @@ from typing import Any
 from hypothesis import HealthCheck, given, note, settings
 from hypothesis import strategies as st
 
-from postcart import Engine, evaluate, validate_situation
+from postcart import Engine, Rulebook, evaluate, validate_situation
 from postcart.situation import flatten
 from postcart.unknowns import resolver_for
 from postcart.vocabulary import OPTIONS
@@ -174,3 +174,29 @@ def test_transplant_is_addressed_across_relapsed_lymphoid_patients(engine: Engin
             assert reason.strip()
     assert total == 1440
     assert addressed / total >= 0.95, f"transplant addressed in {addressed} of {total}"
+
+
+def test_cached_completions_equal_fresh_ones(rulebook: Rulebook) -> None:
+    """The resolver's caches (per rule group, per option's group keys) never change an answer: 400 generated
+    situations assessed by a warm engine and each by a fresh one give the same options, pending questions,
+    not-addressed reasons and missing information."""
+    import random
+
+    from postcart.testing import random_situation
+
+    rng = random.Random(11)
+    cases = [random_situation(rng, index) for index in range(400)]
+    with Engine(rulebook) as warm:
+        for case in cases:
+            evaluate(case, warm)
+        answers = [evaluate(case, warm) for case in cases]
+    for case, answer in zip(cases[:20], answers[:20], strict=True):  # a fresh engine per case is slow
+        with Engine(rulebook) as fresh:
+            again = evaluate(case, fresh)
+        for field in ("options", "not_addressed", "missing_information"):
+            assert getattr(again, field) == getattr(answer, field), (case, field)
+    with Engine(rulebook) as fresh:  # one fresh engine, cases in reverse order: other cache contents
+        for case, answer in zip(reversed(cases), reversed(answers), strict=True):
+            again = evaluate(case, fresh)
+            assert (again.options, again.not_addressed, again.missing_information) == (
+                answer.options, answer.not_addressed, answer.missing_information), case

@@ -227,16 +227,7 @@ def build_assessment(rulebook: Rulebook, situation: PatientSituation, result: En
                 options.append(_pending_option(rulebook, found))
     options.sort(key=lambda item: (VERDICTS.index(item.verdict), OPTIONS.index(item.option)))
     present: set[str] = {item.option for item in options}
-    missing = [
-        MissingInformation(
-            field=field,
-            why=" ".join(dict.fromkeys(rule.then.why for rule in rules if isinstance(rule.then, Ask))),
-            rules=[rule.id for rule in rules],
-            citations=_citations(rulebook, [key for rule in rules if isinstance(rule.then, Ask)
-                                            for key in rule.then.citations]),
-        )
-        for field, rules in asks.items()
-    ]
+    missing = [_missing(rulebook, field, rules) for field, rules in asks.items()]
     if unknowns is not None:
         missing = unknowns.rank_missing(rulebook, missing, present)
     return Assessment(
@@ -257,6 +248,26 @@ def build_assessment(rulebook: Rulebook, situation: PatientSituation, result: En
             rules_fired=list(result.fired),
         ),
     )
+
+
+_MISSING: dict[tuple[str, str, tuple[str, ...]], MissingInformation] = {}
+
+
+def _missing(rulebook: Rulebook, field: str, rules: list[Rule]) -> MissingInformation:
+    """The question rules' entry for one field (it depends only on the rulebook and those rules)."""
+    key = (rulebook.content_hash, field, tuple(rule.id for rule in rules))
+    item = _MISSING.get(key)
+    if item is None:
+        if len(_MISSING) >= 10_000:
+            _MISSING.clear()
+        item = _MISSING[key] = MissingInformation(
+            field=field,
+            why=" ".join(dict.fromkeys(rule.then.why for rule in rules if isinstance(rule.then, Ask))),
+            rules=[rule.id for rule in rules],
+            citations=_citations(rulebook, [key for rule in rules if isinstance(rule.then, Ask)
+                                            for key in rule.then.citations]),
+        )
+    return item
 
 
 def decide(suggestions: list[tuple[Rule, Suggest]]) -> tuple[str, list[tuple[Rule, Suggest]]]:
@@ -362,7 +373,38 @@ def _reason(rulebook: Rulebook, rule: Rule) -> Reason:
     return reason
 
 
+# The words for a rule's deciding comparisons depend only on the values of the fields it reads.
+_TEXTS: dict[tuple[Any, ...], tuple[str, ...]] = {}
+
+
+def _cached_texts(kind: bool, rulebook: Rulebook, rule: Rule, facts: Mapping[str, Any]) -> list[str]:
+    key = (rulebook.content_hash, rule.id, kind, *(facts.get(path) for path in sorted(rule.reads)))
+    texts = _TEXTS.get(key)
+    if texts is None:
+        if len(_TEXTS) >= 50_000:
+            _TEXTS.clear()
+        texts = _TEXTS[key] = tuple((_explain_true if kind else _explain_false)(rulebook, rule, facts))
+    return list(texts)
+
+
 def explain_true(rulebook: Rulebook, rule: Rule, facts: Mapping[str, Any]) -> list[str]:
+    """The comparisons that made a rule's condition true for these facts, in words with the actual values.
+
+    E.g. ``ECOG performance status 3 (> 2)``. A comparison under ``not`` counts when it is false, and is
+    worded with the threshold it missed (``worst ICANS grade 1 (not ≥ 3)``).
+    """
+    return _cached_texts(True, rulebook, rule, facts)
+
+
+def explain_false(rulebook: Rulebook, rule: Rule, facts: Mapping[str, Any]) -> list[str]:
+    """The comparisons that kept a rule's condition false for these facts, in words with the actual values.
+
+    E.g. ``localized disease: no``; a derived fact is named with its value.
+    """
+    return _cached_texts(False, rulebook, rule, facts)
+
+
+def _explain_true(rulebook: Rulebook, rule: Rule, facts: Mapping[str, Any]) -> list[str]:
     """The comparisons that made a rule's condition true for these facts, in words with the actual values.
 
     E.g. ``ECOG performance status 3 (> 2)``. A comparison under ``not`` counts when it is false, and is
@@ -387,11 +429,7 @@ def explain_true(rulebook: Rulebook, rule: Rule, facts: Mapping[str, Any]) -> li
     return list(dict.fromkeys(texts))
 
 
-def explain_false(rulebook: Rulebook, rule: Rule, facts: Mapping[str, Any]) -> list[str]:
-    """The comparisons that kept a rule's condition false for these facts, in words with the actual values.
-
-    E.g. ``failure localized: no (not = yes)``; a derived fact is named with its value.
-    """
+def _explain_false(rulebook: Rulebook, rule: Rule, facts: Mapping[str, Any]) -> list[str]:
     if rule.condition is None:
         return []
     texts: list[str] = []

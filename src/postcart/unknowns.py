@@ -111,13 +111,23 @@ class Unknowns:
                 entries.append(MissingInformation(field=path, why=f"The answer decides: {words}.", rules=[]))
         out = []
         for item in entries:
-            spec = self.inputs.get(item.field)
-            words = spec.question if spec is not None else f"What is the {rulebook.label(item.field)}?"
-            out.append(item.model_copy(update={"question": words, "options": waiting.get(item.field, [])}))
+            options = waiting.get(item.field, [])
+            key = (rulebook.content_hash, item.field, tuple(item.rules), tuple(options))
+            ready = _MISSING.get(key)
+            if ready is None:
+                spec = self.inputs.get(item.field)
+                words = spec.question if spec is not None else f"What is the {rulebook.label(item.field)}?"
+                ready = item.model_copy(update={"question": words, "options": options})
+                _bounded_put(_MISSING, key, ready)
+            out.append(ready)
         order = {item.field: index for index, item in enumerate(out)}
         out.sort(key=lambda item: (-len(item.options), self.inputs[item.field].urgency
                                    if item.field in self.inputs else 10, order[item.field]))
         return out
+
+
+#: Missing-information entries depend only on the rulebook, the rules asking and the options waiting.
+_MISSING: dict[tuple[Any, ...], MissingInformation] = {}
 
 
 class UnknownResolver:
@@ -136,6 +146,7 @@ class UnknownResolver:
         self._reads: dict[str, dict[str, frozenset[str]]] = {}
         self._answers: dict[tuple[str, str, str], tuple[_Answer, ...]] = {}
         self._rule_inputs: dict[str, dict[str, frozenset[str]]] = {}
+        self._rule_ids: dict[tuple[str, str], frozenset[str]] = {}
         for disease in DISEASES:
             rules = rulebook.rules_for(disease)
             deriving: dict[str, list[Rule]] = {}
@@ -147,6 +158,8 @@ class UnknownResolver:
                 if isinstance(rule.then, Suggest):
                     per_option.setdefault(rule.then.option, []).append(rule)
             self._suggest[disease] = {name: tuple(items) for name, items in per_option.items()}
+            self._rule_ids.update({(disease, name): frozenset(rule.id for rule in items)
+                                   for name, items in per_option.items()})
             self._rule_inputs.setdefault(disease, {})
             for rule in rules:
                 self._rule_inputs[disease][rule.id] = frozenset(
@@ -169,6 +182,24 @@ class UnknownResolver:
                                           int | None, frozenset[str], str | None]]] = {disease: [(group.key, {}, group.slot, group.rule_ids, group.derives) for group in groups]
                        for disease, groups in self.scheme.groups.items()}
         self._facts = self.scheme.facts
+        self._outcomes: dict[tuple[Any, ...], OptionUnknowns | None] = {}
+        self._group_of = {disease: {rule_id: index for index, group in enumerate(groups) for rule_id in group.rule_ids}
+                          for disease, groups in self.scheme.groups.items()}
+        # per option, only the groups holding its rules and those deriving the facts they read
+        self._option_plans: dict[tuple[str, str], list[Any]] = {}
+        for disease, groups in self.scheme.groups.items():
+            by_fact = {group.derives: index for index, group in enumerate(groups) if group.derives is not None}
+            for name, option_rules in self._suggest[disease].items():
+                ids = {rule.id for rule in option_rules}
+                needed = {index for index, group in enumerate(groups) if group.rule_ids & ids}
+                todo = list(needed)
+                while todo:
+                    for path in groups[todo.pop()].fields:
+                        source = by_fact.get(path.removeprefix("derived.")) if path.startswith("derived.") else None
+                        if source is not None and source not in needed:
+                            needed.add(source)
+                            todo.append(source)
+                self._option_plans[(disease, name)] = [self._plans[disease][index] for index in sorted(needed)]
         self._verdicts: dict[tuple[str, frozenset[str]], tuple[str, tuple[Rule, ...]]] = {}
         self._learned: dict[tuple[str, tuple[Hashable, ...]], bool] = {}
         self.engine_runs = 0
@@ -225,21 +256,36 @@ class UnknownResolver:
             self._learn(disease, list(classes), result)
         context = _Context(self, situation, classes)
         fired_today = frozenset(result.fired)
+        base_slots = [*classes, *(result.derived.get(name) for name in self._facts[disease])]
         outcomes: dict[str, OptionUnknowns] = {}
         for name, rules in self._suggest[disease].items():
             reads = self._reads[disease][name]
             asked = [path for path in open_fields if path in reads and len(self._answers[(disease, name, path)]) > 1]
             if not asked:
                 continue
-            today, deciding = self._verdict(name, frozenset(rule.id for rule in rules if rule.id in fired_today))
-            if today == "not_advised" and any(
-                    rule.suggestion is not None and rule.suggestion.contraindication
-                    and not (self._inputs_of(disease, rule) & set(open_fields)) for rule in deciding):
-                continue  # a contraindication on known inputs wins whatever the unknowns
-            found = self._complete(context, name, rules, asked, today)
-            if found is not None:
-                outcomes[name] = found
+            # what the completions show depends only on the keys of the option's rule groups (the classes
+            # of what they read, merged to the distinctions their comparisons make) and on what is open
+            key = (disease, name, tuple(asked),
+                   tuple(plan[0](base_slots) for plan in self._option_plans[(disease, name)]))
+            if key in self._outcomes:
+                known = self._outcomes[key]
+            else:
+                known = self._option(context, name, rules, asked, fired_today, open_fields)
+                _bounded_put(self._outcomes, key, known)
+            if known is not None:
+                outcomes[name] = known
         return Unknowns(self.inputs, outcomes)
+
+    def _option(self, context: _Context, name: str, rules: tuple[Rule, ...], asked: list[str],
+                fired_today: frozenset[str], open_fields: list[str]) -> OptionUnknowns | None:
+        """One option of one situation: its verdict today, then its completions unless a known
+        contraindication decides."""
+        today, deciding = self._verdict(name, frozenset(rule.id for rule in rules if rule.id in fired_today))
+        if today == "not_advised" and any(
+                rule.suggestion is not None and rule.suggestion.contraindication
+                and not (self._inputs_of(context.disease, rule) & set(open_fields)) for rule in deciding):
+            return None  # a contraindication on known inputs wins whatever the unknowns
+        return self._complete(context, name, rules, asked, today)
 
     def _complete(self, context: _Context, name: str, rules: tuple[Rule, ...], asked: list[str],
                   today: str) -> OptionUnknowns | None:
@@ -248,17 +294,17 @@ class UnknownResolver:
         domains = [self._answers[(disease, name, path)] for path in asked]
         while len(domains) > 1 and math.prod(len(domain) for domain in domains) > MAX_COMPLETIONS:
             asked, domains = asked[:-1], domains[:-1]  # the least urgent stay open
-        rule_ids = {rule.id for rule in rules}
+        rule_ids = self._rule_ids[(disease, name)]
+        slots = [self._slots[disease][path] for path in asked]
         seen: list[tuple[tuple[_Answer, ...], str, tuple[Rule, ...]]] = []
         for combination in itertools.product(*domains):
-            fired = context.fired([(self._slots[disease][path], answer, path)
-                                   for path, answer in zip(asked, combination, strict=True)])
+            fired = context.fired(name, list(zip(slots, combination, asked, strict=True)))
             if fired is None:
                 continue  # the engine refused this hypothetical (a rulebook defect): not counted
             verdict, deciding = self._verdict(name, frozenset(fired & rule_ids))
             seen.append((combination, verdict, deciding))
-        if not seen:
-            return None
+        if not seen or all(verdict == today for _, verdict, _ in seen):
+            return None  # no answer changes the verdict: nothing pending
         pending: list[tuple[int, int, Pending]] = []
         for index, path in enumerate(asked):
             outcomes = []
@@ -320,18 +366,30 @@ class UnknownResolver:
     # --- engine results, per rule group
 
     def _learn(self, disease: str, classes: list[Hashable], result: EngineResult) -> None:
+        """Keep, per rule group and key, which of its rules fired (and the fact it derived)."""
         slots = [*classes, *(result.derived.get(name) for name in self._facts[disease])]
-        for key, cache, _, members, derives in self._plans[disease]:
+        plan = self._plans[disease]
+        members: list[list[str]] = [[] for _ in plan]
+        group_of = self._group_of[disease]
+        for rule_id in result.fired:
+            index = group_of.get(rule_id)
+            if index is not None:
+                members[index].append(rule_id)
+        for index, (key, cache, _, _, derives) in enumerate(plan):
             cache_key = key(slots)
             if cache_key not in cache:
                 value = result.derived.get(derives) if derives is not None else None
-                _bounded_put(cache, cache_key, (frozenset(rule for rule in result.fired if rule in members), value))
+                _bounded_put(cache, cache_key, (frozenset(members[index]), value))
 
-    def fired(self, disease: str, classes: list[Hashable]) -> frozenset[str] | None:
-        """The rules that fire for these signature classes, if earlier engine runs showed every group's."""
+    def fired(self, disease: str, classes: list[Hashable], option: str | None = None) -> frozenset[str] | None:
+        """The rules that fire for these signature classes, if earlier engine runs showed every group's.
+
+        With ``option``, only the groups that decide that option are composed (its rules are all there).
+        """
         slots: list[Any] = [*classes, *([None] * len(self._facts[disease]))]
         fired: set[str] = set()
-        for key, cache, slot, _, _ in self._plans[disease]:
+        plan = self._plans[disease] if option is None else self._option_plans[(disease, option)]
+        for key, cache, slot, _, _ in plan:
             entry = cache.get(key(slots))
             if entry is None:
                 return None
@@ -362,22 +420,23 @@ class _Context:
         self._facts: dict[str, Any] | None = None
         self._memo: dict[tuple[tuple[int, Hashable], ...], frozenset[str] | None] = {}
 
-    def fired(self, assignment: list[tuple[int, _Answer, str]]) -> frozenset[str] | None:
+    def fired(self, option: str, assignment: list[tuple[int, _Answer, str]]) -> frozenset[str] | None:
+        """The rules deciding ``option`` that fire in this completion (a superset: callers keep the option's)."""
         key = tuple(sorted((slot, answer.slot_class) for slot, answer, _ in assignment))
-        if key in self._memo:
-            return self._memo[key]
+        ran = self._memo.get(key)
+        if ran is not None:
+            return ran
         classes = list(self.classes)
         for slot, answer, _ in assignment:
             classes[slot] = answer.slot_class
-        fired = self.resolver.fired(self.disease, classes)
-        if fired is None:
+        fired = self.resolver.fired(self.disease, classes, option)
+        if fired is None and key not in self._memo:
             if self._facts is None:
                 self._facts = flatten(self.situation)
             facts = dict(self._facts)
             for _, answer, path in assignment:
                 facts[path] = answer.value
-            fired = self.resolver.run(self.disease, classes, facts)
-        self._memo[key] = fired
+            fired = self._memo[key] = self.resolver.run(self.disease, classes, facts)  # every rule: shared
         return fired
 
 
