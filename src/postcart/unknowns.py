@@ -201,7 +201,6 @@ class UnknownResolver:
                             todo.append(source)
                 self._option_plans[(disease, name)] = [self._plans[disease][index] for index in sorted(needed)]
         self._verdicts: dict[tuple[str, frozenset[str]], tuple[str, tuple[Rule, ...]]] = {}
-        self._learned: dict[tuple[str, tuple[Hashable, ...]], bool] = {}
         self.engine_runs = 0
 
     # --- answers
@@ -251,10 +250,7 @@ class UnknownResolver:
         if not open_fields:
             return Unknowns(self.inputs)
         classes = self.scheme.classes(situation)
-        if (disease, classes) not in self._learned:  # the situation's own run teaches the group caches
-            _bounded_put(self._learned, (disease, classes), True)
-            self._learn(disease, list(classes), result)
-        context = _Context(self, situation, classes)
+        context = _Context(self, situation, classes, result)
         fired_today = frozenset(result.fired)
         base_slots = [*classes, *(result.derived.get(name) for name in self._facts[disease])]
         outcomes: dict[str, OptionUnknowns] = {}
@@ -365,7 +361,7 @@ class UnknownResolver:
 
     # --- engine results, per rule group
 
-    def _learn(self, disease: str, classes: list[Hashable], result: EngineResult) -> None:
+    def learn(self, disease: str, classes: list[Hashable], result: EngineResult) -> None:
         """Keep, per rule group and key, which of its rules fired (and the fact it derived)."""
         slots = [*classes, *(result.derived.get(name) for name in self._facts[disease])]
         plan = self._plans[disease]
@@ -405,15 +401,17 @@ class UnknownResolver:
             result = self.engine.run_facts(facts, disease)
         except EvaluationError:
             return None
-        self._learn(disease, classes, result)
+        self.learn(disease, classes, result)
         return frozenset(result.fired)
 
 
 class _Context:
     """One situation's completions: its classes, its facts (made on the first engine run) and a memo."""
 
-    def __init__(self, resolver: UnknownResolver, situation: PatientSituation, classes: tuple[Hashable, ...]) -> None:
+    def __init__(self, resolver: UnknownResolver, situation: PatientSituation, classes: tuple[Hashable, ...],
+                 result: EngineResult) -> None:
         self.resolver = resolver
+        self.result: EngineResult | None = result  # taught to the group caches on the first miss
         self.situation = situation
         self.disease = situation.disease
         self.classes = classes
@@ -430,6 +428,10 @@ class _Context:
         for slot, answer, _ in assignment:
             classes[slot] = answer.slot_class
         fired = self.resolver.fired(self.disease, classes, option)
+        if fired is None and self.result is not None:  # the situation's own run may hold what is missing
+            self.resolver.learn(self.disease, list(self.classes), self.result)
+            self.result = None
+            fired = self.resolver.fired(self.disease, classes, option)
         if fired is None and key not in self._memo:
             if self._facts is None:
                 self._facts = flatten(self.situation)
