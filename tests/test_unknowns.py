@@ -6,7 +6,7 @@ import copy
 import itertools
 from typing import Any
 
-from hypothesis import HealthCheck, given, note, settings
+from hypothesis import HealthCheck, Phase, given, note, settings
 from hypothesis import strategies as st
 
 from postcart import Engine, Rulebook, evaluate, validate_situation
@@ -124,7 +124,8 @@ def test_resolver_group_cache_agrees_with_the_engine(engine: Engine) -> None:
         assert composed == frozenset(engine.run_facts(facts, disease).fired)
 
 
-@settings(max_examples=2000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=2000, deadline=None, suppress_health_check=[HealthCheck.too_slow], database=None,
+          phases=(Phase.explicit, Phase.generate, Phase.shrink))
 @given(situations(), st.integers(min_value=0, max_value=99))
 def test_blanking_one_known_input_never_silences_an_option(engine: Engine, situation: dict[str, Any],
                                                             pick: int) -> None:

@@ -338,9 +338,10 @@ def _not_addressed(rulebook: Rulebook, disease: str, present: set[str], facts: M
         if reason is None:
             rules = [rule for rule in rulebook.rules_for(disease)
                      if isinstance(rule.then, Suggest) and rule.then.option == name]
-            rules.sort(key=lambda rule: rule.then.verdict == "not_advised")  # type: ignore[union-attr]
+            # the facts that kept the rules offering it silent; those of the rules against it only if none
+            offering = [rule for rule in rules if rule.then.verdict != "not_advised"]  # type: ignore[union-attr]
             facts_text: list[str] = []
-            for rule in rules:
+            for rule in offering or rules:
                 if len(facts_text) >= 4:
                     break
                 for text in explain_false(rulebook, rule, facts):
