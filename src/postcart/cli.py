@@ -133,6 +133,9 @@ def check(
     rules: RulesOption = None,
     require_lifecycle: Annotated[bool, typer.Option(
         help="Fail when an active rule lacks author, approved or review_by (default: warn).")] = False,
+    require_review: Annotated[bool, typer.Option(
+        help="Fail when an active rule's current version is not approved by a recorded review (by enough "
+             "reviewers, not past review_by): for release builds (default: warn).")] = False,
 ) -> None:
     """Check the rulebook and report every problem at once."""
     from postcart.governance.check import lint
@@ -141,7 +144,7 @@ def check(
         rulebook = _load_rulebook(rules, include_drafts=True)
     except RuleDefinitionError as error:
         _fail(error)
-    findings = lint(rulebook, require_lifecycle=require_lifecycle)
+    findings = lint(rulebook, require_lifecycle=require_lifecycle, require_review=require_review)
     for warning in (*rulebook.warnings, *findings.warnings):
         typer.echo(f"warning: {warning}", err=True)
     if findings.problems:

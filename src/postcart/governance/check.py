@@ -45,7 +45,8 @@ from postcart.rulebook import Ask, Derive, Rule, Rulebook, Suggest
 from postcart.vocabulary import DISEASES, OPTIONS
 from postcart.situation import PRODUCT_DISEASES, PRODUCT_TARGET, field_catalogue, validate_situation
 
-__all__ = ["Analysis", "Contradiction", "Findings", "describe_witness", "lint", "situation_from_facts"]
+__all__ = ["Analysis", "Contradiction", "Findings", "describe_witness", "lint", "review_findings",
+           "situation_from_facts"]
 
 #: Search steps allowed per question before it is reported as undecided (a warning, not a pass).
 STEP_BUDGET = 50_000
@@ -79,7 +80,8 @@ class Contradiction:
     description: str
 
 
-def lint(rulebook: Rulebook, engine: Engine | None = None, require_lifecycle: bool = False) -> Findings:
+def lint(rulebook: Rulebook, engine: Engine | None = None, require_lifecycle: bool = False,
+         require_review: bool = False, today: dt.date | None = None) -> Findings:
     """Every finding about a loaded rulebook: problems fail ``postcart check``, warnings do not.
 
     Args:
@@ -87,10 +89,14 @@ def lint(rulebook: Rulebook, engine: Engine | None = None, require_lifecycle: bo
         engine: an engine for that rulebook to confirm witnesses on; default, a fresh one (closed after).
         require_lifecycle: an active rule without author, approval and review dates is a problem
             (default: a warning).
+        require_review: an active rule whose current version no recorded review approves (by at least the
+            configured number of reviewers, with the review not yet due) is a problem (default: a warning).
+        today: the date review deadlines are checked against (default: today).
     """
     findings = Findings()
     _uncited_references(rulebook, findings)
-    _lifecycle(rulebook, findings, require=require_lifecycle)
+    _lifecycle(rulebook, findings, today=today, require=require_lifecycle)
+    review_findings(rulebook, findings, today=today, require=require_review)
     own = engine is None
     if engine is None:
         try:
@@ -127,6 +133,75 @@ def _lifecycle(rulebook: Rulebook, findings: Findings, today: dt.date | None = N
         if missing:
             target = findings.problems if require else findings.warnings
             target.append(Problem(where, "active rule without lifecycle metadata: " + ", ".join(missing)))
+
+
+def review_findings(rulebook: Rulebook, findings: Findings, today: dt.date | None = None,
+                    require: bool = False) -> None:
+    """The lifecycle the recorded reviews give: rules not (or no longer) approved, approved by too few
+    reviewers, changes requested, and reviews past their ``review_by`` date.
+
+    A rule changed since its last approval is reported on its own; rules no review ever approved are
+    one warning (one problem each with ``require``), so an unreviewed rulebook stays readable.
+    """
+    today = today or dt.date.today()
+    target = findings.problems if require else findings.warnings
+    never: list[Rule] = []
+    too_few: list[tuple[Rule, int]] = []
+    for rule in rulebook.rules:
+        if rule.status != "active":
+            continue
+        approvals = rulebook.approvals(rule)
+        for review in rulebook.reviews:
+            decision = review.decision(rule)
+            if decision is not None and decision.decision == "request_change":
+                comment = f": {decision.comment}" if decision.comment else ""
+                target.append(Problem(_where(rule), f"change requested by {review.reviewer.name} in review "
+                                      f"{review.name}{comment}"))
+        if not approvals:
+            earlier = [review for review in rulebook.reviews for entry in review.rules
+                       if entry.id == rule.id and entry.decision == "approve"]
+            if earlier:
+                last = earlier[-1]
+                seen = next(entry for entry in last.rules if entry.id == rule.id)
+                target.append(Problem(_where(rule), f"changed since its last approval (review {last.name} by "
+                                      f"{last.reviewer.name} approved version {seen.version}, content "
+                                      f"{seen.content_hash[:12]})", f"an approval of version {rule.version}, "
+                                      f"content {rule.content_hash[:12]}", "none"))
+            else:
+                never.append(rule)
+            continue
+        reviewers = {review.reviewer.name.strip().casefold() for review in approvals}
+        if len(reviewers) < rulebook.minimum_reviewers:
+            too_few.append((rule, len(reviewers)))
+    if never:
+        if require:
+            target.extend(Problem(_where(rule), "no recorded review approves this rule's current version")
+                          for rule in never)
+        else:
+            target.append(Problem("(rulebook) reviews", f"{len(never)} active rules awaiting review: no recorded "
+                                  "review approves their current version (postcart review, then postcart review "
+                                  f"import): {_ids(never)}"))
+    if too_few:
+        minimum = rulebook.minimum_reviewers
+        if require:
+            target.extend(Problem(_where(rule), f"approved by {count} reviewer(s), fewer than the minimum",
+                                  f"at least {minimum} (rulebook.yaml review.minimum_reviewers)", str(count))
+                          for rule, count in too_few)
+        else:
+            target.append(Problem("(rulebook) reviews", f"{len(too_few)} rules approved by fewer reviewers than "
+                                  f"the minimum of {minimum} (rulebook.yaml review.minimum_reviewers): "
+                                  f"{_ids([rule for rule, _ in too_few])}"))
+    current = {id(review) for rule in rulebook.rules for review in rulebook.approvals(rule)}
+    for review in rulebook.reviews:
+        if review.review_by is not None and review.review_by < today and id(review) in current:
+            target.append(Problem(f"reviews/{review.name}", f"review by {review.reviewer.name} is past its "
+                                  f"review_by date {review.review_by.isoformat()}: its approvals are due for "
+                                  "renewal", f"a date from {today.isoformat()}", review.review_by.isoformat()))
+
+
+def _ids(rules: list[Rule], shown: int = 8) -> str:
+    names = ", ".join(rule.id for rule in rules[:shown])
+    return names + (f" and {len(rules) - shown} more" if len(rules) > shown else "")
 
 
 def _refused_rules(rulebook: Rulebook, error: EvaluationError) -> list[Problem]:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import datetime as dt
 import difflib
 import hashlib
+import json
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -29,21 +30,38 @@ from postcart.rulebook.model import (
     Ask,
     Derive,
     FactDeclaration,
+    RecordedReview,
     Reference,
     Rule,
     Rulebook,
     Suggest,
     _RuleSpec,
     _RulebookMeta,
+    review_checksum,
 )
 from postcart.situation import FieldSpec, field_catalogue
 
-__all__ = ["load_rulebook"]
+__all__ = ["REVIEWS_DIR", "load_rulebook", "rule_content_hash"]
 
 
 def load_rulebook(directory: Path, *, include_drafts: bool = False, today: dt.date | None = None) -> Rulebook:
     """Load and check every file of a rules directory (see :meth:`Rulebook.load`)."""
     return _Loader(directory, include_drafts, today or dt.date.today()).load()
+
+
+#: Rule keys that are bookkeeping, not clinical content: editing them does not undo a review's approval.
+_BOOKKEEPING_KEYS = frozenset({"author", "approved", "review_by", "notes"})
+
+#: Where recorded reviews live inside a rules directory (not part of the rulebook's content hash).
+REVIEWS_DIR = "reviews"
+
+
+def rule_content_hash(raw: Mapping[str, Any]) -> str:
+    """SHA-256 of a rule's clinical content as written (canonical JSON of its YAML mapping)."""
+    content = {key: value for key, value in raw.items() if key not in _BOOKKEEPING_KEYS}
+    text = json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
 
 class _Loader:
     def __init__(self, directory: Path, include_drafts: bool, today: dt.date) -> None:
@@ -91,6 +109,7 @@ class _Loader:
         rules = self.check_rules(raw_rules, facts, references)
         self.check_fact_graph(rules, facts)
         self.check_overrides(rules)
+        reviews = self.load_reviews()
         if self.problems:
             raise RuleDefinitionError(self.problems, str(self.directory))
         runnable = tuple(rule for rule in rules
@@ -104,7 +123,32 @@ class _Loader:
             unaddressed=meta.unaddressed if meta else (),
             directory=str(self.directory),
             warnings=tuple(self.warnings),
+            reviews=reviews,
+            minimum_reviewers=meta.review.minimum_reviewers if meta else 1,
         )
+
+    def load_reviews(self) -> tuple[RecordedReview, ...]:
+        """``reviews/*.json``: each a valid review file whose checksum still matches its content."""
+        reviews = []
+        for path in sorted((self.directory / REVIEWS_DIR).glob("*.json")):
+            name = f"{REVIEWS_DIR}/{path.name}"
+            try:
+                data = json.loads(path.read_text(encoding="utf-8"))
+                review = RecordedReview.model_validate(data)
+            except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+                self.problem(name, None, None, "", f"not a readable JSON review file: {error}")
+                continue
+            except ValidationError as error:
+                first = error.errors(include_url=False)[0]
+                self.problem(name, None, None, ".".join(str(part) for part in first["loc"]),
+                             f"not a postcart review file: {first['msg']}")
+                continue
+            if review_checksum(data) != review.checksum:
+                self.problem(name, None, None, "checksum", "the file was altered after the review page exported "
+                             "it", review_checksum(data), review.checksum)
+                continue
+            reviews.append(review.model_copy(update={"file": path.name}))
+        return tuple(sorted(reviews, key=lambda review: (review.date, review.name)))
 
     # --- files
 
@@ -223,6 +267,7 @@ class _Loader:
                 id=spec.id, title=spec.title, diseases=spec.diseases, condition=condition, then=spec.then,
                 status=spec.status, version=spec.version, file=file, line=line, author=spec.author,
                 approved=spec.approved, review_by=spec.review_by, notes=spec.notes,
+                content_hash=rule_content_hash(raw),
             ))
         return rules
 
