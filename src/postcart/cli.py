@@ -138,13 +138,14 @@ def check(
              "reviewers, not past review_by): for release builds (default: warn).")] = False,
 ) -> None:
     """Check the rulebook and report every problem at once."""
-    from postcart.governance.check import lint
+    from postcart.governance.check import lint, review_findings
 
     try:
         rulebook = _load_rulebook(rules, include_drafts=True)
     except RuleDefinitionError as error:
         _fail(error)
-    findings = lint(rulebook, require_lifecycle=require_lifecycle, require_review=require_review)
+    findings = lint(rulebook, require_lifecycle=require_lifecycle)
+    review_findings(rulebook, findings, require=require_review)
     for warning in (*rulebook.warnings, *findings.warnings):
         typer.echo(f"warning: {warning}", err=True)
     if findings.problems:

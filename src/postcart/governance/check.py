@@ -80,8 +80,7 @@ class Contradiction:
     description: str
 
 
-def lint(rulebook: Rulebook, engine: Engine | None = None, require_lifecycle: bool = False,
-         require_review: bool = False, today: dt.date | None = None) -> Findings:
+def lint(rulebook: Rulebook, engine: Engine | None = None, require_lifecycle: bool = False) -> Findings:
     """Every finding about a loaded rulebook: problems fail ``postcart check``, warnings do not.
 
     Args:
@@ -89,14 +88,12 @@ def lint(rulebook: Rulebook, engine: Engine | None = None, require_lifecycle: bo
         engine: an engine for that rulebook to confirm witnesses on; default, a fresh one (closed after).
         require_lifecycle: an active rule without author, approval and review dates is a problem
             (default: a warning).
-        require_review: an active rule whose current version no recorded review approves (by at least the
-            configured number of reviewers, with the review not yet due) is a problem (default: a warning).
-        today: the date review deadlines are checked against (default: today).
+
+    The lifecycle the recorded reviews give is :func:`review_findings` (``postcart check`` runs both).
     """
     findings = Findings()
     _uncited_references(rulebook, findings)
-    _lifecycle(rulebook, findings, today=today, require=require_lifecycle)
-    review_findings(rulebook, findings, today=today, require=require_review)
+    _lifecycle(rulebook, findings, require=require_lifecycle)
     own = engine is None
     if engine is None:
         try:
@@ -142,6 +139,12 @@ def review_findings(rulebook: Rulebook, findings: Findings, today: dt.date | Non
 
     A rule changed since its last approval is reported on its own; rules no review ever approved are
     one warning (one problem each with ``require``), so an unreviewed rulebook stays readable.
+
+    Args:
+        rulebook: the loaded rulebook, with the reviews recorded in its directory.
+        findings: where the findings go.
+        today: the date review deadlines are checked against (default: today).
+        require: every finding is a problem (release builds), not a warning.
     """
     today = today or dt.date.today()
     target = findings.problems if require else findings.warnings
@@ -180,7 +183,7 @@ def review_findings(rulebook: Rulebook, findings: Findings, today: dt.date | Non
         else:
             target.append(Problem("(rulebook) reviews", f"{len(never)} active rules awaiting review: no recorded "
                                   "review approves their current version (postcart review, then postcart review "
-                                  f"import): {_ids(never)}"))
+                                  "import; postcart check --require-review lists them)"))
     if too_few:
         minimum = rulebook.minimum_reviewers
         if require:
