@@ -114,8 +114,8 @@ def evaluate(
 
     FILE is a situation, or a scenario file (its situation is assessed; --scenario picks one of several).
     """
-    from postcart.evaluation import evaluate as run_evaluation
     from postcart.engine import Engine
+    from postcart.evaluation import evaluate as run_evaluation
     from postcart.render import to_markdown, to_text
 
     try:
@@ -282,20 +282,35 @@ def catalogue(
     typer.echo(f"wrote {output} ({len(rulebook.rules)} rules)")
 
 
-@app.command()
+review_app = typer.Typer(
+    help="The clinicians' review: the review page (--output) and recording completed reviews (import).",
+    no_args_is_help=False, add_completion=False, pretty_exceptions_enable=False)
+app.add_typer(review_app, name="review")
+
+
+@review_app.callback(invoke_without_command=True)
 def review(
-    output: Annotated[Path, typer.Option("--output", "-o", help="The HTML report to write.", dir_okay=False)],
+    ctx: typer.Context,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="The HTML review page to write.",
+                                                dir_okay=False)] = None,
     markdown: Annotated[Path | None, typer.Option(help="Markdown copy (default: OUTPUT with .md).")] = None,
     cucumber_json: Annotated[Path | None, typer.Option(
         "--cucumber-json", help="Cucumber JSON (default: OUTPUT with .cucumber.json).")] = None,
     features: Annotated[Path | None, typer.Option(help="Feature directory (default: tests/features).",
                                                   file_okay=False)] = None,
 ) -> None:
-    """Run the clinicians' feature specifications and write the review report (HTML, Markdown, Cucumber JSON).
+    """Run the clinicians' feature specifications and write the review page (HTML, Markdown, Cucumber JSON).
 
-    Exit code 0 when every scenario passes and every rule was exercised; 1 otherwise (the report is
-    still written) or when the features cannot be read or run.
+    The page lets a reviewer mark each scenario and rule and export one review file; `postcart review
+    import FILE` records it. Exit code 0 when every scenario passes and every rule was exercised; 1
+    otherwise (the report is still written) or when the features cannot be read or run.
     """
+    if ctx.invoked_subcommand is not None:
+        return
+    if output is None:
+        typer.echo("error: give --output FILE.html to write the review page, or `postcart review import FILE` "
+                   "to record a completed review", err=True)
+        raise typer.Exit(2)
     from postcart.governance.review import run_review
 
     try:
@@ -307,6 +322,32 @@ def review(
         typer.echo(f"written: {path}")
     if not result.ok:
         raise typer.Exit(1)
+
+
+@review_app.command("import")
+def review_import(
+    file: Annotated[Path, typer.Argument(help="The review file the review page exported (JSON).", dir_okay=False)],
+    rules: RulesOption = None,
+) -> None:
+    """Record a completed review under reviews/ of the rules directory, if it is for the rules there now.
+
+    Refused (exit code 2, saying why) when the file was altered after export or was made for other rules:
+    a review of an earlier rulebook names the rules changed since.
+    """
+    from postcart.governance.review import import_review
+    from postcart.rulebook import Rulebook
+
+    try:
+        recorded = import_review(file, rules)
+        book = Rulebook.load(rules)
+    except PostcartError as error:
+        _fail(error)
+    review = next(r for r in book.reviews if r.file == recorded.name)
+    approved = sum(1 for entry in review.rules if entry.decision == "approve")
+    changes = sum(1 for entry in review.rules if entry.decision == "request_change")
+    typer.echo(f"recorded: {recorded} ({review.reviewer.name}, {review.reviewer.role}, {review.date}): "
+               f"{approved} rules approved, {changes} changes requested, "
+               f"{len(review.rules) - approved - changes} undecided")
 
 
 @app.command()
