@@ -2,17 +2,27 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import html
 import json
 import re
+import shutil
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import pytest
 from typer.testing import CliRunner
 
 from postcart.assessment import DISCLAIMER
+from postcart import Engine, Rulebook, evaluate
 from postcart.cli import app
+from postcart.errors import RuleDefinitionError
+from postcart.governance.catalogue import render_catalogue
+from postcart.governance.check import Findings, review_findings
+from postcart.rulebook import default_rules_dir
+from postcart.rulebook.model import review_checksum
+from tests.conftest import BASELINE
 from postcart.governance import review
 
 _VERDICT = {"recommended": "recommended", "consider": "to be considered", "not_advised": "not advised"}
@@ -79,7 +89,8 @@ def test_html_report_carries_rulebook_identity_coverage_and_signoff(report: dict
     for rule in result.rules:
         assert f"<tr id='r-{rule['id']}'>" in page
     assert "never fired" not in page
-    assert "id='signoff'" in page and "<script" not in page
+    assert "id='signoff'" in page
+    assert "<script src" not in page and "<link" not in page and "fetch(" not in page  # nothing fetched
     assert html.escape(DISCLAIMER) in page
 
 
@@ -119,3 +130,177 @@ def test_review_refuses_a_directory_without_the_feature_suite(tmp_path: Any) -> 
     invoked = CliRunner().invoke(app, ["review", "--output", str(tmp_path / "r.html"), "--features", str(tmp_path)])
     assert invoked.exit_code == 1
     assert "no feature suite here" in invoked.output
+
+
+# --- completing a review: decisions, export, import ------------------------------------------------
+
+_EDITED_RULE = "lbcl.bispecific.cd20xcd3"
+
+
+@pytest.fixture
+def rules_copy(tmp_path: Path) -> Path:
+    """A copy of the bundled rules directory, to record reviews in and to edit."""
+    target = tmp_path / "rules"
+    shutil.copytree(default_rules_dir(), target, ignore=shutil.ignore_patterns("reviews", "__pycache__"))
+    return target
+
+
+def _edit_rule(rules_dir: Path) -> None:
+    """Change the wording of one rule's rationale (its clinical content, not its bookkeeping)."""
+    path = rules_dir / "lbcl.yaml"
+    text = path.read_text(encoding="utf-8")
+    assert "is the default systemic option" in text
+    path.write_text(text.replace("is the default systemic option", "is the preferred systemic option", 1),
+                    encoding="utf-8")
+
+
+def _review_file(book: Rulebook, path: Path, *, name: str = "Dr Ada Byron", decision: str | None = "approve",
+                 date: dt.date = dt.date(2026, 12, 6), review_by: dt.date | None = dt.date(2027, 12, 6)) -> Path:
+    """A review file as the page exports it, written by Python (same fields, same checksum)."""
+    data: dict[str, Any] = {
+        "format": "postcart-review/1", "reviewer": {"name": name, "role": "consultant haematologist"},
+        "date": date.isoformat(), "review_by": review_by.isoformat() if review_by else None,
+        "rulebook": {"version": book.version, "content_hash": book.content_hash},
+        "rules": [{"id": rule.id, "version": rule.version, "content_hash": rule.content_hash, "decision": decision,
+                   "comment": ""} for rule in book.rules],
+        "scenarios": [], "comment": "",
+    }
+    data["checksum"] = review_checksum(data)
+    path.write_text(json.dumps(data, indent=1), encoding="utf-8")
+    return path
+
+
+def _check(rules_dir: Path, *flags: str) -> Any:
+    return CliRunner().invoke(app, ["check", "--rules", str(rules_dir), *flags])
+
+
+def _review_texts(rules_dir: Path, require: bool) -> list[str]:
+    """What check's review lifecycle reports (problems with ``require``, else warnings), without the
+    reachability analysis that the full check adds."""
+    findings = Findings()
+    review_findings(Rulebook.load(rules_dir, include_drafts=True), findings, require=require)
+    assert not (findings.warnings if require else findings.problems)
+    return [str(problem) for problem in (findings.problems if require else findings.warnings)]
+
+
+def _import(rules_dir: Path, file: Path) -> Any:
+    return CliRunner().invoke(app, ["review", "import", str(file), "--rules", str(rules_dir)])
+
+
+def test_require_review_fails_on_a_changed_rule_until_a_review_of_it_is_imported(rules_copy: Path,
+                                                                                 tmp_path: Path) -> None:
+    """Approved by a recorded review, the rulebook passes check --require-review; after a rule's wording
+    changes, check names that rule as changed since its approval (plain check only warns), the old review
+    is refused as stale naming the rule, and a new review of the current rules makes it pass again."""
+    assert len(_review_texts(rules_copy, require=True)) == len(Rulebook.load(rules_copy).rules)  # none reviewed
+    first = _import(rules_copy, _review_file(Rulebook.load(rules_copy), tmp_path / "first.json"))
+    assert first.exit_code == 0, first.output
+    assert "111 rules approved" in first.output or "rules approved" in first.output
+    passed = _check(rules_copy, "--require-review")
+    assert passed.exit_code == 0, passed.output
+
+    _edit_rule(rules_copy)
+    failed = _check(rules_copy, "--require-review")
+    assert failed.exit_code == 2
+    assert f"rule {_EDITED_RULE}: changed since its last approval" in failed.output
+    assert sum("changed since its last approval" in line for line in failed.output.splitlines()) == 1
+    assert [text for text in _review_texts(rules_copy, require=False) if _EDITED_RULE in text] == [
+        text for text in _review_texts(rules_copy, require=True) if _EDITED_RULE in text]
+
+    stale = _import(rules_copy, tmp_path / "first.json")
+    assert stale.exit_code == 2
+    assert "refused" in stale.output and f"changed: {_EDITED_RULE} (version 1, content changed)" in stale.output
+
+    second = _import(rules_copy, _review_file(Rulebook.load(rules_copy), tmp_path / "second.json"))
+    assert second.exit_code == 0, second.output
+    assert _check(rules_copy, "--require-review").exit_code == 0
+
+
+def test_tampered_review_file_is_refused(rules_copy: Path, tmp_path: Path) -> None:
+    """A decision edited after export breaks the checksum; a file whose rules do not match the rulebook it
+    names (even with a recomputed checksum) is refused too; nothing is recorded either way."""
+    book = Rulebook.load(rules_copy)
+    path = _review_file(book, tmp_path / "review.json")
+    data = json.loads(path.read_text(encoding="utf-8"))
+    data["rules"][0]["decision"] = "request_change"
+    path.write_text(json.dumps(data), encoding="utf-8")
+    edited = _import(rules_copy, path)
+    assert edited.exit_code == 2 and "altered after the review page exported it" in edited.output
+
+    data["rules"][0]["content_hash"] = "0" * 64
+    data["checksum"] = review_checksum(data)
+    path.write_text(json.dumps(data), encoding="utf-8")
+    forged = _import(rules_copy, path)
+    assert forged.exit_code == 2 and "its rules do not match that rulebook" in forged.output
+    assert f"changed: {book.rules[0].id}" in forged.output
+    assert not (rules_copy / "reviews").exists()
+
+
+def test_a_recorded_review_altered_afterwards_fails_the_rulebook_load(rules_copy: Path, tmp_path: Path) -> None:
+    """Editing a review file already under reviews/ is caught when the rules load (file and reason named)."""
+    assert _import(rules_copy, _review_file(Rulebook.load(rules_copy), tmp_path / "r.json")).exit_code == 0
+    recorded = next((rules_copy / "reviews").glob("*.json"))
+    recorded.write_text(recorded.read_text(encoding="utf-8").replace('"approve"', '"request_change"', 1),
+                        encoding="utf-8")
+    with pytest.raises(RuleDefinitionError, match=rf"reviews/{recorded.name} field checksum: the file was altered"):
+        Rulebook.load(rules_copy)
+
+
+def test_minimum_reviewers_and_review_by_are_enforced(rules_copy: Path, tmp_path: Path) -> None:
+    """With review.minimum_reviewers 2 in rulebook.yaml one approval is not enough; an approval past its
+    review_by date is reported; plain check only warns about either."""
+    meta = rules_copy / "rulebook.yaml"
+    meta.write_text(meta.read_text(encoding="utf-8") + "review:\n  minimum_reviewers: 2\n", encoding="utf-8")
+    book = Rulebook.load(rules_copy)
+    assert _import(rules_copy, _review_file(book, tmp_path / "a.json")).exit_code == 0
+    one = _review_texts(rules_copy, require=True)
+    assert len(one) == len(book.rules)
+    assert all("approved by 1 reviewer(s), fewer than the minimum; expected at least 2" in text for text in one)
+    assert _review_texts(rules_copy, require=False) == [
+        f"(rulebook) reviews: {len(book.rules)} rules approved by fewer reviewers than the minimum of 2 "
+        f"(rulebook.yaml review.minimum_reviewers): {', '.join(rule.id for rule in book.rules[:8])} and "
+        f"{len(book.rules) - 8} more"]
+    late = _review_file(book, tmp_path / "b.json", name="Dr Grace Hopper", date=dt.date(2024, 1, 5),
+                        review_by=dt.date(2025, 1, 5))
+    assert _import(rules_copy, late).exit_code == 0
+    overdue = _review_texts(rules_copy, require=True)
+    assert len(overdue) == 1 and "review by Dr Grace Hopper is past its review_by date 2025-01-05" in overdue[0]
+    assert overdue[0].startswith("reviews/2024-01-05-dr-grace-hopper-")
+
+
+def test_lifecycle_catalogue_and_audit_name_the_approving_review(rules_copy: Path, tmp_path: Path) -> None:
+    """A rule is active only once a recorded review approves its current version; the catalogue and the
+    assessment's audit record then name that review; a change requested is reported by check."""
+    book = Rulebook.load(rules_copy)
+    rule = book.rule(_EDITED_RULE)
+    assert book.lifecycle(rule) == "awaiting review"
+    assert "**awaiting review**" in render_catalogue(book)
+    assert _import(rules_copy, _review_file(book, tmp_path / "r.json")).exit_code == 0
+    reviewed = Rulebook.load(rules_copy)
+    recorded = reviewed.reviews[0].name
+    assert reviewed.lifecycle(reviewed.rule(_EDITED_RULE)) == "active"
+    assert f"active, approved by `reviews/{recorded}` (Dr Ada Byron, consultant haematologist, 2026-12-06)" \
+        in render_catalogue(reviewed)
+    with Engine(reviewed) as engine:
+        audit = evaluate(BASELINE, engine).audit
+    assert audit.approving_reviews is not None
+    assert audit.approving_reviews[_EDITED_RULE] == [recorded]
+    assert set(audit.approving_reviews) == set(audit.rules_fired)
+
+    _review_file(reviewed, tmp_path / "c.json", name="Dr Grace Hopper", decision="request_change")
+    assert _import(rules_copy, tmp_path / "c.json").exit_code == 0
+    asked = [text for text in _review_texts(rules_copy, require=False) if "change requested" in text]
+    assert len(asked) == len(reviewed.rules)
+    assert any(f"rule {_EDITED_RULE}: change requested by Dr Grace Hopper" in text for text in asked)
+
+
+def test_import_refuses_a_review_deciding_nothing(rules_copy: Path, tmp_path: Path) -> None:
+    """An exported page where no rule was decided is not recorded as a review."""
+    undecided = _import(rules_copy, _review_file(Rulebook.load(rules_copy), tmp_path / "r.json", decision=None))
+    assert undecided.exit_code == 2 and "decides no rule" in undecided.output
+
+
+def test_review_without_output_or_subcommand_says_what_to_give() -> None:
+    """`postcart review` alone names both ways to use it."""
+    invoked = CliRunner().invoke(app, ["review"])
+    assert invoked.exit_code == 2 and "--output" in invoked.output and "review import" in invoked.output
