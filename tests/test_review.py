@@ -5,25 +5,28 @@ from __future__ import annotations
 import datetime as dt
 import html
 import json
+import os
 import re
 import shutil
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import pypdf
 import pytest
 from typer.testing import CliRunner
 
-from postcart.assessment import DISCLAIMER
 from postcart import Engine, Rulebook, evaluate
+from postcart.assessment import DISCLAIMER
 from postcart.cli import app
 from postcart.errors import RuleDefinitionError
+from postcart.governance import review
 from postcart.governance.catalogue import render_catalogue
 from postcart.governance.check import Findings, review_findings
 from postcart.rulebook import default_rules_dir
 from postcart.rulebook.model import review_checksum
 from tests.conftest import BASELINE
-from postcart.governance import review
 
 _VERDICT = {"recommended": "recommended", "consider": "to be considered", "not_advised": "not advised"}
 
@@ -304,3 +307,157 @@ def test_review_without_output_or_subcommand_says_what_to_give() -> None:
     """`postcart review` alone names both ways to use it."""
     invoked = CliRunner().invoke(app, ["review"])
     assert invoked.exit_code == 2 and "--output" in invoked.output and "review import" in invoked.output
+
+
+# --- the page in a browser (headless Chromium driven by Playwright) ---------------------------------
+
+_CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                  "--disable-sync", "--no-first-run"]
+
+
+def _chromium() -> str:
+    """Debian's chromium (CI installs it); POSTCART_CHROMIUM names another binary."""
+    found = os.environ.get("POSTCART_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
+    if not found:
+        pytest.fail("the review page tests need Chromium: apt-get install chromium (or set POSTCART_CHROMIUM)")
+    return found
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    """One headless Chromium for this module's page tests."""
+    playwright_api = pytest.importorskip("playwright.sync_api", reason="pip install -e '.[dev]' brings Playwright")
+    with playwright_api.sync_playwright() as driver:
+        launched = driver.chromium.launch(executable_path=_chromium(), headless=True, args=_CHROMIUM_ARGS)
+        yield launched
+        launched.close()
+
+
+@pytest.fixture
+def page(browser: Any, report: dict[str, Any]) -> Iterator[Any]:
+    """The generated review page in a fresh browser profile (its own localStorage), downloads allowed."""
+    context = browser.new_context(accept_downloads=True)
+    opened = context.new_page()
+    errors: list[str] = []
+    opened.on("pageerror", lambda error: errors.append(str(error)))
+    opened.goto((report["dir"] / "review.html").as_uri())
+    yield opened
+    context.close()
+    assert not errors, f"script errors on the review page: {errors}"
+
+
+def _radio(page: Any, kind: str, item_id: str, value: str) -> Any:
+    return page.locator(f"input[type=radio][data-kind='{kind}'][data-id='{item_id}'][value='{value}']")
+
+
+def _comment(page: Any, kind: str, item_id: str) -> Any:
+    return page.locator(f"textarea[data-kind='{kind}'][data-id='{item_id}']")
+
+
+def _export(page: Any, target: Path) -> dict[str, Any]:
+    with page.expect_download() as download:
+        page.click("#export-review")
+    download.value.save_as(target)
+    return json.loads(target.read_text(encoding="utf-8"))
+
+
+def test_page_keeps_decisions_across_reload_and_exports_a_review_that_imports(
+        page: Any, report: dict[str, Any], rules_copy: Path, tmp_path: Path) -> None:
+    """A reviewer marks a scenario and two rules and signs; after a reload everything typed is back; the
+    exported file carries reviewer, rulebook and per-rule hashes, decisions and comments, with a checksum
+    Python agrees with, and `postcart review import` records it."""
+    result: review.ReviewResult = report["result"]
+    scenario = next(iter(result.scenarios.values())).gherkin
+    book = Rulebook.load(rules_copy)
+    first, second = book.rules[0], book.rules[1]
+    _radio(page, "scenarios", scenario.review_id, "disagree").check()
+    _comment(page, "scenarios", scenario.review_id).fill("I would expect a trial first — ≥ 2 lines")
+    _radio(page, "rules", first.id, "approve").check()
+    _radio(page, "rules", second.id, "request_change").check()
+    _comment(page, "rules", second.id).fill("Cite the 2025 update.")
+    page.fill("#reviewer-name", "Dr Ada Byron")
+    page.fill("#reviewer-role", "consultant haematologist")
+    assert "2 of 111 rules decided (1 approved), 1 of 85 scenarios marked" in page.text_content("#review-status")
+
+    page.reload()
+    assert _radio(page, "scenarios", scenario.review_id, "disagree").is_checked()
+    assert _comment(page, "scenarios", scenario.review_id).input_value() == "I would expect a trial first — ≥ 2 lines"
+    assert _radio(page, "rules", first.id, "approve").is_checked()
+    assert _radio(page, "rules", second.id, "request_change").is_checked()
+    assert _comment(page, "rules", second.id).input_value() == "Cite the 2025 update."
+    assert page.input_value("#reviewer-name") == "Dr Ada Byron"
+
+    exported = _export(page, tmp_path / "exported.json")
+    assert exported["reviewer"] == {"name": "Dr Ada Byron", "role": "consultant haematologist"}
+    assert exported["rulebook"] == {"version": book.version, "content_hash": book.content_hash}
+    assert exported["date"] == page.input_value("#review-date") and exported["review_by"]
+    rules = {entry["id"]: entry for entry in exported["rules"]}
+    assert len(rules) == len(book.rules)
+    assert rules[first.id] == {"id": first.id, "version": first.version, "content_hash": first.content_hash,
+                               "decision": "approve", "comment": ""}
+    assert rules[second.id]["decision"] == "request_change" and rules[second.id]["comment"] == "Cite the 2025 update."
+    assert rules[book.rules[2].id]["decision"] is None
+    scenarios = {entry["id"]: entry for entry in exported["scenarios"]}
+    assert scenarios[scenario.review_id] == {"id": scenario.review_id, "name": scenario.name, "decision": "disagree",
+                                             "comment": "I would expect a trial first — ≥ 2 lines"}
+    assert exported["checksum"] == review_checksum(exported)
+
+    imported = _import(rules_copy, tmp_path / "exported.json")
+    assert imported.exit_code == 0, imported.output
+    assert "1 rules approved, 1 changes requested, 109 undecided" in imported.output
+    recorded = Rulebook.load(rules_copy)
+    assert [r.reviewer.name for r in recorded.reviews] == ["Dr Ada Byron"]
+    assert recorded.lifecycle(recorded.rule(first.id)) == "active"
+    assert recorded.lifecycle(recorded.rule(second.id)) == "awaiting review"
+
+
+def test_export_needs_the_reviewers_name_and_role(page: Any) -> None:
+    """Without name and role the page says what is missing and downloads nothing."""
+    downloads: list[Any] = []
+    page.on("download", lambda download: downloads.append(download))
+    page.click("#export-review")
+    assert page.text_content("#export-message") == "Please give your name, your role before exporting."
+    assert downloads == []
+
+
+def test_a_full_review_in_the_page_lets_check_require_review_pass(page: Any, rules_copy: Path,
+                                                                  tmp_path: Path) -> None:
+    """Every rule approved in the page, exported and imported: check --require-review passes on that copy;
+    after a rule changes, the same file is refused as stale naming the rule."""
+    for radio in page.locator("input[type=radio][data-kind='rules'][value='approve']").all():
+        radio.check()
+    page.fill("#reviewer-name", "Dr Ada Byron")
+    page.fill("#reviewer-role", "consultant haematologist")
+    _export(page, tmp_path / "full.json")
+    assert _import(rules_copy, tmp_path / "full.json").exit_code == 0
+    passed = _check(rules_copy, "--require-review")
+    assert passed.exit_code == 0, passed.output
+    _edit_rule(rules_copy)
+    stale = _import(rules_copy, tmp_path / "full.json")
+    assert stale.exit_code == 2 and f"changed: {_EDITED_RULE}" in stale.output
+
+
+def test_printed_sign_off_document_is_short_and_shows_dois(page: Any, tmp_path: Path) -> None:
+    """Printed on US Letter the page is the sign-off document: under 60 pages, screen parts hidden, every
+    cited DOI printed as text (in the PDF's text and visible in the print-media rendering)."""
+    book = Rulebook.load()
+    cited = sorted({book.references[key].doi for rule in book.rules for key in getattr(rule.then, "citations", ())
+                    if book.references[key].doi})
+    assert cited
+    page.emulate_media(media="print")
+    assert not page.locator("#coverage").is_visible() and page.locator("#signoff-document").is_visible()
+    first_doi = page.locator(".p-rule .doi").first
+    assert first_doi.is_visible()
+    shot = first_doi.screenshot(path=str(tmp_path / "doi.png"))
+    assert shot[:8] == b"\x89PNG\r\n\x1a\n" and len(shot) > 200
+    printed = {text.strip() for text in page.locator(".p-rule .doi").all_inner_texts()}
+    assert set(cited) <= printed
+
+    pdf = page.pdf(format="Letter", print_background=True)
+    (tmp_path / "signoff.pdf").write_bytes(pdf)
+    reader = pypdf.PdfReader(tmp_path / "signoff.pdf")
+    assert len(reader.pages) < 60, f"{len(reader.pages)} pages"
+    text = "".join("".join(p.extract_text().split()) for p in reader.pages)
+    missing = [doi for doi in cited if doi not in text]
+    assert not missing, f"DOIs not printed: {missing}"
+    assert "Signature" in text and book.content_hash in text
