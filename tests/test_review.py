@@ -414,7 +414,11 @@ def test_page_keeps_decisions_across_reload_and_exports_a_review_that_imports(
 def test_export_needs_the_reviewers_name_and_role(page: Any) -> None:
     """Without name and role the page says what is missing and downloads nothing."""
     downloads: list[Any] = []
-    page.on("download", lambda download: downloads.append(download))
+
+    def keep(download: Any) -> None:  # Playwright cannot take a bound builtin such as list.append
+        downloads.append(download)
+
+    page.on("download", keep)
     page.click("#export-review")
     assert page.text_content("#export-message") == "Please give your name, your role before exporting."
     assert downloads == []
