@@ -128,11 +128,11 @@ def test_failed_scenario_is_shown_as_failed_with_its_reason(report: dict[str, An
     assert "FAILED" in section and "&lt;x&gt; is recommended&quot;: no rule addressed it" in section
 
 
-def test_review_refuses_a_directory_without_the_feature_suite(tmp_path: Any) -> None:
-    """Pointing --features at a directory without the suite's conftest exits non-zero and says why."""
+def test_review_refuses_a_directory_without_feature_files(tmp_path: Any) -> None:
+    """Pointing --features at a directory without feature files exits non-zero and says why."""
     invoked = CliRunner().invoke(app, ["review", "--output", str(tmp_path / "r.html"), "--features", str(tmp_path)])
     assert invoked.exit_code == 1
-    assert "no feature suite here" in invoked.output
+    assert "no feature files here" in invoked.output
 
 
 # --- completing a review: decisions, export, import ------------------------------------------------

@@ -1,10 +1,13 @@
-"""The clinicians' review report: run the feature files and show, per scenario, what the engine said.
+"""The clinicians' review: run the feature files, show per scenario what the engine said, record sign-offs.
 
-``postcart review --output FILE.html`` runs the Gherkin features of ``tests/features/`` with pytest-bdd
-in a subprocess (with ``--cucumberjson``), reads the evidence the feature suite records (verdicts,
-citations, rules fired, rule coverage) and writes a self-contained HTML page, the same content as
-Markdown, and the Cucumber JSON. The report is for reading, annotating and signing off; it holds only the
-synthetic patients of the feature files, never a real patient's data.
+``postcart review --output FILE.html`` runs the Gherkin features shipped in ``postcart/governance/features/``
+in this process with the clinical step library (the same files and steps the test suite runs with
+pytest-bdd), collects the evidence (verdicts, citations, rules fired, rule coverage) and writes a
+self-contained HTML page, the same content as Markdown, and a Cucumber JSON report. On the page a
+clinician marks each scenario and each rule and exports one review file; printed, it is the paper
+sign-off document. ``postcart review import FILE`` records a review file under ``reviews/`` of the rules
+directory, only for the rules it was made for. The page holds only the synthetic patients of the
+feature files, never a real patient's data.
 
 The feature files are read with the official Gherkin parser (``gherkin-official``), so the report shows
 each scenario as written (outline examples filled in, Background steps included).
@@ -17,15 +20,14 @@ import html
 import json
 import math
 import os
-import subprocess
-import sys
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from postcart.assessment import DISCLAIMER
+from postcart.engine import Engine
 from postcart.errors import PostcartError, RuleDefinitionError
+from postcart.governance.features import FEATURES_DIR
 from postcart.rulebook import Rule, Rulebook
 from postcart.rulebook import conditions as cond
 from postcart.rulebook.loading import REVIEWS_DIR
@@ -62,6 +64,7 @@ class GherkinScenario:
     tags: tuple[str, ...]
     steps: tuple[tuple[str, str], ...]
     example: tuple[tuple[str, str], ...] | None = None
+    step_lines: tuple[int, ...] = ()
 
     @property
     def review_id(self) -> str:
@@ -94,8 +97,8 @@ def _example_text(scenario: GherkinScenario) -> str:
 
 
 def default_features_dir() -> Path:
-    """``tests/features`` of this source checkout."""
-    return Path(__file__).resolve().parents[3] / "tests" / "features"
+    """The feature files shipped in the package (``postcart/governance/features``)."""
+    return FEATURES_DIR
 
 
 def read_features(directory: str | os.PathLike[str]) -> list[GherkinFeature]:
@@ -104,9 +107,12 @@ def read_features(directory: str | os.PathLike[str]) -> list[GherkinFeature]:
     Raises:
         ReviewError: a file does not parse (the message names the file and the parser's line and reason).
     """
-    from gherkin.errors import CompositeParserException, ParserException
-    from gherkin.parser import Parser
-    from gherkin.pickles.compiler import Compiler
+    try:
+        from gherkin.errors import CompositeParserException, ParserException
+        from gherkin.parser import Parser
+        from gherkin.pickles.compiler import Compiler
+    except ImportError:
+        raise ReviewError("reading feature files needs gherkin-official: pip install 'postcart[review]'") from None
 
     features = []
     for path in sorted(Path(directory).glob("*.feature")):
@@ -128,6 +134,7 @@ def _feature(file: str, feature: dict[str, Any], pickles: list[dict[str, Any]]) 
     nodes: dict[str, tuple[dict[str, Any], str | None]] = {}   # scenario or row id -> (node, rule name)
     rows: dict[str, tuple[list[str], list[str]]] = {}          # example row id -> (header, values)
     keywords: dict[str, str] = {}                              # step id -> keyword as written
+    step_lines: dict[str, int] = {}                            # step id -> line in the file
 
     def visit(children: list[dict[str, Any]], rule: str | None) -> None:
         for child in children:
@@ -139,6 +146,7 @@ def _feature(file: str, feature: dict[str, Any], pickles: list[dict[str, Any]]) 
                     nodes[node["id"]] = (node, rule)
                     for step in node.get("steps", []):
                         keywords[step["id"]] = step["keyword"].strip()
+                        step_lines[step["id"]] = step["location"]["line"]
                     for examples in node.get("examples", []):
                         header = [cell["value"] for cell in examples["tableHeader"]["cells"]]
                         for row in examples["tableBody"]:
@@ -157,6 +165,7 @@ def _feature(file: str, feature: dict[str, Any], pickles: list[dict[str, Any]]) 
         scenarios.append(GherkinScenario(
             feature_file=file, name=pickle["name"], line=scenario["location"]["line"], rule=rule,
             tags=tuple(tag["name"] for tag in pickle["tags"]), steps=steps, example=example,
+            step_lines=tuple(step_lines.get(step["astNodeIds"][0], 0) for step in pickle["steps"]),
         ))
     return GherkinFeature(file=file, name=feature["name"], description=_dedent(feature.get("description") or ""),
                           tags=tuple(tag["name"] for tag in feature["tags"]), scenarios=tuple(scenarios))
@@ -208,38 +217,44 @@ class ReviewResult:
 
 def run_review(output: str | os.PathLike[str], *, markdown: str | os.PathLike[str] | None = None,
                cucumber_json: str | os.PathLike[str] | None = None,
-               features_dir: str | os.PathLike[str] | None = None) -> ReviewResult:
-    """Run the feature suite and write the HTML report, its Markdown twin and the Cucumber JSON.
+               features_dir: str | os.PathLike[str] | None = None,
+               rules_dir: str | os.PathLike[str] | None = None) -> ReviewResult:
+    """Run the feature scenarios and write the review page, its Markdown twin and a Cucumber JSON report.
+
+    The scenarios run in this process with the clinical step library (no pytest, no subprocess).
 
     Args:
         output: the HTML file to write.
         markdown: the Markdown file (default: ``output`` with suffix ``.md``).
         cucumber_json: the Cucumber JSON file (default: ``output`` with suffix ``.cucumber.json``).
-        features_dir: the feature files (default: ``tests/features`` of this checkout).
+        features_dir: the feature files (default: those shipped in the package).
+        rules_dir: the rules the scenarios run on (default: ``$POSTCART_RULES`` or the bundled rules).
 
     Raises:
-        ReviewError: the features are missing or the test run itself broke (not: a scenario failed,
-            which the report shows).
+        ReviewError: the features are missing or unreadable, or the review tools are not installed (not:
+            a scenario failed, which the report shows).
     """
     features_path = Path(features_dir) if features_dir is not None else default_features_dir()
-    if not (features_path / "conftest.py").is_file():
-        raise ReviewError(f"{features_path}: no feature suite here (expected tests/features of a postcart "
-                          "source checkout, with its conftest.py)")
+    if not sorted(features_path.glob("*.feature")):
+        raise ReviewError(f"{features_path}: no feature files here (expected *.feature files, like those of "
+                          f"{default_features_dir()})")
+    try:
+        from postcart.governance.features.runner import run_features
+    except ImportError as error:
+        raise ReviewError(f"the review needs {error.name or 'a package'} to run the feature files: "
+                          "pip install 'postcart[review]'") from None
     features = read_features(features_path)
     html_path = Path(output)
     md_path = Path(markdown) if markdown is not None else html_path.with_suffix(".md")
     cucumber_path = (Path(cucumber_json) if cucumber_json is not None
                      else html_path.with_name(html_path.stem + ".cucumber.json"))
-    with tempfile.TemporaryDirectory(prefix="postcart-review-") as scratch:
-        exit_code = _run_pytest(features_path, Path(scratch))
-        evidence_file = Path(scratch) / "scenarios.json"
-        if not evidence_file.is_file():
-            raise ReviewError(f"the feature run (pytest exit code {exit_code}) recorded no scenario; run "
-                              f"`pytest {features_path}` to see why")
-        evidence = json.loads(evidence_file.read_text(encoding="utf-8"))
-        cucumber_text = (Path(scratch) / "cucumber.json").read_text(encoding="utf-8")
-    result = _combine(features, evidence, json.loads(cucumber_text), exit_code)
-    result.book = _reviewed_rulebook(result.rulebook["content_hash"])
+    book = Rulebook.load(rules_dir)
+    with Engine(book) as engine:
+        run = run_features(features, engine)
+    complete = len(run.tracker.records) == sum(len(feature.scenarios) for feature in features)
+    result = _combine(features, run.tracker.evidence(complete), run.cucumber, 1 if run.failed else 0)
+    result.book = book
+    cucumber_text = json.dumps(run.cucumber, indent=1, ensure_ascii=False)
     for path, text in ((html_path, render_html(result)), (md_path, render_markdown(result)),
                        (cucumber_path, cucumber_text)):
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -249,28 +264,12 @@ def run_review(output: str | os.PathLike[str], *, markdown: str | os.PathLike[st
 
 
 def _reviewed_rulebook(content_hash: str) -> Rulebook:
-    """The rulebook the features ran on (the bundled one, or ``$POSTCART_RULES``), loaded again for the
-    sign-off document and the review file's per-rule versions and hashes."""
+    """The rulebook the scenarios ran on, when a result was made without it (default rules directory)."""
     book = Rulebook.load()
     if book.content_hash != content_hash:
         raise ReviewError(f"the features ran on rulebook {content_hash[:12]} but {book.directory} holds "
-                          f"{book.content_hash[:12]}: set POSTCART_RULES to the rules the features use")
+                          f"{book.content_hash[:12]}: pass the rules the features ran on")
     return book
-
-
-def _run_pytest(features_path: Path, scratch: Path) -> int:
-    root = features_path.resolve().parents[1]
-    env = dict(os.environ)
-    env["POSTCART_FEATURE_OUT"] = str(scratch)
-    source = str(Path(__file__).resolve().parents[2])  # the directory postcart is imported from
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (source, env.get("PYTHONPATH")) if p)
-    command = [sys.executable, "-m", "pytest", str(features_path), "-q", "-p", "no:cacheprovider",
-               f"--cucumberjson={scratch / 'cucumber.json'}"]
-    completed = subprocess.run(command, cwd=root, env=env, capture_output=True, text=True, check=False)
-    if completed.returncode not in (0, 1):
-        tail = "\n".join((completed.stdout + completed.stderr).strip().splitlines()[-15:])
-        raise ReviewError(f"the feature run failed to run (pytest exit code {completed.returncode}):\n{tail}")
-    return completed.returncode
 
 
 def _combine(features: list[GherkinFeature], evidence: dict[str, Any], cucumber: list[dict[str, Any]],
