@@ -8,6 +8,8 @@ import json
 import os
 import re
 import shutil
+import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -465,3 +467,26 @@ def test_printed_sign_off_document_is_short_and_shows_dois(page: Any, tmp_path: 
     missing = [doi for doi in cited if doi not in text]
     assert not missing, f"DOIs not printed: {missing}"
     assert "Signature" in text and book.content_hash in text
+
+
+def test_review_runs_from_the_package_without_pytest(tmp_path: Path) -> None:
+    """With pytest and pytest-bdd unimportable (an installed postcart), `postcart review` still runs every
+    bundled scenario in-process and writes the page."""
+    blocker = tmp_path / "no_pytest.py"
+    blocker.write_text(
+        "import importlib.abc, sys\n"
+        "class Block(importlib.abc.MetaPathFinder):\n"
+        "    def find_spec(self, name, path, target=None):\n"
+        "        if name.split('.')[0] in ('pytest', '_pytest', 'pytest_bdd'):\n"
+        "            raise ImportError(name, name=name)\n"
+        "sys.meta_path.insert(0, Block())\n"
+        "from postcart.cli import main\n"
+        f"sys.argv = ['postcart', 'review', '--output', {str(tmp_path / 'review.html')!r}]\n"
+        "main()\n", encoding="utf-8")
+    source = Path(review.__file__).resolve().parents[2]
+    completed = subprocess.run([sys.executable, str(blocker)], capture_output=True, text=True, check=False,
+                               cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(source)})
+    assert completed.returncode == 0, completed.stderr
+    total = sum(len(feature.scenarios) for feature in review.read_features(review.default_features_dir()))
+    assert f"{total} of {total} scenarios pass" in completed.stdout
+    assert "data-kind='rules'" in (tmp_path / "review.html").read_text(encoding="utf-8")

@@ -296,8 +296,9 @@ def review(
     markdown: Annotated[Path | None, typer.Option(help="Markdown copy (default: OUTPUT with .md).")] = None,
     cucumber_json: Annotated[Path | None, typer.Option(
         "--cucumber-json", help="Cucumber JSON (default: OUTPUT with .cucumber.json).")] = None,
-    features: Annotated[Path | None, typer.Option(help="Feature directory (default: tests/features).",
-                                                  file_okay=False)] = None,
+    features: Annotated[Path | None, typer.Option(
+        help="Feature directory (default: the feature files shipped with postcart).", file_okay=False)] = None,
+    rules: RulesOption = None,
 ) -> None:
     """Run the clinicians' feature specifications and write the review page (HTML, Markdown, Cucumber JSON).
 
@@ -314,7 +315,8 @@ def review(
     from postcart.governance.review import run_review
 
     try:
-        result = run_review(output, markdown=markdown, cucumber_json=cucumber_json, features_dir=features)
+        result = run_review(output, markdown=markdown, cucumber_json=cucumber_json, features_dir=features,
+                            rules_dir=rules)
     except PostcartError as error:
         _fail(error)
     typer.echo(f"{result.passed} of {len(result.scenarios)} scenarios pass; {result.summary}")

@@ -837,9 +837,8 @@ def render_markdown(result: ReviewResult) -> str:
            f"**{result.passed} of {len(result.scenarios)} scenarios pass.** {result.summary}."
            + (f" Rules never exercised: {', '.join(result.uncovered)}." if result.uncovered
               else " Every rule was exercised by at least one scenario."), ""]
-    out += [("Written by `postcart review --output review.html --markdown docs/feature-review.md`; a snapshot "
-             "for the rulebook hash above: regenerate it after any change to the rules or features. "
-             "✔ marks the options a scenario checks; their rationale follows the table."), ""]
+    out += [("Written by `postcart review --output review.html` beside the HTML page, for the rulebook hash "
+             "above. ✔ marks the options a scenario checks; their rationale follows the table."), ""]
     cited: dict[str, str | None] = {}
     for feature in result.features:
         out += [f"## {feature.name}", "", f"`{feature.file}` · " + " ".join(f"`{t}`" for t in feature.tags), ""]
