@@ -357,7 +357,7 @@ def review_import(
     Refused (exit code 2, saying why) when the file was altered after export or was made for other rules:
     a review of an earlier rulebook names the rules changed since.
     """
-    from postcart.governance.review import import_review
+    from postcart.governance.signoff import import_review
     from postcart.rulebook import Rulebook
 
     try:

@@ -3,7 +3,7 @@
 The test suite runs the same feature files with pytest-bdd (``tests/features/``); this runner needs
 neither pytest nor a subprocess, so an installed postcart can produce the review page. Both match a
 step's text against the same typed phrases (``clinical_steps.registry``) and call the same step
-functions, and ``tests/test_review.py`` checks that they agree on every scenario.
+functions, and ``tests/features/test_rule_coverage.py`` checks that they agree on every scenario.
 
 A step's kind is its keyword's (``And``/``But``/``*`` take the kind of the step before), as in
 pytest-bdd. Not thread-safe: the step library's registry is module state.
@@ -20,7 +20,7 @@ from postcart.governance.features.clinical_steps import outcome, patient  # noqa
 from postcart.governance.features.clinical_steps.case import PatientCase, StepRef
 from postcart.governance.features.clinical_steps.coverage import ScenarioRecord, Tracker, assessment_evidence
 from postcart.governance.features.clinical_steps.registry import STEPS, StepDefinition, unknown_step
-from postcart.governance.review import GherkinFeature, GherkinScenario
+from postcart.governance.features.gherkin import GherkinFeature, GherkinScenario
 
 __all__ = ["FeatureRun", "run_features"]
 

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from postcart import Engine, InvalidSituation
 from postcart.assessment import OptionAssessment, build_assessment
+from postcart.engine import Engine
+from postcart.errors import InvalidSituation
 from postcart.governance.features.clinical_steps.case import PatientCase
 from postcart.governance.features.clinical_steps.registry import step
 from postcart.governance.features.clinical_steps.vocabulary import (
