@@ -35,6 +35,7 @@ from postcart.governance.features.gherkin import (
     read_features,
 )
 from postcart.rulebook import Rulebook
+from postcart.rulebook import conditions as cond
 from postcart.vocabulary import option_name
 
 __all__ = [
@@ -358,20 +359,21 @@ def _coverage_html(result: ReviewResult) -> str:
             (f"<p>{_e(result.summary)}. A rule <i>fired</i> when the engine applied it to a scenario's "
              "patient; it was <i>checked</i> when a Then step asserted the verdict, question or derived fact "
              "it produces. Approve each rule at its current version, or request a change and say which.</p>"),
-            "<table><tr><th>Rule</th><th>What it does</th><th>Fired in</th><th>Checked in</th>"
-            "<th style='width:30%'>Your decision</th></tr>"]
+            "<table><tr><th>Rule</th><th>What it does</th><th>Fired in</th><th>Checked in</th></tr>"]
     for rule in result.rules:
         fired = ", ".join(f"<a href='#{_e(names[n][0])}'>{_e(names[n][1])}</a>"
                           for n in rule["fired_in"][:4] if n in names)
         if len(rule["fired_in"]) > 4:
             fired += f" and {len(rule['fired_in']) - 4} more"
         fired = fired or "<span class='bad'>never fired</span>"
-        version = book.rule(rule["id"]).version
-        rows.append(f"<tr id='r-{_e(rule['id'])}'><td><code>{_e(rule['id'])}</code> v{version}<br>"
+        loaded = book.rule(rule["id"])
+        when = "always" if loaded.condition is None else cond.render(loaded.condition, book.label)
+        rows.append(f"<tr id='r-{_e(rule['id'])}'><td><code>{_e(rule['id'])}</code> v{loaded.version}<br>"
                     f"<span class='small'>{_e(rule['file'])}:{rule['line']}</span></td>"
-                    f"<td>{_e(rule['title'])}<br><span class='small'>{_e(rule['kind'])}</span></td>"
-                    f"<td>{fired}</td><td>{len(rule['asserted_in']) or '-'}</td>"
-                    f"<td>{_decision_box('rules', rule['id'], _RULE_CHOICES, 'What should change, and why')}</td></tr>")
+                    f"<td>{_e(rule['title'])}<br><span class='small'>{_e(rule['kind'])}; when {_e(when)}</span></td>"
+                    f"<td>{fired}</td><td>{len(rule['asserted_in']) or '-'}</td></tr>"
+                    f"<tr class='screen-only'><td colspan='4'>"
+                    f"{_decision_box('rules', rule['id'], _RULE_CHOICES, 'What should change, and why')}</td></tr>")
     rows.append("</table>")
     return "\n".join(rows)
 
