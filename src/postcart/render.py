@@ -16,11 +16,11 @@ from __future__ import annotations
 import re
 import textwrap
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import Any, cast
 
 from postcart.assessment import Assessment, Citation, OptionAssessment
 from postcart.situation import field_catalogue
-from postcart.vocabulary import OPTIONS, VERDICTS, option_name, verdict_name
+from postcart.vocabulary import OPTIONS, VERDICTS, OptionName, disease_name, option_name, verdict_name
 
 __all__ = [
     "FOLLOW_UP",
@@ -57,7 +57,7 @@ def ordered_options(assessment: Assessment) -> list[OptionAssessment]:
     return sorted(assessment.options, key=lambda item: order_key(item.option, item.verdict))
 
 
-def not_addressed(assessment: Assessment) -> list[tuple[str, str]]:
+def not_addressed(assessment: Assessment) -> list[tuple[OptionName, str]]:
     """Each of the nine options without a verdict, with the reason given for it.
 
     Uses ``Assessment.not_addressed`` when the assessment carries it; otherwise every option absent from
@@ -67,7 +67,8 @@ def not_addressed(assessment: Assessment) -> list[tuple[str, str]]:
     if given is not None:
         return [(_get(item, "option"), _get(item, "reason")) for item in given]
     present = {item.option for item in assessment.options}
-    return [(name, "no rule addressed it with the information given") for name in OPTIONS if name not in present]
+    return [(cast("OptionName", name), "no rule addressed it with the information given")
+            for name in OPTIONS if name not in present]
 
 
 def pending_text(option: OptionAssessment) -> str:
@@ -107,7 +108,7 @@ def to_text(assessment: Assessment, width: int = _WIDTH, detail: bool = False) -
     ordered = ordered_options(assessment)
     numbers = _numbering(assessment, ordered, detail)
     wrap = textwrap.TextWrapper(width=width, initial_indent="    ", subsequent_indent="    ")
-    lines = [f"postcart assessment — {assessment.disease}"
+    lines = [f"postcart assessment — {disease_name(assessment.disease)}"
              + (f" — {assessment.patient_id}" if assessment.patient_id else ""), ""]
     lines += [textwrap.shorten(line, width, placeholder=" …") for line in summary_lines(assessment)]
     lines.append("")
@@ -160,7 +161,7 @@ def to_markdown(assessment: Assessment, detail: bool = False) -> str:
     """The assessment as Markdown in the reading order, with numbered references and DOI links."""
     ordered = ordered_options(assessment)
     numbers = _numbering(assessment, ordered, detail)
-    out = [f"# postcart assessment: {assessment.disease}"
+    out = [f"# postcart assessment: {disease_name(assessment.disease)}"
            + (f" ({assessment.patient_id})" if assessment.patient_id else ""), ""]
     out += [f"- {line}" for line in summary_lines(assessment)]
     out.append("")

@@ -441,20 +441,20 @@ def _walk(model: type[BaseModel], prefix: str) -> dict[str, FieldSpec]:
             maximum = getattr(meta, "le", maximum)
         title = field.title or name
         extra = field.json_schema_extra if isinstance(field.json_schema_extra, dict) else {}
-        words = {"words": _pairs(extra.get("x-words")), "said": _pairs(extra.get("x-said"))}
+        words, said = _pairs(extra.get("x-words")), _pairs(extra.get("x-said"))
         if typing.get_origin(base) is list:
             (item,) = typing.get_args(base)
-            specs[path] = FieldSpec(path, "set", title, tuple(typing.get_args(item)), **words)
+            specs[path] = FieldSpec(path, "set", title, tuple(typing.get_args(item)), words=words, said=said)
         elif typing.get_origin(base) is Literal:
-            specs[path] = FieldSpec(path, "enum", title, tuple(typing.get_args(base)), optional=optional, **words)
+            specs[path] = FieldSpec(path, "enum", title, tuple(typing.get_args(base)), optional=optional, words=words, said=said)
         elif base is bool:
-            specs[path] = FieldSpec(path, "bool", title, optional=optional, **words)
+            specs[path] = FieldSpec(path, "bool", title, optional=optional, words=words, said=said)
         elif base is int:
-            specs[path] = FieldSpec(path, "int", title, (), minimum, maximum, optional, **words)
+            specs[path] = FieldSpec(path, "int", title, (), minimum, maximum, optional, words=words, said=said)
         elif base is float:
-            specs[path] = FieldSpec(path, "float", title, (), minimum, maximum, optional, **words)
+            specs[path] = FieldSpec(path, "float", title, (), minimum, maximum, optional, words=words, said=said)
         else:
-            specs[path] = FieldSpec(path, "str", title, optional=optional, **words)
+            specs[path] = FieldSpec(path, "str", title, optional=optional, words=words, said=said)
     return specs
 
 
