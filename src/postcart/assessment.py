@@ -250,6 +250,7 @@ def explain_true(rulebook: Rulebook, rule: Rule, facts: Mapping[str, Any]) -> li
 
 
 _PLACEHOLDER = re.compile(r"\{([a-z_][a-z0-9_.]*)\}")
+_ONE_MONTH = re.compile(r"(?<![\d.])1 months\b")
 
 
 def _words_for(rulebook: Rulebook, field: str) -> tuple[Mapping[str, str], Mapping[str, str], str]:
@@ -313,7 +314,7 @@ def say(rulebook: Rulebook, field: str, facts: Mapping[str, Any]) -> str:
             return rulebook.label(field)
         return _word(rulebook, name, facts)
 
-    return _PLACEHOLDER.sub(fill, template)
+    return _ONE_MONTH.sub("1 month", _PLACEHOLDER.sub(fill, template))
 
 
 def _deciding_leaves(condition: cond.Condition, facts: Mapping[str, Any],
