@@ -74,14 +74,14 @@ def not_addressed(assessment: Assessment) -> list[tuple[OptionName, str]]:
 def pending_text(option: OptionAssessment) -> str:
     """What is still to establish for an option and what each answer would make of it ('' when nothing).
 
-    E.g. ``Is organ function adequate for transplant? adequate: recommended; not adequate: not advised``.
+    E.g. ``Is organ function adequate for transplant? adequate: recommended; not adequate: not advised.``
     """
     parts = []
     for pending in getattr(option, "pending", None) or []:
         question = _get(pending, "question") or _get(pending, "field")
         outcomes = "; ".join(f"{_get(outcome, 'value')}: {_verdict_word(_get(outcome, 'verdict'))}"
                              for outcome in _get(pending, "outcomes") or [])
-        parts.append(f"{question} {outcomes}".strip())
+        parts.append(_joined(str(question), outcomes) + ("." if outcomes else ""))
     return " ".join(parts)
 
 
@@ -110,7 +110,7 @@ def to_text(assessment: Assessment, width: int = _WIDTH, detail: bool = False) -
     wrap = textwrap.TextWrapper(width=width, initial_indent="    ", subsequent_indent="    ")
     lines = [f"postcart assessment — {disease_name(assessment.disease)}"
              + (f" — {assessment.patient_id}" if assessment.patient_id else ""), ""]
-    lines += [textwrap.shorten(line, width, placeholder=" …") for line in summary_lines(assessment)]
+    lines += summary_lines(assessment)  # one line each, whatever their length: the summary is three lines
     lines.append("")
     for verdict in VERDICTS:
         chosen = [item for item in ordered if item.verdict == verdict and item.option != FOLLOW_UP]
@@ -136,7 +136,7 @@ def to_text(assessment: Assessment, width: int = _WIDTH, detail: bool = False) -
     if assessment.missing_information:
         lines += ["STILL TO ESTABLISH", "=================="]
         for missing in assessment.missing_information:
-            wrapped = wrap.wrap(f"{_missing_name(missing)}: {missing.why}")
+            wrapped = wrap.wrap(_joined(_missing_name(missing), missing.why))
             lines += ["  * " + wrapped[0].lstrip(), *wrapped[1:]]
         lines.append("")
     follow_up = next((item for item in ordered if item.option == FOLLOW_UP), None)
@@ -185,7 +185,8 @@ def to_markdown(assessment: Assessment, detail: bool = False) -> str:
         out.append("")
     if assessment.missing_information:
         out += ["## Still to establish", ""]
-        out += [f"- **{_missing_name(missing)}**: {missing.why}" for missing in assessment.missing_information]
+        out += ["- " + _joined(f"**{_missing_name(missing)}**", missing.why)
+                for missing in assessment.missing_information]
         out.append("")
     follow_up = next((item for item in ordered if item.option == FOLLOW_UP), None)
     if follow_up is not None:
@@ -261,6 +262,13 @@ def _reference_line(number: int, citation: Citation) -> str:
 def _get(item: Any, name: str) -> Any:
     """A field of an output model, or of its JSON form (fields that other branches add arrive either way)."""
     return item.get(name) if isinstance(item, dict) else getattr(item, name, None)
+
+
+def _joined(head: str, text: str) -> str:
+    """``head: text``, or ``head text`` when the head is a question."""
+    if not text:
+        return head
+    return f"{head} {text}" if head.rstrip("*").endswith("?") else f"{head}: {text}"
 
 
 def _verdict_word(verdict: str) -> str:
