@@ -225,3 +225,25 @@ def test_evidence_level_is_shown_next_to_the_option(assessments: dict[str, Asses
     text = to_text(changed, detail=True)
     assert f"  * {option_name(option.option)}" in text and "— evidence: phase 2, single arm" in text
     assert "ELM-1 post-CAR-T cohort" in text  # the basis, in the detail
+
+
+def test_batch_html_and_cds_cards_follow_the_same_order(engine: Engine) -> None:
+    """The batch report lists each scenario's options in the reading order, then the not-addressed ones
+    with their reasons; the CDS Hooks option cards come in the same order."""
+    from postcart.batch.suite import run_suite, to_html
+    from postcart.cds_hooks.cards import build_cards
+
+    suite = run_suite([SCENARIOS / "lbcl.yaml"], engine)
+    page = to_html(suite)
+    for result in suite.results:
+        assert result.assessment is not None
+        start = page.index(f'id="{result.scenario.id}"')
+        section = page[start:page.index("</section>", start)]
+        expected = [o.option for o in ordered_options(result.assessment)]
+        expected += [name for name, _ in not_addressed(result.assessment)]
+        rows = re.findall(r"<tr><td>([a-z_]+)</td>", section)
+        assert rows == expected, result.scenario.id
+        assert summary_lines(result.assessment)[0] in section
+        cards = build_cards(result.assessment, [], "postcart").issued
+        assert [card.option for card in cards if card.kind == "option"] == [
+            o.option for o in ordered_options(result.assessment)]
