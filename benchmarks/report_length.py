@@ -5,6 +5,7 @@ scenarios/*.yaml and prints the median and the longest report, in lines. Extra a
 ``postcart evaluate`` (e.g. ``--detail``).
 
     python benchmarks/report_length.py [--per-scenario] [-- EXTRA EVALUATE ARGS]
+    PYTHONPATH=/path/to/other/checkout/src python benchmarks/report_length.py   # another version's reports
 """
 
 from __future__ import annotations
@@ -19,16 +20,16 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def report_lengths(extra: list[str]) -> dict[str, int]:
-    """Lines of the text report for each scenario id."""
-    postcart = Path(sys.executable).with_name("postcart")
-    command = [str(postcart)] if postcart.exists() else [sys.executable, "-m", "postcart"]
-    lengths: dict[str, int] = {}
+def report_lengths(extra: list[str]) -> dict[str, tuple[int, int]]:
+    """Lines of the text report for each scenario id: in all, and before the reference list."""
+    command = [sys.executable, "-m", "postcart"]  # PYTHONPATH=<other checkout>/src measures another version
+    lengths: dict[str, tuple[int, int]] = {}
     for file in sorted((ROOT / "scenarios").glob("*.yaml")):
         for entry in yaml.safe_load(file.read_text(encoding="utf-8"))["scenarios"]:
             run = subprocess.run([*command, "evaluate", str(file), "--scenario", entry["id"], *extra],
                                  capture_output=True, text=True, check=True)
-            lengths[entry["id"]] = len(run.stdout.splitlines())
+            lines = run.stdout.splitlines()
+            lengths[entry["id"]] = (len(lines), lines.index("REFERENCES") if "REFERENCES" in lines else len(lines))
     return lengths
 
 
@@ -37,11 +38,14 @@ def main(argv: list[str]) -> None:
     extra = argv[argv.index("--") + 1:] if "--" in argv else []
     lengths = report_lengths(extra)
     if per_scenario:
-        for name, count in lengths.items():
-            print(f"{count:4d}  {name}")
-    longest = max(lengths, key=lengths.__getitem__)
-    print(f"{len(lengths)} scenarios: median {statistics.median(lengths.values()):g} lines, "
-          f"longest {lengths[longest]} lines ({longest})")
+        for name, (count, clinical) in lengths.items():
+            print(f"{count:4d} {clinical:4d}  {name}")
+    totals = {name: count for name, (count, _) in lengths.items()}
+    clinical = {name: before for name, (_, before) in lengths.items()}
+    longest = max(totals, key=totals.__getitem__)
+    print(f"{len(lengths)} scenarios: median {statistics.median(totals.values()):g} lines, "
+          f"longest {totals[longest]} lines ({longest}); before the references: median "
+          f"{statistics.median(clinical.values()):g}, longest {max(clinical.values())}")
 
 
 if __name__ == "__main__":
