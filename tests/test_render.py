@@ -225,6 +225,10 @@ def test_evidence_level_is_shown_next_to_the_option(assessments: dict[str, Asses
     text = to_text(changed, detail=True)
     assert f"  * {option_name(option.option)}" in text and "— evidence: phase 2, single arm" in text
     assert "ELM-1 post-CAR-T cohort" in text  # the basis, in the detail
+    graded.evidence = SimpleNamespace(level="C", basis="off_label", detail=None, token="[evidence C · off-label]")
+    text = to_markdown(changed, detail=True)
+    assert f"### {option_name(option.option)} [evidence C · off-label]" in text  # the grade's own token
+    assert "C; off label" in text
 
 
 def test_batch_html_and_cds_cards_follow_the_same_order(engine: Engine) -> None:

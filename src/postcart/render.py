@@ -196,7 +196,9 @@ def to_markdown(assessment: Assessment, detail: bool = False) -> str:
     if detail:
         out += ["## Detail", ""]
         for option in ordered:
-            out += [f"### {option_name(option.option)}: {verdict_name(option.verdict)}", ""]
+            grade = _evidence_basis(option)
+            out += [f"### {option_name(option.option)}: {verdict_name(option.verdict)}"
+                    + (f" (evidence: {grade})" if grade else ""), ""]
             for reason in option.reasons:
                 out += [f"- `{reason.rule}` {reason.title} ({verdict_name(reason.verdict)}): {reason.rationale}"]
             out.append("")
@@ -276,17 +278,24 @@ def _verdict_word(verdict: str) -> str:
 
 
 def _evidence(option: OptionAssessment) -> str:
+    """The evidence grade beside the option's name: the grade's own token when it has one."""
     evidence = getattr(option, "evidence", None)
-    level = _get(evidence, "level") if evidence is not None else None
+    if evidence is None:
+        return ""
+    token = getattr(evidence, "token", None)
+    if isinstance(token, str) and token:
+        return f" {token}"
+    level = _get(evidence, "level")
     return f" — evidence: {level}" if level else ""
 
 
 def _evidence_basis(option: OptionAssessment) -> str:
+    """The evidence grade in full, for the detail: level, basis and the grade's own detail."""
     evidence = getattr(option, "evidence", None)
     if evidence is None:
         return ""
-    level, basis = _get(evidence, "level"), _get(evidence, "basis")
-    return "; ".join(str(part) for part in (level, basis) if part)
+    parts = (_get(evidence, "level"), _get(evidence, "basis"), _get(evidence, "detail"))
+    return "; ".join(str(part).replace("_", " ") for part in parts if part)
 
 
 def _missing_name(missing: Any) -> str:
