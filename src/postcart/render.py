@@ -24,6 +24,7 @@ from postcart.vocabulary import OPTIONS, VERDICTS, OptionName, disease_name, opt
 
 __all__ = [
     "FOLLOW_UP",
+    "evidence_token",
     "follow_up_brief",
     "not_addressed",
     "order_key",
@@ -120,7 +121,7 @@ def to_text(assessment: Assessment, width: int = _WIDTH, detail: bool = False) -
         lines += [heading, "=" * len(heading)]
         for option in chosen:
             lines.append(f"  * {option_name(option.option)} {_refs(option.citations, numbers)}"
-                         f"{_evidence(option)}".rstrip())
+                         f"{evidence_token(option)}".rstrip())
             lines += wrap.wrap(option.rationale)
             if option.because:
                 lines += wrap.wrap("Because: " + "; ".join(option.because) + ".")
@@ -172,7 +173,7 @@ def to_markdown(assessment: Assessment, detail: bool = False) -> str:
         out += [f"## {verdict_name(verdict)}", ""]
         for option in chosen:
             refs = "".join(f"[^{numbers[c.key][0]}]" for c in option.citations if c.key in numbers)
-            out += [f"### {option_name(option.option)}{_evidence(option)}", "", f"{option.rationale} {refs}".rstrip(), ""]
+            out += [f"### {option_name(option.option)}{evidence_token(option)}", "", f"{option.rationale} {refs}".rstrip(), ""]
             if option.because:
                 out += ["Because: " + "; ".join(option.because) + ".", ""]
             pending = pending_text(option)
@@ -277,8 +278,8 @@ def _verdict_word(verdict: str) -> str:
     return "not addressed" if verdict == "not_addressed" else verdict_name(verdict).lower()
 
 
-def _evidence(option: OptionAssessment) -> str:
-    """The evidence grade beside the option's name: the grade's own token when it has one."""
+def evidence_token(option: OptionAssessment) -> str:
+    """The evidence grade shown beside an option, with a leading space ('' without one)."""
     evidence = getattr(option, "evidence", None)
     if evidence is None:
         return ""

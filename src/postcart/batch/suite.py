@@ -22,7 +22,7 @@ from postcart.assessment import DISCLAIMER, Assessment
 from postcart.engine import Engine
 from postcart.errors import EvaluationError, Problem
 from postcart.evaluation import evaluate
-from postcart.render import not_addressed, ordered_options, summary_lines
+from postcart.render import evidence_token, not_addressed, ordered_options, summary_lines
 from postcart.scenarios import Mismatch, Scenario, check, load_scenarios
 from postcart.situation import flatten
 
@@ -275,7 +275,8 @@ def _scenario_html(result: ScenarioResult) -> str:
             bad = allowed is not None and option.verdict not in allowed
             citations = "<br>".join(_citation_html(c.label, c.doi, c.url) for c in option.citations)
             body.append(f"<tr><td>{esc(option.option)}</td><td class=\"{'bad' if bad else ''}\">"
-                        f"{esc(option.verdict)}</td><td>{esc(' or '.join(allowed) if allowed else '')}</td>"
+                        f"{esc(option.verdict)}{esc(evidence_token(option))}</td>"
+                        f"<td>{esc(' or '.join(allowed) if allowed else '')}</td>"
                         f"<td>{esc(', '.join(option.rules))}</td><td>{citations}</td></tr>")
         for name, reason in not_addressed(assessment):
             allowed = expected.get(name)
