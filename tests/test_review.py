@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import html
 import json
@@ -13,6 +14,7 @@ import sys
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pypdf
@@ -26,7 +28,7 @@ from postcart.errors import RuleDefinitionError
 from postcart.governance import review
 from postcart.governance.catalogue import render_catalogue
 from postcart.governance.check import Findings, review_findings
-from postcart.rulebook import default_rules_dir
+from postcart.rulebook import Rule, default_rules_dir
 from postcart.rulebook.model import review_checksum
 from tests.conftest import BASELINE
 
@@ -490,3 +492,21 @@ def test_review_runs_from_the_package_without_pytest(tmp_path: Path) -> None:
     total = sum(len(feature.scenarios) for feature in review.read_features(review.default_features_dir()))
     assert f"{total} of {total} scenarios pass" in completed.stdout
     assert "data-kind='rules'" in (tmp_path / "review.html").read_text(encoding="utf-8")
+
+
+def test_printed_rule_shows_its_evidence_grade_only_when_it_has_one() -> None:
+    """A rule carrying `evidence` prints its level and basis on paper; a rule without prints no line for it."""
+    from postcart.governance.signoff import _print_rule
+
+    @dataclasses.dataclass(frozen=True)
+    class GradedRule(Rule):
+        evidence: Any = None
+
+    book = Rulebook.load()
+    rule = book.rule(_EDITED_RULE)
+    graded = GradedRule(**{f.name: getattr(rule, f.name) for f in dataclasses.fields(rule)},
+                        evidence=SimpleNamespace(level="moderate", basis="phase_2_trials"))
+    assert "<p>Evidence: moderate; phase 2 trials</p>" in _print_rule(book, graded, [])
+    plain = _print_rule(book, rule, ["Late relapse with CD19 retained"])
+    assert "Evidence:" not in plain
+    assert "doi:<span class='doi'>" in plain and "Exercised by 1 scenario(s): Late relapse with CD19 retained" in plain

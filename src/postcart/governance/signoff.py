@@ -51,6 +51,15 @@ def _what_it_does(book: Rulebook, rule: Rule) -> str:
     return ""
 
 
+def _evidence_grade(evidence: object) -> str:
+    """A rule's evidence grade in words (its level and basis), '' for a rule without ``evidence``."""
+    if evidence is None or isinstance(evidence, str):
+        return evidence or ""
+    fields = evidence if isinstance(evidence, dict) else vars(evidence) if hasattr(evidence, "__dict__") else {}
+    words = [str(fields.get(name)).replace("_", " ") for name in ("level", "basis") if fields.get(name)]
+    return "; ".join(words) or str(evidence)
+
+
 def _print_rule(book: Rulebook, rule: Rule, scenarios: list[str]) -> str:
     when = "always" if rule.condition is None else cond.render(rule.condition, book.label)
     parts = [f"<div class='p-rule'><span class='p-box' data-mirror='rules|{_e(rule.id)}' "
@@ -61,9 +70,8 @@ def _print_rule(book: Rulebook, rule: Rule, scenarios: list[str]) -> str:
     because = rule.suggestion.rationale if rule.suggestion else rule.question.why if rule.question else None
     if because:
         parts.append(f"<p class='p-why'>{_e(' '.join(because.split()))}</p>")
-    evidence = getattr(rule, "evidence", None)
-    if evidence:
-        grade = getattr(evidence, "grade", evidence)
+    grade = _evidence_grade(getattr(rule, "evidence", None))
+    if grade:
         parts.append(f"<p>Evidence: {_e(grade)}</p>")
     then = rule.suggestion or rule.question
     citations = then.citations if then is not None else ()
