@@ -21,6 +21,7 @@ from postcart.cds_hooks.fhir import (
     LOCAL_FIELD_SYSTEM,
     LOCAL_FIELDS,
     LOCAL_VALUE_SYSTEM,
+    NoCarTFailure,
     bundle_from_situation,
     situation_from_fhir,
 )
@@ -168,7 +169,7 @@ def test_two_diseases_are_refused(bundle: dict[str, Any]) -> None:
                                          "subject": {"reference": f"Patient/{PATIENT}"}}})
     with pytest.raises(InvalidSituation) as error:
         situation_from_fhir({"bundle": bundle}, PATIENT)
-    assert "several diseases" in _problems(error)["disease"]
+    assert "several active diseases" in _problems(error)["disease"]
 
 
 def test_an_undocumented_optional_field_stays_unknown_and_is_noted(bundle: dict[str, Any]) -> None:
@@ -223,10 +224,10 @@ def test_unread_resources_and_codes_are_listed(bundle: dict[str, Any]) -> None:
     bundle["entry"].append({"resource": {"resourceType": "AllergyIntolerance", "id": "a1",
                                          "patient": {"reference": f"Patient/{PATIENT}"}}})
     bundle["entry"].append({"resource": {"resourceType": "Observation", "id": "hb", "status": "final",
-                                         "code": {"coding": [{"system": "http://loinc.org", "code": "718-7"}]},
+                                         "subject": {"reference": f"Patient/{PATIENT}"}, "code": {"coding": [{"system": "http://loinc.org", "code": "718-7"}]},
                                          "valueQuantity": {"value": 11.2}}})
     bundle["entry"].append({"resource": {"resourceType": "Observation", "id": "hb2", "status": "final",
-                                         "code": {"coding": [{"system": "http://loinc.org", "code": "718-7"}]},
+                                         "subject": {"reference": f"Patient/{PATIENT}"}, "code": {"coding": [{"system": "http://loinc.org", "code": "718-7"}]},
                                          "valueQuantity": {"value": 10.9}}})
     messages = [note.message for note in situation_from_fhir({"bundle": bundle}, PATIENT).notes]
     assert "1 resources of a type postcart does not read, not used: AllergyIntolerance" in messages
@@ -252,10 +253,16 @@ def test_invalid_fhir_is_refused_naming_the_entry(bundle: dict[str, Any]) -> Non
 
 
 def test_prefetch_values_that_are_not_resources_are_refused() -> None:
-    """A prefetch value that is not a resource (a list, a typeless object, an unknown type) is refused."""
+    """A prefetch value that is not a resource (a list, a typeless object) is refused, each named."""
     with pytest.raises(InvalidSituation) as error:
         situation_from_fhir({"a": [1], "b": {"id": "x"}, "c": {"resourceType": "NotAThing"}}, PATIENT)
-    assert set(_problems(error)) == {"prefetch.a", "prefetch.b", "prefetch.c"}
+    assert set(_problems(error)) == {"prefetch.a", "prefetch.b"}
+
+
+def test_an_unknown_resource_type_is_listed_not_refused(bundle: dict[str, Any]) -> None:
+    """A resource type postcart does not know is left out and listed; the call is still answered."""
+    mapping = situation_from_fhir({"bundle": bundle, "odd": {"resourceType": "NotAThing", "id": "n"}}, PATIENT)
+    assert "1 resources of a type postcart does not read, not used: NotAThing" in [n.message for n in mapping.notes]
 
 
 def test_contradictory_record_is_refused_naming_the_fields(bundle: dict[str, Any]) -> None:
@@ -321,6 +328,8 @@ def test_any_mangled_bundle_maps_or_is_refused_with_located_problems(bundle: dic
     problems: list[Any] = []
     try:
         mapping = situation_from_fhir({"bundle": bundle}, PATIENT)
+    except NoCarTFailure as nothing:
+        assert nothing.reason  # the infusion or the failure was dropped: no guidance applies, and it says why
     except InvalidSituation as error:
         problems = error.problems
         assert problems, "an InvalidSituation must list its problems"
