@@ -1,15 +1,22 @@
 """The CDS Hooks 2.0 service: FHIR in, cards out, feedback stored. Thin: no clinical logic here.
 
 - ``GET /cds-services``: discovery, one ``patient-view`` service with its prefetch templates.
-- ``POST /cds-services/{id}``: a hook call; the prefetch (FHIR R4) is mapped to a situation
-  (``postcart.cds_hooks.fhir``), assessed (``postcart.evaluate``) and answered as cards (``postcart.cds_hooks.cards``).
-- ``POST /cds-services/{id}/feedback``: accepted / overridden outcomes with their coded reasons.
+- ``POST /cds-services/{id}``: a hook call; the prefetch (FHIR R4, or what is fetched from ``fhirServer`` with
+  ``fhirAuthorization`` when prefetch keys are missing) is mapped to a situation (``postcart.cds_hooks.fhir``),
+  assessed (``postcart.evaluate``) and answered as cards (``postcart.cds_hooks.cards``); a patient with no
+  CAR-T failure on record gets ``{"cards": []}``.
+- ``POST /cds-services/{id}/feedback``: accepted / overridden outcomes, once per card and outcome, from the
+  client the card was issued to.
 - ``GET /reports/override-rates``: each rule's override rate.
+- ``GET /assessments/{token}``: the full assessment behind a call's cards, for one hour (memory only).
 
-Bad input gets a 4xx naming the reason (400 malformed request or wrong hook, 404 unknown service or card,
-412 no prefetch, 413 body too large, 422 FHIR data that cannot be mapped); an unexpected fault gets a 500
-with a reference id and no internals, and the service keeps serving. Logs carry the status and the kind of
-problem, never the request's content: patient data is not logged.
+Every call but discovery needs the client's JWT (``postcart.cds_hooks.auth``), unless the service runs with
+``insecure_no_auth`` for local development. Bad input gets a 4xx naming the reason (400 malformed request or
+wrong hook, 401 no or bad JWT, 404 unknown service or card, 412 prefetch keys missing and the FHIR server not
+reachable, 413 body too large, 422 FHIR data that cannot be mapped, with what the record held); an unexpected
+fault gets a 500 with a reference id and no internals, and the service keeps serving. Recording cards and
+feedback never fails a hook call. Logs carry the status and the kind of problem, never the request's
+content: patient data is not logged.
 
 Run with ``postcart serve`` (needs the ``service`` extra).
 """
@@ -18,32 +25,43 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
+import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
-from typing import Any, Literal
+from dataclasses import dataclass, field
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
-from fastapi import FastAPI, Request
+import httpx
+from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import JSONResponse, PlainTextResponse
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from postcart.assessment import DISCLAIMER, Assessment
-from postcart.evaluation import evaluate
+from postcart.cds_hooks.auth import AuthenticationFailed, Authenticator, TrustedIssuer
 from postcart.cds_hooks.cards import OVERRIDE_REASON_SYSTEM, OVERRIDE_REASONS, build_cards
-from postcart.engine import Engine
-from postcart.errors import PostcartError, Problem
-from postcart.cds_hooks.feedback import DEFAULT_DATABASE_URL, FeedbackStore
+from postcart.cds_hooks.feedback import DEFAULT_DATABASE_URL, CardRecorder, FeedbackStore
 from postcart.cds_hooks.fhir import (
+    DISEASE_STATUS_LOINC,
     ECOG_LOINC,
     LOCAL_FIELD_SYSTEM,
     LOCAL_FIELDS,
     LOINC,
+    NoCarTFailure,
+    collect_resources,
     situation_from_fhir,
 )
+from postcart.engine import Engine
+from postcart.errors import InvalidSituation, PostcartError, Problem
+from postcart.evaluation import evaluate
+from postcart.render import to_markdown
 from postcart.rulebook import Rulebook
 from postcart.situation import PatientSituation
 
@@ -66,6 +84,18 @@ class Settings:
     database_url: str = DEFAULT_DATABASE_URL
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     rules_dir: str | None = None
+    #: The URL clients call (the JWT's aud), e.g. https://cds.example.org; also the base of assessment links.
+    public_url: str = "http://127.0.0.1:8080"
+    #: Clients allowed to call (``postcart.cds_hooks.auth.load_trusted_issuers``); empty: nobody, unless insecure.
+    trusted_issuers: tuple[TrustedIssuer, ...] = ()
+    #: Local development only: no JWT is required (a warning is logged on every start).
+    insecure_no_auth: bool = False
+    #: Browser origins allowed to call (CORS), e.g. the CDS Hooks sandbox.
+    cors_origins: tuple[str, ...] = ()
+    #: Seconds allowed for all requests to the EHR's FHIR server during one hook call.
+    fhir_timeout_seconds: float = 10.0
+    #: Fetch from a plain-http FHIR server other than loopback (tests, closed networks); https otherwise.
+    allow_http_fhir_server: bool = False
 
     @classmethod
     def from_env(cls, **overrides: Any) -> Settings:
@@ -166,15 +196,19 @@ class ErrorOut(BaseModel):
     error: str
     message: str
     problems: list[ProblemOut] = []
+    present: dict[str, int] | None = Field(
+        default=None, description="On a 422: how many resources of each type the record held (no content).")
 
 
 # ---- errors -------------------------------------------------------------------------------------------
 
 class _ClientError(HTTPException):
-    def __init__(self, status: int, error: str, message: str, problems: list[Problem] | None = None) -> None:
-        super().__init__(status, message)
+    def __init__(self, status: int, error: str, message: str, problems: list[Problem] | None = None,
+                 present: dict[str, int] | None = None, headers: dict[str, str] | None = None) -> None:
+        super().__init__(status, message, headers=headers)
         self.error = error
         self.problems = problems or []
+        self.present = present
 
 
 class _TooLarge(_ClientError):
@@ -182,10 +216,15 @@ class _TooLarge(_ClientError):
         super().__init__(413, "body_too_large", f"request body larger than {limit} bytes")
 
 
-def _error_response(status: int, error: str, message: str, problems: list[Problem] | None = None) -> JSONResponse:
-    body = ErrorOut(error=error, message=message, problems=[ProblemOut(**vars(p)) for p in problems or []])
+def _error_response(status: int, error: str, message: str, problems: list[Problem] | None = None,
+                    present: dict[str, int] | None = None, headers: Mapping[str, str] | None = None) -> JSONResponse:
+    body = ErrorOut(error=error, message=message, problems=[ProblemOut(**vars(p)) for p in problems or []],
+                    present=present)
     log.info("answered %s %s (%d problems)", status, error, len(problems or []))
-    return JSONResponse(body.model_dump(), status_code=status)
+    data = body.model_dump()
+    if present is None:
+        data.pop("present")
+    return JSONResponse(data, status_code=status, headers=headers)
 
 
 class _Guard:
@@ -261,31 +300,83 @@ def _too_large_response(limit: int) -> JSONResponse:
 
 # ---- the app ------------------------------------------------------------------------------------------
 
+#: Prefetch templates by key: what the service reads, and nothing else (data minimisation).
+def prefetch_templates() -> dict[str, str]:
+    observation_codes = ",".join([f"{LOINC}|{ECOG_LOINC}", f"{LOINC}|{DISEASE_STATUS_LOINC}"]
+                                 + [f"{LOCAL_FIELD_SYSTEM}|{path}" for path in LOCAL_FIELDS])
+    return {
+        "patient": "Patient/{{context.patientId}}",
+        # no code filter: FHIR token search is exact, and ICD-10-CM sub-codes (C83.38) must reach postcart
+        "conditions": "Condition?patient={{context.patientId}}",
+        "observations": "Observation?patient={{context.patientId}}&code=" + observation_codes,
+        "medicationAdministrations": "MedicationAdministration?patient={{context.patientId}}",
+        "procedures": "Procedure?patient={{context.patientId}}",
+    }
+
+
 def discovery_document() -> dict[str, Any]:
     """The CDS Hooks discovery response: one patient-view service with minimal prefetch templates."""
-    observation_codes = ",".join([f"{LOINC}|{ECOG_LOINC}"] + [f"{LOCAL_FIELD_SYSTEM}|{path}" for path in LOCAL_FIELDS])
     return {"services": [{
         "hook": HOOK,
         "id": SERVICE_ID,
         "title": "postcart: next steps after CAR-T cell therapy failure",
         "description": "Suggests next steps after CAR-T failure (verdicts, rationale, citations) from the "
                        "patient's FHIR record. " + DISCLAIMER,
-        "prefetch": {
-            "patient": "Patient/{{context.patientId}}",
-            # no code filter: FHIR token search is exact, and ICD-10-CM sub-codes (C83.38) must reach postcart
-            "conditions": "Condition?patient={{context.patientId}}",
-            "observations": "Observation?patient={{context.patientId}}&code=" + observation_codes,
-            "medicationAdministrations": "MedicationAdministration?patient={{context.patientId}}",
-            "procedures": "Procedure?patient={{context.patientId}}",
-        },
-        "usageRequirements": "Send the prefetch: this service never queries the FHIR server itself.",
+        "prefetch": prefetch_templates(),
+        "usageRequirements": "Send the prefetch, or fhirServer with fhirAuthorization (read access to Patient, "
+                             "Condition, Observation, MedicationAdministration, Procedure) for the keys not sent.",
     }]}
+
+
+@dataclass
+class _Assessments:
+    """Assessments behind issued cards, in memory only, for the card's link; one hour, at most 2000."""
+
+    ttl_seconds: float = 3600.0
+    limit: int = 2000
+    items: OrderedDict[str, tuple[float, str]] = field(default_factory=OrderedDict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def put(self, text: str) -> str:
+        token = uuid.uuid4().hex
+        with self.lock:
+            self.items[token] = (time.monotonic() + self.ttl_seconds, text)
+            while len(self.items) > self.limit:
+                self.items.popitem(last=False)
+        return token
+
+    def get(self, token: str) -> str | None:
+        with self.lock:
+            found = self.items.get(token)
+        if found is None or found[0] < time.monotonic():
+            return None
+        return found[1]
+
+
+def _open_store(url: str) -> FeedbackStore | None:
+    try:
+        return FeedbackStore(url)
+    except Exception as error:  # the hooks still answer: cards are given, feedback cannot be kept
+        log.error("feedback store unavailable (%s): hook calls are answered, cards and feedback are not recorded",
+                  type(error).__name__)
+        return None
+
+
+def _whole_record(prefetch: Mapping[str, Any]) -> bool:
+    """A prefetch under a key that is not a template key, holding a Bundle: the client sent the whole record."""
+    templates = prefetch_templates()
+    return any(key not in templates and isinstance(value, Mapping) and value.get("resourceType") == "Bundle"
+               for key, value in prefetch.items())
 
 
 def create_app(settings: Settings | None = None, evaluator: Evaluator | None = None) -> FastAPI:
     """The FastAPI application. ``evaluator`` replaces ``postcart.evaluate`` (tests inject faults)."""
     settings = settings or Settings.from_env()
-    store = FeedbackStore(settings.database_url)
+    store = _open_store(settings.database_url)
+    recorder = CardRecorder(store)
+    assessments = _Assessments()
+    public_url = settings.public_url.rstrip("/")
+    authenticator = None if settings.insecure_no_auth else Authenticator(list(settings.trusted_issuers), public_url)
     if evaluator is None:
         engine = Engine(Rulebook.load(settings.rules_dir))
 
@@ -297,8 +388,13 @@ def create_app(settings: Settings | None = None, evaluator: Evaluator | None = N
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        if settings.insecure_no_auth:
+            log.warning("INSECURE: running without authentication (--insecure-no-auth); any caller gets cards and "
+                        "can post feedback. For local development only.")
         yield
-        store.close()
+        recorder.close()
+        if store is not None:
+            store.close()
         if engine is not None:
             engine.close()
 
@@ -309,6 +405,8 @@ def create_app(settings: Settings | None = None, evaluator: Evaluator | None = N
         description="CDS Hooks 2.0 decision support after CAR-T failure. " + DISCLAIMER,
     )
     app.state.store = store
+    app.state.recorder = recorder
+    app.state.authenticator = authenticator
     app.state.settings = settings
 
     @app.exception_handler(RequestValidationError)
@@ -332,7 +430,8 @@ def create_app(settings: Settings | None = None, evaluator: Evaluator | None = N
     @app.exception_handler(HTTPException)
     async def _http_error(request: Request, error: HTTPException) -> JSONResponse:
         if isinstance(error, _ClientError):
-            return _error_response(error.status_code, error.error, str(error.detail), error.problems)
+            return _error_response(error.status_code, error.error, str(error.detail), error.problems, error.present,
+                                   error.headers)
         if error.status_code == 400:  # FastAPI could not read the body (not UTF-8, or JSON nested too deeply)
             return _error_response(400, "malformed_json", "the body could not be read as JSON (not UTF-8, or "
                                    "nested too deeply)")
@@ -349,30 +448,48 @@ def create_app(settings: Settings | None = None, evaluator: Evaluator | None = N
         return discovery_document()
 
     @app.post("/cds-services/{service_id}", response_model=CardsResponse, summary="Call the service",
-              responses={400: {"model": ErrorOut}, 404: {"model": ErrorOut}, 412: {"model": ErrorOut},
-                         413: {"model": ErrorOut}, 422: {"model": ErrorOut}})
-    def call_service(service_id: str, request: HookRequest) -> dict[str, Any]:
+              responses={400: {"model": ErrorOut}, 401: {"model": ErrorOut}, 404: {"model": ErrorOut},
+                         412: {"model": ErrorOut}, 413: {"model": ErrorOut}, 422: {"model": ErrorOut}})
+    def call_service(service_id: str, request: HookRequest, caller: Caller) -> dict[str, Any]:
         _check_service(service_id)
         if request.hook != HOOK:
             raise _ClientError(400, "wrong_hook", f"service {SERVICE_ID!r} answers the {HOOK!r} hook, not "
                                f"{request.hook[:64]!r}")
-        if not request.prefetch:
-            raise _ClientError(412, "prefetch_required", "no prefetch: send the FHIR data named by the "
-                               "discovery's prefetch templates (this service does not query the FHIR server)")
+        prefetch = dict(request.prefetch or {})
+        missing = [] if _whole_record(prefetch) else [key for key in prefetch_templates() if key not in prefetch]
+        missing += [key for key, value in prefetch.items() if isinstance(value, Mapping)
+                    and value.get("resourceType") == "OperationOutcome" and key in prefetch_templates()
+                    and request.fhirAuthorization is not None]
+        if missing:
+            prefetch.update(_fetch(request, missing, settings))
         try:
-            mapping = situation_from_fhir(request.prefetch, request.context.patientId)
+            mapping = situation_from_fhir(prefetch, request.context.patientId)
+        except NoCarTFailure:
+            return {"cards": []}  # CDS Hooks: no decision support for this patient is an empty list of cards
         except PostcartError as error:
             problems = getattr(error, "problems", [])
             raise _ClientError(422, "unusable_fhir_data", "the FHIR data cannot be mapped to a patient "
-                               "situation: required data is missing, invalid or contradictory", problems) from None
+                               "situation: required data is missing, invalid or contradictory", problems,
+                               _present(prefetch)) from None
         assessment = run(mapping.situation)
-        cards = build_cards(assessment, mapping.notes, SERVICE_ID)
-        store.record_cards(cards.issued)
+        token = assessments.put(to_markdown(assessment))
+        cards = build_cards(assessment, mapping.notes, SERVICE_ID, f"{public_url}/assessments/{token}")
+        recorder.record(cards.issued, caller)
         return {"cards": cards.cards}
 
+    @app.get("/assessments/{token}", summary="The full assessment behind a call's cards (one hour)",
+             response_class=PlainTextResponse, responses={404: {"model": ErrorOut}})
+    def assessment_page(token: str) -> PlainTextResponse:
+        text = assessments.get(token)
+        if text is None:
+            raise _ClientError(404, "unknown_assessment", "no such assessment: links expire after one hour")
+        return PlainTextResponse(text, media_type="text/markdown; charset=utf-8",
+                                 headers={"Cache-Control": "no-store"})
+
     @app.post("/cds-services/{service_id}/feedback", summary="Feedback on cards",
-              responses={400: {"model": ErrorOut}, 404: {"model": ErrorOut}})
-    def feedback(service_id: str, request: FeedbackRequest) -> dict[str, int]:
+              responses={400: {"model": ErrorOut}, 401: {"model": ErrorOut}, 404: {"model": ErrorOut},
+                         503: {"model": ErrorOut}})
+    def feedback(service_id: str, request: FeedbackRequest, caller: Caller) -> dict[str, int]:
         _check_service(service_id)
         problems: list[Problem] = []
         rows: list[dict[str, Any]] = []
@@ -384,30 +501,136 @@ def create_app(settings: Settings | None = None, evaluator: Evaluator | None = N
                                         "reason", "no overrideReason with outcome accepted", "an overrideReason"))
             if item.overrideReason is not None and item.overrideReason.reason is not None:
                 reason = item.overrideReason.reason
-                if reason.system not in (None, OVERRIDE_REASON_SYSTEM) or reason.code not in OVERRIDE_REASONS:
+                if reason.system in (None, OVERRIDE_REASON_SYSTEM) and reason.code not in OVERRIDE_REASONS:
                     problems.append(Problem(f"{where}.overrideReason.reason", "not one of the card's override "
                                             "reasons", f"{OVERRIDE_REASON_SYSTEM} code one of "
                                             + ", ".join(OVERRIDE_REASONS), f"{reason.system}|{reason.code}"[:100]))
-                code = reason.code
+                # CDS Hooks 2.0.1: a client MAY add its own override reasons; kept as 'ehr:' + its code
+                code = reason.code if reason.system in (None, OVERRIDE_REASON_SYSTEM) else f"ehr:{reason.code}"[:64]
             rows.append({"card": item.card, "outcome": item.outcome, "override_reason": code,
                          "accepted_suggestions": len(item.acceptedSuggestions),
                          "outcome_at": item.outcomeTimestamp})
         if problems:
             raise _ClientError(400, "invalid_feedback", "the feedback cannot be stored", problems)
+        if store is None:
+            raise _ClientError(503, "feedback_unavailable", "the feedback store is unavailable; feedback is not kept")
+        recorder.flush()
         cards = [item.card for item in request.feedback]
-        known = store.known_cards(cards, SERVICE_ID)
-        unknown = [card for card in cards if card not in known]
-        if unknown:
-            raise _ClientError(404, "unknown_card", "feedback on cards this service did not issue",
-                               [Problem("feedback.card", "unknown card uuid", "the uuid of a card this service "
-                                        "returned", card[:64]) for card in dict.fromkeys(unknown)])
-        return {"stored": store.record_feedback(rows)}
+        try:
+            known = store.known_cards(cards, SERVICE_ID, caller)
+            unknown = [card for card in cards if card not in known]
+            if unknown:
+                raise _ClientError(404, "unknown_card", "feedback on cards this service did not issue to this "
+                                   "client", [Problem("feedback.card", "unknown card uuid", "the uuid of a card this "
+                                                      "service returned to the caller", card[:64])
+                                              for card in dict.fromkeys(unknown)])
+            return {"stored": store.record_feedback(rows)}
+        except _ClientError:
+            raise
+        except Exception as error:
+            log.error("feedback not recorded (%s)", type(error).__name__)
+            raise _ClientError(503, "feedback_unavailable", "the feedback could not be stored; try again later") from None
 
-    @app.get("/reports/override-rates", response_model=OverrideReport, summary="Override rate per rule")
-    def override_report() -> dict[str, Any]:
+    @app.get("/reports/override-rates", response_model=OverrideReport, summary="Override rate per rule",
+             responses={401: {"model": ErrorOut}, 503: {"model": ErrorOut}})
+    def override_report(caller: Caller) -> dict[str, Any]:
+        if store is None:
+            raise _ClientError(503, "feedback_unavailable", "the feedback store is unavailable")
+        recorder.flush()
         return {"rules": [rate.as_json() for rate in store.override_rates()],
                 "override_reasons": store.override_reasons(), "disclaimer": DISCLAIMER}
 
+    if settings.cors_origins:
+        app.add_middleware(CORSMiddleware, allow_origins=list(settings.cors_origins), allow_methods=["GET", "POST"],
+                           allow_headers=["Authorization", "Content-Type"], max_age=600)
     app.add_middleware(_Guard, max_body_bytes=settings.max_body_bytes)
     return app
 
+
+def _authenticated(request: Request) -> str | None:
+    """The verified issuer of the caller's JWT (None when the service runs without authentication)."""
+    authenticator: Authenticator | None = request.app.state.authenticator
+    if authenticator is None:
+        return None
+    try:
+        return authenticator.verify(request.headers.get("authorization"), request.url.path)
+    except AuthenticationFailed as error:
+        raise _ClientError(401, "unauthorized", str(error),
+                           headers={"WWW-Authenticate": 'Bearer realm="postcart"'}) from None
+
+
+Caller = Annotated[str | None, Depends(_authenticated)]
+
+
+def _present(prefetch: Mapping[str, Any]) -> dict[str, int]:
+    """How many resources of each type the prefetch held: what a 422 says was there (no content)."""
+    try:
+        entries, _ = collect_resources(prefetch)
+    except InvalidSituation:
+        return {}
+    counts: dict[str, int] = {}
+    for entry in entries:
+        kind = entry.kind[:64]
+        counts[kind] = counts.get(kind, 0) + 1
+    return dict(sorted(counts.items()))
+
+
+def _fetch(request: HookRequest, keys: list[str], settings: Settings) -> dict[str, Any]:
+    """The missing prefetch keys, read from the client's FHIR server with its access token.
+
+    Raises:
+        _ClientError: 412 when no FHIR access was given or the server could not be read (naming why).
+    """
+    authorization = request.fhirAuthorization or {}
+    token = authorization.get("access_token")
+    server = (request.fhirServer or "").rstrip("/")
+    if not server or not isinstance(token, str) or not token or str(authorization.get("token_type", "")).lower() != "bearer":
+        raise _ClientError(412, "prefetch_required", "prefetch keys missing and no FHIR server access given: send "
+                           "them, or fhirServer with fhirAuthorization (a Bearer access_token)",
+                           [Problem(f"prefetch.{key}", "missing", prefetch_templates()[key], "not sent")
+                            for key in keys])
+    parts = urlsplit(server)
+    loopback = parts.hostname in ("127.0.0.1", "localhost", "::1")
+    if parts.scheme != "https" and not (parts.scheme == "http" and (loopback or settings.allow_http_fhir_server)):
+        raise _ClientError(412, "prefetch_required", "prefetch keys missing and fhirServer is not an https URL: "
+                           "this service reads FHIR only over TLS", [Problem("fhirServer", "not https", "https://...",
+                                                                            parts.scheme or "no scheme")])
+    patient = request.context.patientId
+    deadline = time.monotonic() + settings.fhir_timeout_seconds
+    fetched: dict[str, Any] = {}
+    headers = {"Authorization": f"Bearer {token}", "Accept": "application/fhir+json"}
+    try:
+        with httpx.Client(timeout=settings.fhir_timeout_seconds, headers=headers, follow_redirects=False) as http:
+            for key in keys:
+                url: str | None = f"{server}/{prefetch_templates()[key].replace('{{context.patientId}}', patient)}"
+                pages: list[Any] = []
+                while url is not None and len(pages) < 20:
+                    if time.monotonic() > deadline:
+                        raise httpx.TimeoutException("deadline")
+                    response = http.get(url)
+                    if response.status_code == 404 and key == "patient":
+                        break
+                    if response.status_code != 200:
+                        raise _ClientError(412, "fhir_server_error", f"the FHIR server answered HTTP "
+                                           f"{response.status_code} when reading the {key!r} data",
+                                           [Problem(f"prefetch.{key}", f"HTTP {response.status_code} from the FHIR "
+                                                    "server", "HTTP 200 with FHIR JSON", str(response.status_code))])
+                    page = response.json()
+                    pages.append(page)
+                    url = None
+                    links = page.get("link") if isinstance(page, Mapping) else None
+                    for link in links if isinstance(links, list) else []:
+                        target = link.get("url") if isinstance(link, Mapping) else None
+                        if link.get("relation") == "next" and isinstance(target, str) and target.startswith(server):
+                            url = target  # paging stays on the same server
+                fetched[key] = (pages[0] if len(pages) == 1 else
+                                {"resourceType": "Bundle", "type": "collection", "entry": [
+                                    {"resource": page} for page in pages]} if pages else None)
+    except _ClientError:
+        raise
+    except (httpx.HTTPError, ValueError) as error:
+        raise _ClientError(412, "fhir_server_unreachable", f"the FHIR server could not be read "
+                           f"({type(error).__name__}); prefetch keys missing: {', '.join(keys)}",
+                           [Problem(f"prefetch.{key}", "could not be fetched", prefetch_templates()[key],
+                                    type(error).__name__) for key in keys]) from None
+    return fetched
