@@ -12,7 +12,8 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, Self
 
@@ -22,15 +23,19 @@ pytest.importorskip("fastapi")
 pytest.importorskip("fhir.resources")
 
 import httpx
+import jwt
 import schemathesis
 import uvicorn
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from hypothesis import HealthCheck, given, settings
+from sqlalchemy import event
 from typer.testing import CliRunner
 
 from postcart import evaluate
 from postcart.cds_hooks.cards import OVERRIDE_REASON_SYSTEM
 from postcart.cli import app as cli_app
 from postcart.cds_hooks.feedback import FeedbackStore
+from postcart.cds_hooks.auth import TrustedIssuer
 from postcart.cds_hooks.service import SERVICE_ID, Settings, create_app
 
 from .fhir_strategies import mangled_bundles
@@ -40,15 +45,37 @@ EXAMPLE = ROOT / "examples" / "fhir" / "lbcl-late-relapse-fit-donor.json"
 PATIENT = "demo-lbcl-01"
 SECRET = "Zyxwvut-Secret-Name"  # a patient detail that must never reach a log or an error body
 VERDICT_WORDS = {"Recommended": "recommended", "Consider": "consider", "Not advised": "not_advised"}
+ISSUER = "https://ehr.example/cds-client"
+SIGNING_KEY = ec.generate_private_key(ec.SECP384R1())  # the test EHR's key pair (ES384)
+SIGNING_JWK = {**json.loads(jwt.algorithms.ECAlgorithm.to_jwk(SIGNING_KEY.public_key())), "kid": "ehr-1",
+               "use": "sig", "alg": "ES384"}
+SERVICE_PATH = f"/cds-services/{SERVICE_ID}"
+
+
+def _token(audience: str, *, key: Any = SIGNING_KEY, algorithm: str = "ES384", issuer: str = ISSUER,
+           lifetime: int = 300, issued: float | None = None, jti: str | None = None, kid: str = "ehr-1") -> str:
+    """A CDS Client JWT as the EHR would sign it; every claim can be changed to make it wrong."""
+    now = time.time() if issued is None else issued
+    claims = {"iss": issuer, "aud": audience, "iat": int(now), "exp": int(now) + lifetime,
+              "jti": jti or str(uuid.uuid4())}
+    return jwt.encode(claims, key, algorithm=algorithm, headers={"kid": kid, "typ": "JWT"})
+
+
+def _issuers() -> tuple[TrustedIssuer, ...]:
+    return (TrustedIssuer(ISSUER, {"keys": [SIGNING_JWK]}),)
 
 
 class LiveServer:
-    """A uvicorn server on a loopback socket, in a thread, for one test module."""
+    """A uvicorn server on a loopback socket, in a thread, for one test module.
+
+    ``app`` is the application, or a function of the server's URL that makes it (its public URL for ``aud``).
+    """
 
     def __init__(self, app: Any) -> None:
         self.socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.socket.bind(("127.0.0.1", 0))
         self.url = f"http://127.0.0.1:{self.socket.getsockname()[1]}"
+        app = app(self.url) if callable(app) and not hasattr(app, "router") else app
         # log_config=None: uvicorn leaves logging alone, so its records reach pytest's caplog
         config = uvicorn.Config(app, log_config=None, log_level="info", lifespan="on")
         self.server = uvicorn.Server(config)
@@ -74,15 +101,42 @@ def database(tmp_path_factory: pytest.TempPathFactory) -> str:
     return f"sqlite:///{tmp_path_factory.mktemp('cds') / 'feedback.sqlite3'}"
 
 
+def _settings(url: str, database: str, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {"database_url": database, "max_body_bytes": 256 * 1024, "public_url": url,
+                              "trusted_issuers": _issuers()}
+    values.update(overrides)
+    return Settings(**values)
+
+
+class SignedClient(httpx.Client):
+    """An httpx client that signs every request with a fresh JWT for the URL called, as a CDS Client must."""
+
+    def __init__(self, base_url: str, **options: Any) -> None:
+        super().__init__(base_url=base_url, timeout=30, **options)
+        self.public_url = base_url
+
+    def send(self, request: httpx.Request, **options: Any) -> httpx.Response:  # type: ignore[override]
+        if "authorization" not in request.headers:
+            request.headers["authorization"] = f"Bearer {_token(self.public_url + request.url.path)}"
+        return super().send(request, **options)
+
+
 @pytest.fixture(scope="module")
 def server(database: str) -> Iterator[LiveServer]:
-    """The real service with a temporary SQLite feedback database."""
-    with LiveServer(create_app(Settings(database_url=database, max_body_bytes=256 * 1024))) as live:
+    """The real service, authentication on (the test EHR trusted), with a temporary SQLite feedback database."""
+    with LiveServer(lambda url: create_app(_settings(url, database))) as live:
         yield live
 
 
 @pytest.fixture(scope="module")
 def client(server: LiveServer) -> Iterator[httpx.Client]:
+    with SignedClient(server.url) as http:
+        yield http
+
+
+@pytest.fixture(scope="module")
+def anonymous(server: LiveServer) -> Iterator[httpx.Client]:
+    """A client that sends no JWT."""
     with httpx.Client(base_url=server.url, timeout=30) as http:
         yield http
 
@@ -110,11 +164,17 @@ def _post(client: httpx.Client, body: Any, path: str = f"/cds-services/{SERVICE_
 
 
 def _verdicts(cards: list[dict[str, Any]]) -> dict[str, str]:
+    """Option -> verdict over all cards: an option's own card, or its heading in a grouped card's detail."""
+    from postcart.vocabulary import OPTIONS, option_name
+
+    names = {option_name(option): option for option in OPTIONS}
     out = {}
     for card in cards:
-        topic = card["source"].get("topic")
-        if topic:
-            out[topic["code"]] = VERDICT_WORDS[card["summary"].split(":")[0]]
+        for line in card["detail"].splitlines():
+            if line.startswith("**") and line.endswith("**") and ": " in line:
+                word, _, name = line.strip("*").partition(": ")
+                if word in VERDICT_WORDS and name in names:
+                    out[names[name]] = VERDICT_WORDS[word]
     return out
 
 
@@ -163,36 +223,48 @@ def test_example_request_with_searchset_prefetch_gives_the_same_verdicts(client:
     assert _verdicts(response.json()["cards"]) == expected
 
 
-def test_option_cards_follow_the_cds_hooks_card_format(client: httpx.Client, bundle: dict[str, Any]) -> None:
-    """Each card has a short summary, Markdown detail with rationale, references and disclaimer, and a source."""
+def test_cards_follow_the_cds_hooks_card_format(client: httpx.Client, bundle: dict[str, Any]) -> None:
+    """One card per recommended option, one for those to consider; each with a short summary, Markdown detail
+    (rationale, rules, references, disclaimer once), a source, override reasons and absolute links."""
     cards = _post(client, _call(bundle)).json()["cards"]
     assessment = evaluate(json.loads(json.dumps(_yaml_situation())))
+    recommended = [o for o in assessment.options if o.verdict == "recommended"]
+    grouped = {verdict for o in assessment.options if o.verdict != "recommended" for verdict in [o.verdict]}
+    assert len(cards) == len(recommended) + len(grouped) < len(assessment.options)
     for card in cards:
         uuid.UUID(card["uuid"])
-        assert len(card["summary"]) < 140
+        assert len(card["summary"]) < 140 and "decision support" not in card["summary"].lower()
         assert card["indicator"] in ("info", "warning", "critical")
         assert card["source"]["label"]
-        assert assessment.disclaimer in card["detail"]
+        assert card["detail"].count(assessment.disclaimer) == 1
+        assert {reason["code"] for reason in card["overrideReasons"]} >= {"patient-preference", "clinical-judgement"}
+        assert all(reason["system"] == OVERRIDE_REASON_SYSTEM and reason["display"] for reason in card["overrideReasons"])
+        assert card["links"][0]["type"] == "absolute" and card["links"][0]["url"].startswith("http://127.0.0.1:")
     by_option = {card["source"]["topic"]["code"]: card for card in cards if "topic" in card["source"]}
-    assert set(by_option) == {option.option for option in assessment.options}
-    for option in assessment.options:
+    assert set(by_option) == {option.option for option in recommended}
+    assert [card["source"].get("topic", {}).get("code") for card in cards][:len(recommended)] == [
+        option.option for option in recommended]  # most important first
+    for option in recommended:
         card = by_option[option.option]
-        assert card["indicator"] == ("warning" if option.verdict == "not_advised" else "info")
+        assert card["indicator"] == "info" and card["summary"].startswith(f"Recommended: ")
         assert option.rationale in card["detail"]
         assert all(f"`{rule}`" in card["detail"] for rule in option.rules)
         assert all(citation.label in card["detail"] for citation in option.citations)
         linked = [citation for citation in option.citations if citation.url]
-        assert card["links"] == [{"label": c.label, "url": c.url, "type": "absolute"} for c in linked]
+        assert card["links"][1:] == [{"label": c.label, "url": c.url, "type": "absolute"} for c in linked]
         assert card["source"]["url"] == linked[0].url
-        assert {reason["code"] for reason in card["overrideReasons"]} >= {"patient-preference", "clinical-judgement"}
-        assert all(reason["system"] == OVERRIDE_REASON_SYSTEM for reason in card["overrideReasons"])
-        if option.verdict == "not_advised":
-            assert "suggestions" not in card
-        else:
-            assert card["suggestions"][0]["isRecommended"] is (option.verdict == "recommended")
-            assert card["selectionBehavior"] == "at-most-one"
+        assert card["suggestions"][0]["isRecommended"] is True and card["selectionBehavior"] == "at-most-one"
     allo = by_option["allogeneic_hct"]  # a DOI reference renders as such, with its link
     assert "doi:10.3324/haematol.2022.281242" in allo["detail"]
+
+
+def test_the_link_opens_the_full_assessment(client: httpx.Client, bundle: dict[str, Any]) -> None:
+    """Each card's first link is an absolute URL to the whole assessment behind the call, in Markdown."""
+    cards = _post(client, _call(bundle)).json()["cards"]
+    page = client.get(cards[0]["links"][0]["url"])
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/markdown")
+    assert "Bispecific antibody" in page.text and "Second CAR-T infusion" in page.text
+    assert client.get("/assessments/" + "0" * 32).status_code == 404
 
 
 def _yaml_situation() -> dict[str, Any]:
@@ -202,16 +274,17 @@ def _yaml_situation() -> dict[str, Any]:
     return next(e["situation"] for e in data["scenarios"] if e["id"] == "lbcl-late-relapse-fit-donor")
 
 
-def test_unmapped_record_items_and_missing_information_get_warning_cards(client: httpx.Client,
-                                                                         bundle: dict[str, Any]) -> None:
-    """Without CD20 in the record: a missing-information card asks for it and a record card says it was absent."""
+def test_missing_information_and_unread_record_items_are_folded_into_the_cards(client: httpx.Client,
+                                                                           bundle: dict[str, Any]) -> None:
+    """Without CD20: the card of an option it concerns asks for it, the first card says it was not documented,
+    and no card is only about postcart or the record."""
     bundle["entry"] = [entry for entry in bundle["entry"] if entry["resource"]["id"] != "cd20"]
     cards = _post(client, _call(bundle)).json()["cards"]
-    missing = next(card for card in cards if card["summary"].startswith("Missing information"))
-    assert missing["indicator"] == "warning" and "`failure.cd20`" in missing["detail"]
-    record = next(card for card in cards if card["summary"].startswith("Record not fully read"))
-    assert record["indicator"] == "warning"
-    assert "failure.cd20: not documented in the record; left unknown" in record["detail"]
+    assert not any(card["summary"].startswith(("Missing information", "Record not fully read")) for card in cards)
+    asking = [card for card in cards if "**Information that would change this advice:**" in card["detail"]
+              and "`failure.cd20`" in card["detail"]]
+    assert asking
+    assert "failure.cd20: not documented in the record; left unknown" in cards[0]["detail"]
 
 
 # ---- feedback -----------------------------------------------------------------------------------------
@@ -325,7 +398,10 @@ def test_missing_required_data_is_a_422_naming_the_field(client: httpx.Client, b
     response = _post(client, _call(bundle))
     assert response.status_code == 422 and response.json()["error"] == "unusable_fhir_data"
     (problem,) = response.json()["problems"]
-    assert problem["location"] == "fitness.ecog" and "89247-1" in problem["expected"] and problem["got"] == "nothing"
+    assert problem["location"] == "fitness.ecog" and "89247-1" in problem["expected"]
+    # the body says what the record held instead of 'nothing'
+    assert problem["got"].startswith("11 Observations of this patient, none with the code expected")
+    assert response.json()["present"]["Observation"] == 11 and response.json()["present"]["Condition"] == 1
     _assert_no_patient_data(caplog)
 
 
@@ -378,8 +454,9 @@ def test_an_unexpected_fault_is_a_bare_500_and_the_service_keeps_serving(
             raise RuntimeError(f"boom while reading {SECRET}")
         return evaluate(situation)
 
-    app = create_app(Settings(database_url=f"sqlite:///{tmp_path / 'fault.sqlite3'}"), evaluator=flaky)
-    with LiveServer(app) as live, httpx.Client(base_url=live.url, timeout=30) as http:
+    database = f"sqlite:///{tmp_path / 'fault.sqlite3'}"
+    with LiveServer(lambda url: create_app(_settings(url, database), evaluator=flaky)) as live, \
+            SignedClient(live.url) as http:
         failed = _post(http, _call(bundle))
         assert failed.status_code == 500
         assert failed.json()["error"] == "internal_error"
@@ -404,7 +481,7 @@ def test_postcart_serve_starts_the_service(tmp_path: Path) -> None:
             port = probe.getsockname()[1]
         process = subprocess.Popen(
             [sys.executable, "-m", "postcart", "serve", "--host", "127.0.0.1", "--port", str(port),
-             "--database-url", f"sqlite:///{tmp_path / 'serve.sqlite3'}"],
+             "--database-url", f"sqlite:///{tmp_path / 'serve.sqlite3'}", "--insecure-no-auth"],
             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         try:
             response = None
@@ -454,7 +531,9 @@ def test_fuzzed_requests_never_get_a_server_error(server: LiveServer) -> None:
                       suppress_health_check=list(HealthCheck))
             @given(case=operation.as_strategy(generation_mode=mode))
             def no_server_error(case: Any) -> None:
-                response = case.call(base_url=server.url, timeout=30)
+                # signed as the trusted EHR would, so that the fuzzing reaches past authentication
+                token = _token(server.url + case.formatted_path)
+                response = case.call(base_url=server.url, timeout=30, headers={"Authorization": f"Bearer {token}"})
                 seen.append(f"{case.method} {case.path}")
                 assert response.status_code < 500, (case.method, case.formatted_path, response.status_code,
                                                      response.text[:300])
@@ -466,10 +545,11 @@ def test_fuzzed_requests_never_get_a_server_error(server: LiveServer) -> None:
 @settings(max_examples=40, deadline=None, derandomize=True, database=None, suppress_health_check=list(HealthCheck))
 @given(bundle=mangled_bundles())
 def test_mangled_prefetch_gets_cards_or_a_4xx(client: httpx.Client, bundle: dict[str, Any]) -> None:
-    """A patient-view call with an arbitrarily damaged bundle gets cards or a located 4xx, never a 5xx."""
+    """A patient-view call with an arbitrarily damaged bundle gets cards (none if the CAR-T or its failure was
+    dropped) or a located 422, never a 5xx."""
     response = _post(client, _call(bundle))
     assert response.status_code in (200, 422), response.text[:300]
     if response.status_code == 422:
         assert response.json()["problems"]
     else:
-        assert response.json()["cards"]
+        assert isinstance(response.json()["cards"], list)

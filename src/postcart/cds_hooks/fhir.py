@@ -735,7 +735,7 @@ def _present(reader: _Reader, kind: str) -> str:
         return "nothing" + others
     codes = next((counts for what, counts in reader.unread.items() if what.startswith(kind)), {})
     shown = ", ".join(sorted(codes, key=lambda code: -codes[code])[:5])
-    return f"{count} {kind}{'s' if count != 1 else ''} of this patient, none of them usable" + (
+    return f"{count} {kind}{'s' if count != 1 else ''} of this patient, none with the code expected" + (
         f" (codes: {shown})" if shown else "") + others
 
 
@@ -743,6 +743,11 @@ def _choose_disease(reader: _Reader) -> str | None:
     """The disease the CAR-T treated: active Conditions first; a transformation is read as what it became."""
     active = [value for value, is_active in reader.diseases if is_active]
     pool = active or [value for value, _ in reader.diseases]
+    if active:
+        for value, is_active in reader.diseases:
+            if not is_active and value.value not in {item.value for item in active}:
+                reader.notes.append(Note("not_read", f"{value.source}: {value.value} with an inactive, remission or "
+                                         "resolved clinical status; not read as active disease", "disease"))
     kinds = {value.value for value in pool}
     if len(kinds) == 1:
         if not active:
