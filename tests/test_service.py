@@ -553,3 +553,302 @@ def test_mangled_prefetch_gets_cards_or_a_4xx(client: httpx.Client, bundle: dict
         assert response.json()["problems"]
     else:
         assert isinstance(response.json()["cards"], list)
+
+
+# ---- authentication (CDS Hooks 2.0.1, "Trusting CDS Clients") -----------------------------------------
+
+def _hmac_token(audience: str) -> str:
+    now = int(time.time())
+    return jwt.encode({"iss": ISSUER, "aud": audience, "iat": now, "exp": now + 300, "jti": str(uuid.uuid4())},
+                      "a-shared-secret-long-enough-for-sha-384-hmac-keys-0123456789", algorithm="HS384", headers={"kid": "ehr-1"})
+
+
+def _none_token(audience: str) -> str:
+    now = int(time.time())
+    return jwt.encode({"iss": ISSUER, "aud": audience, "iat": now, "exp": now + 300, "jti": str(uuid.uuid4())},
+                      None, algorithm="none", headers={"kid": "ehr-1"})
+
+
+@pytest.mark.parametrize(("case", "make", "reason"), [
+    ("no token", lambda aud: None, "no Authorization header"),
+    ("alg none", _none_token, "'none' is not accepted"),
+    ("HMAC", _hmac_token, "'HS384' is not accepted"),
+    ("wrong aud", lambda aud: _token("https://someone-else.example/cds-services/x"), "audience"),
+    ("unknown iss", lambda aud: _token(aud, issuer="https://unknown.example"), "not on this service's list"),
+    ("expired", lambda aud: _token(aud, issued=time.time() - 900), "expired"),
+    ("other key", lambda aud: _token(aud, key=ec.generate_private_key(ec.SECP384R1())), "signature"),
+    ("garbage", lambda aud: "not.a.jwt", "not a JWT"),
+])
+def test_a_call_without_a_valid_client_jwt_is_a_401(anonymous: httpx.Client, server: LiveServer,
+                                                     bundle: dict[str, Any], case: str,
+                                                     make: Callable[[str], str | None], reason: str) -> None:
+    """No token, alg none, HMAC, wrong aud, unknown iss, expired, another key, garbage: 401 saying which check failed."""
+    token = make(server.url + SERVICE_PATH)
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    response = anonymous.post(SERVICE_PATH, json=_call(bundle), headers=headers)
+    assert response.status_code == 401, case
+    assert response.json()["error"] == "unauthorized" and reason in response.json()["message"], case
+    assert response.headers["www-authenticate"].startswith("Bearer")
+
+
+def test_a_replayed_jti_is_a_401(anonymous: httpx.Client, server: LiveServer, bundle: dict[str, Any]) -> None:
+    """The same signed JWT accepted once is refused the second time (jti replay)."""
+    headers = {"Authorization": f"Bearer {_token(server.url + SERVICE_PATH)}"}
+    assert anonymous.post(SERVICE_PATH, json=_call(bundle), headers=headers).status_code == 200
+    again = anonymous.post(SERVICE_PATH, json=_call(bundle), headers=headers)
+    assert again.status_code == 401 and "replayed" in again.json()["message"]
+
+
+def test_a_valid_es384_or_rs384_jwt_gets_cards(tmp_path: Path, bundle: dict[str, Any]) -> None:
+    """A JWT signed ES384 by a trusted issuer, aud the service's public URL, gets cards; so does RS384."""
+    rsa_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    rsa_jwk = {**json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(rsa_key.public_key())), "kid": "rsa-1", "use": "sig"}
+    issuers = (*_issuers(), TrustedIssuer("https://other-ehr.example", {"keys": [rsa_jwk]}))
+    database = f"sqlite:///{tmp_path / 'auth.sqlite3'}"
+    with LiveServer(lambda url: create_app(_settings(url, database, trusted_issuers=issuers))) as live, \
+            httpx.Client(base_url=live.url, timeout=30) as http:
+        for token in (_token(live.url), _token(live.url + SERVICE_PATH),
+                      _token(live.url, key=rsa_key, algorithm="RS384", issuer="https://other-ehr.example", kid="rsa-1")):
+            response = http.post(SERVICE_PATH, json=_call(bundle), headers={"Authorization": f"Bearer {token}"})
+            assert response.status_code == 200 and response.json()["cards"]
+
+
+def test_analytics_and_feedback_need_a_jwt(anonymous: httpx.Client) -> None:
+    """The override-rate report and the feedback endpoint answer 401 without a token; discovery stays open."""
+    assert anonymous.get("/reports/override-rates").status_code == 401
+    response = anonymous.post(f"{SERVICE_PATH}/feedback", json={"feedback": [
+        {"card": "x", "outcome": "overridden", "outcomeTimestamp": "2025-12-15T10:00:00Z"}]})
+    assert response.status_code == 401
+    assert anonymous.get("/cds-services").status_code == 200
+
+
+def test_feedback_is_kept_once_per_card_and_outcome_and_only_from_the_client_that_got_the_card(
+        client: httpx.Client, server: LiveServer, bundle: dict[str, Any], tmp_path: Path) -> None:
+    """Posting the same override 40 times counts once; another trusted client cannot give feedback on the card."""
+    card = _post(client, _call(bundle)).json()["cards"][0]
+    item = {"card": card["uuid"], "outcome": "overridden", "outcomeTimestamp": "2025-12-15T10:00:00Z",
+            "overrideReason": {"reason": {"system": OVERRIDE_REASON_SYSTEM, "code": "clinical-judgement"}}}
+    stored = [client.post(f"{SERVICE_PATH}/feedback", json={"feedback": [item]}).json()["stored"] for _ in range(40)]
+    assert stored == [1] + [0] * 39
+    second_key = ec.generate_private_key(ec.SECP384R1())
+    second_jwk = {**json.loads(jwt.algorithms.ECAlgorithm.to_jwk(second_key.public_key())), "kid": "b-1"}
+    issuers = (*_issuers(), TrustedIssuer("https://ehr-b.example", {"keys": [second_jwk]}))
+    database = f"sqlite:///{tmp_path / 'two-clients.sqlite3'}"
+    with LiveServer(lambda url: create_app(_settings(url, database, trusted_issuers=issuers))) as live, \
+            SignedClient(live.url) as mine, httpx.Client(base_url=live.url, timeout=30) as other:
+        issued = mine.post(SERVICE_PATH, json=_call(bundle)).json()["cards"][0]
+        feedback = {"feedback": [{**item, "card": issued["uuid"]}]}
+        token = _token(live.url + SERVICE_PATH + "/feedback", key=second_key, issuer="https://ehr-b.example", kid="b-1")
+        response = other.post(f"{SERVICE_PATH}/feedback", json=feedback, headers={"Authorization": f"Bearer {token}"})
+        assert response.status_code == 404 and response.json()["error"] == "unknown_card"
+        assert mine.post(f"{SERVICE_PATH}/feedback", json=feedback).json() == {"stored": 1}
+
+
+def test_an_override_reason_the_ehr_added_is_accepted(client: httpx.Client, bundle: dict[str, Any]) -> None:
+    """CDS Hooks lets the client add its own override reasons: one in the EHR's code system is stored, not refused."""
+    card = _post(client, _call(bundle)).json()["cards"][0]
+    response = client.post(f"{SERVICE_PATH}/feedback", json={"feedback": [
+        {"card": card["uuid"], "outcome": "overridden", "outcomeTimestamp": "2025-12-15T10:00:00Z",
+         "overrideReason": {"reason": {"system": "https://ehr.example/override", "code": "discussed-at-tumour-board",
+                                       "display": "Discussed at tumour board"}}}]})
+    assert response.status_code == 200 and response.json() == {"stored": 1}
+    assert client.get("/reports/override-rates").json()["override_reasons"]["ehr:discussed-at-tumour-board"] >= 1
+
+
+# ---- the feedback store is not in the hook's path ------------------------------------------------------
+
+def _full_disk(store: FeedbackStore) -> None:
+    """Make every write to the SQLite store fail as on a full disk (SQLITE_FULL: no page can be added)."""
+
+    def no_room(connection: Any, _record: Any) -> None:
+        cursor = connection.cursor()
+        cursor.execute("PRAGMA page_count")
+        (pages,) = cursor.fetchone()
+        cursor.execute(f"PRAGMA max_page_count = {pages}")
+        cursor.close()
+
+    event.listen(store.engine, "connect", no_room)
+    store.engine.dispose()
+
+
+@pytest.mark.parametrize("kind", ["full disk", "unwritable path", "in memory"])
+def test_hook_calls_answer_200_whatever_happens_to_the_feedback_store(
+        tmp_path: Path, bundle: dict[str, Any], kind: str, caplog: pytest.LogCaptureFixture) -> None:
+    """A full disk, an unwritable database path or sqlite:///:memory: under the feedback store: hooks answer 200."""
+    caplog.set_level(logging.INFO)
+    database = {"full disk": f"sqlite:///{tmp_path / 'full.sqlite3'}",
+                "unwritable path": "sqlite:////proc/postcart-cannot-write-here/feedback.sqlite3",
+                "in memory": "sqlite:///:memory:"}[kind]
+
+    def make(url: str) -> Any:
+        app = create_app(_settings(url, database))
+        if kind == "full disk":
+            _full_disk(app.state.store)
+        return app
+
+    with LiveServer(make) as live, SignedClient(live.url) as http:
+        for _ in range(5):
+            response = _post(http, _call(bundle))
+            assert response.status_code == 200 and response.json()["cards"], kind
+        report = http.get("/reports/override-rates")
+        assert report.status_code == (503 if kind == "unwritable path" else 200)
+    if kind != "in memory":
+        assert any("not recorded" in record.getMessage() or "unavailable" in record.getMessage()
+                   for record in caplog.records)
+    _assert_no_patient_data(caplog)
+
+
+# ---- status codes: no CAR-T failure, missing prefetch, the FHIR server ---------------------------------
+
+def _example(name: str) -> dict[str, Any]:
+    return json.loads((ROOT / "examples" / "fhir" / name).read_text(encoding="utf-8"))
+
+
+def test_a_patient_without_car_t_gets_no_cards(client: httpx.Client) -> None:
+    """An ordinary chart open (a patient with DLBCL and no CAR-T on record) is answered 200 {"cards": []}."""
+    response = _post(client, _example("no-car-t-request.json"))
+    assert response.status_code == 200 and response.json() == {"cards": []}
+
+
+def test_an_mcode_record_with_disease_status_and_a_coded_product_gets_cards(client: httpx.Client) -> None:
+    """An outside-shaped mCODE record (disease status 97509-4, HCPCS Q2041, ICD-10-PCS XW033H7, inactive FL,
+    urn:uuid subjects) is read: relapse after a partial response to axi-cel; the derivation is stated."""
+    response = _post(client, _example("mcode-lbcl-disease-status-request.json"))
+    assert response.status_code == 200, response.text
+    cards = response.json()["cards"]
+    assert cards and _verdicts(cards)
+    detail = cards[0]["detail"]
+    assert "car_t.best_response: PR, read from mCODE cancer disease status" in detail
+    assert "failure.kind: relapse" in detail
+    assert "FL with an inactive" in detail and "AllergyIntolerance" in detail
+
+
+def test_another_patients_observation_is_ignored_and_listed(client: httpx.Client) -> None:
+    """ECOG 4 given for a subject by identifier, without subject, or for another patient changes nothing and is listed."""
+    response = _post(client, _example("other-patients-observation-request.json"))
+    assert response.status_code == 200, response.text
+    cards = response.json()["cards"]
+    plain = _post(client, _call(json.loads(EXAMPLE.read_text(encoding="utf-8")))).json()["cards"]
+    assert _verdicts(cards) == _verdicts(plain)
+    detail = cards[0]["detail"]
+    assert "Observation/ecog-other-patient: a subject given by identifier only" in detail
+    assert "Observation/ecog-no-subject: no subject" in detail
+    assert "Observation/ecog-patient-b: about another patient" in detail
+
+
+def test_prefetch_without_the_needed_keys_and_no_fhir_access_is_a_412(client: httpx.Client) -> None:
+    """The specification's example request (only a Patient under its own key) without fhirAuthorization: 412
+    naming the missing keys."""
+    request = _example("cds-hooks-2.0.1-example-request.json")
+    del request["fhirAuthorization"]
+    response = _post(client, request)
+    assert response.status_code == 412 and response.json()["error"] == "prefetch_required"
+    assert {p["location"] for p in response.json()["problems"]} >= {"prefetch.conditions", "prefetch.observations"}
+
+
+class FhirStub:
+    """A minimal FHIR REST server on 127.0.0.1: read Patient/<id>, search by type (patient=), paging by 'next'.
+
+    Records the Authorization header of each request; answers 401 to a wrong token.
+    """
+
+    def __init__(self, resources: list[dict[str, Any]], token: str = "some-opaque-fhir-access-token") -> None:
+        stub = self
+        self.resources, self.token, self.seen = resources, token, []
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:
+                return None
+
+            def do_GET(self) -> None:  # noqa: N802 (the http.server API)
+                stub.seen.append((self.path, self.headers.get("Authorization")))
+                if self.headers.get("Authorization") != f"Bearer {stub.token}":
+                    self._send(401, {"resourceType": "OperationOutcome"})
+                    return
+                path, _, query = self.path.partition("?")
+                kind, _, ident = path.strip("/").removeprefix("fhir/").partition("/")
+                params = dict(part.partition("=")[::2] for part in query.split("&") if part)
+                if ident:
+                    found = [r for r in stub.resources if r["resourceType"] == kind and r["id"] == ident]
+                    self._send(200 if found else 404, found[0] if found else {"resourceType": "OperationOutcome"})
+                    return
+                matches = [r for r in stub.resources if r["resourceType"] == kind
+                           and r.get("subject", {}).get("reference") == f"Patient/{params.get('patient')}"]
+                page = int(params.get("_page", "0"))
+                bundle: dict[str, Any] = {"resourceType": "Bundle", "type": "searchset", "total": len(matches),
+                                          "entry": [{"fullUrl": f"{stub.url}/{r['resourceType']}/{r['id']}",
+                                                     "resource": r} for r in matches[page * 3:page * 3 + 3]]}
+                if len(matches) > page * 3 + 3:
+                    bundle["link"] = [{"relation": "next", "url": f"{stub.origin}{path}?{query}&_page={page + 1}"}]
+                self._send(200, bundle)
+
+            def _send(self, status: int, body: dict[str, Any]) -> None:
+                data = json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/fhir+json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.origin = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.url = f"{self.origin}/fhir"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self) -> Self:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_missing_prefetch_is_fetched_from_the_fhir_server(client: httpx.Client) -> None:
+    """With fhirServer and fhirAuthorization and no prefetch, the data is read from the FHIR server (searches
+    paged) with the bearer token, and gives the same verdicts as the prefetched record."""
+    record = json.loads(EXAMPLE.read_text(encoding="utf-8"))
+    resources = [entry["resource"] for entry in record["entry"]]
+    request = _example("cds-hooks-2.0.1-example-request.json")
+    with FhirStub(resources) as fhir:
+        request.update(fhirServer=fhir.url, context={"userId": "Practitioner/example", "patientId": PATIENT})
+        del request["prefetch"]
+        response = _post(client, request)
+        assert response.status_code == 200, response.text
+        assert _verdicts(response.json()["cards"]) == _verdicts(_post(client, _call(record)).json()["cards"])
+        assert any("_page=1" in path for path, _ in fhir.seen)  # the observations came in more than one page
+        assert {auth for _, auth in fhir.seen} == {"Bearer some-opaque-fhir-access-token"}
+
+
+def test_the_specifications_example_request_is_answered(client: httpx.Client) -> None:
+    """The CDS Hooks 2.0.1 example call (patient 1288992, only the Patient prefetched, FHIR access given) is
+    answered from the FHIR server: that patient has no CAR-T on record, so no cards."""
+    request = _example("cds-hooks-2.0.1-example-request.json")
+    with FhirStub([request["prefetch"]["patientToGreet"]]) as fhir:
+        request["fhirServer"] = fhir.url
+        response = _post(client, request)
+    assert response.status_code == 200 and response.json() == {"cards": []}
+
+
+def test_a_fhir_server_that_refuses_is_a_412_saying_so(client: httpx.Client) -> None:
+    """A FHIR server that answers 401 to the token gives 412 naming the status, not 'not found'."""
+    request = _example("cds-hooks-2.0.1-example-request.json")
+    with FhirStub([], token="another-token") as fhir:
+        request["fhirServer"] = fhir.url
+        response = _post(client, request)
+    assert response.status_code == 412 and response.json()["error"] == "fhir_server_error"
+    assert "HTTP 401" in response.json()["message"]
+
+
+def test_cors_lets_the_configured_origin_call(tmp_path: Path) -> None:
+    """A preflight from a configured origin (e.g. the CDS Hooks sandbox) is allowed; another origin is not."""
+    database = f"sqlite:///{tmp_path / 'cors.sqlite3'}"
+    origin = "https://sandbox.cds-hooks.org"
+    with LiveServer(lambda url: create_app(_settings(url, database, cors_origins=(origin,)))) as live, \
+            httpx.Client(base_url=live.url, timeout=30) as http:
+        headers = {"Origin": origin, "Access-Control-Request-Method": "POST",
+                   "Access-Control-Request-Headers": "authorization,content-type"}
+        allowed = http.options(SERVICE_PATH, headers=headers)
+        assert allowed.status_code == 200 and allowed.headers["access-control-allow-origin"] == origin
+        other = http.options(SERVICE_PATH, headers={**headers, "Origin": "https://evil.example"})
+        assert "access-control-allow-origin" not in other.headers
