@@ -14,8 +14,8 @@ from typer.testing import CliRunner
 
 from postcart import Engine, Rulebook, evaluate
 from postcart.assessment import situation_hash
-from postcart.governance.check import lint
 from postcart.cli import app
+from postcart.governance.check import lint
 from postcart.scenarios import load_scenarios
 from postcart.situation import validate_situation
 

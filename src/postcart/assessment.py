@@ -20,10 +20,10 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from postcart.rulebook import conditions as cond
 from postcart.rulebook import Ask, Rule, Rulebook, Suggest
-from postcart.vocabulary import OPTIONS, VERDICTS, DiseaseName, OptionName, VerdictName
+from postcart.rulebook import conditions as cond
 from postcart.situation import PatientSituation
+from postcart.vocabulary import OPTIONS, VERDICTS, DiseaseName, OptionName, VerdictName
 
 if TYPE_CHECKING:
     from postcart.engine import EngineResult
@@ -36,6 +36,7 @@ __all__ = [
     "OptionAssessment",
     "Reason",
     "build_assessment",
+    "package_version",
     "situation_hash",
 ]
 
@@ -173,8 +174,8 @@ def build_assessment(rulebook: Rulebook, situation: PatientSituation, result: En
             input_hash=situation_hash(situation),
             rulebook_version=rulebook.version,
             rulebook_hash=rulebook.content_hash,
-            postcart_version=_version("postcart"),
-            durable_rules_version=_version("durable-rules"),
+            postcart_version=package_version("postcart"),
+            durable_rules_version=package_version("durable-rules"),
             evaluated_at=dt.datetime.now(dt.UTC),
             rules_fired=list(result.fired),
         ),
@@ -294,7 +295,8 @@ def situation_hash(situation: PatientSituation) -> str:
 
 
 @functools.cache
-def _version(package: str) -> str:
+def package_version(package: str) -> str:
+    """The installed version of a distribution (``+source`` when run from a checkout)."""
     try:
         return metadata.version(package)
     except metadata.PackageNotFoundError:

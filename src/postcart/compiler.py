@@ -18,8 +18,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from postcart.rulebook import conditions as cond
 from postcart.rulebook import Derive, Rule, Rulebook
+from postcart.rulebook import conditions as cond
 from postcart.vocabulary import DISEASES
 
 __all__ = ["CompiledRulebook", "Stratum", "compile_rulebook", "fact_key", "to_engine_fact"]

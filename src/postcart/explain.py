@@ -15,6 +15,9 @@
 
 Nothing here decides a verdict: the Python condition evaluator only says which comparisons held or
 failed; every "would become" is an engine result.
+
+It is one module because why, why-not and what-would-change share one walk over the patient's rules and
+their comparisons; the renderings at the end are that walk's only readers.
 """
 
 from __future__ import annotations
@@ -28,14 +31,14 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from postcart.rulebook import conditions as cond
 from postcart.assessment import DISCLAIMER, Assessment, Audit, build_assessment, explain_true
-from postcart.evaluation import default_engine
 from postcart.engine import Engine
 from postcart.errors import EvaluationError, InvalidSituation, Problem, RuleDefinitionError
+from postcart.evaluation import default_engine
 from postcart.rulebook import Derive, Rule, Rulebook, Suggest, default_rules_dir
-from postcart.vocabulary import OPTIONS
+from postcart.rulebook import conditions as cond
 from postcart.situation import PatientSituation, field_catalogue, validate_situation
+from postcart.vocabulary import OPTIONS
 
 __all__ = [
     "Change",

@@ -30,6 +30,9 @@ for the set of question rules that fired; a situation for which all of that is k
 composed without running the engine again, anything new runs durable-rules. The caches are bounded. Every
 row equals a direct evaluation (``tests/test_cohort.py`` compares them over generated situations, with
 the bundled rules, a rulebook using every operator on every numeric field, and 150 generated rules).
+
+It is one module because its readers, cache, parts and drivers are still intertwined; splitting it into
+tables, evaluator and cohort is under way (issue 10).
 """
 
 from __future__ import annotations
@@ -52,9 +55,9 @@ from postcart.assessment import Assessment, build_assessment
 from postcart.engine import Engine
 from postcart.errors import EvaluationError, InvalidSituation
 from postcart.rulebook import Ask, Rulebook, Suggest
-from postcart.vocabulary import OPTIONS
 from postcart.signature import RuleGroup, SignatureScheme
 from postcart.situation import field_catalogue, validate_situation
+from postcart.vocabulary import OPTIONS
 
 __all__ = [
     "FORMATS",

@@ -17,6 +17,9 @@ Only the elements read are parsed (plain JSON, no full FHIR validation): an elem
 FHIR R4 says it is (``valueInteger: "one"``) is a :class:`~postcart.errors.Problem` naming the entry.
 A record with no CAR-T failure raises :class:`NoCarTFailure` (the service answers it with no cards).
 Patient data is never logged here.
+
+It is one module because the code tables and the walk that reads them are one mapping, kept together so
+that docs/fhir.md and the code cannot drift apart.
 """
 
 from __future__ import annotations

@@ -25,6 +25,9 @@ searched. Every witness found is then run through the real :class:`~postcart.eng
 search says fires but the engine does not is reported too, so the check reflects what actually runs.
 
 This module sits beside the interfaces (it runs the engine); lower modules never import it.
+
+It is one module because the findings share one search for valid witness situations (the solver at its
+core); each finding is a short function over it.
 """
 
 from __future__ import annotations
@@ -38,12 +41,12 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
-from postcart.rulebook import conditions as cond
 from postcart.engine import Engine
 from postcart.errors import EvaluationError, Problem
 from postcart.rulebook import Ask, Derive, Rule, Rulebook, Suggest
-from postcart.vocabulary import DISEASES, OPTIONS
+from postcart.rulebook import conditions as cond
 from postcart.situation import PRODUCT_DISEASES, PRODUCT_TARGET, field_catalogue, validate_situation
+from postcart.vocabulary import DISEASES, OPTIONS
 
 __all__ = ["Analysis", "Contradiction", "Findings", "describe_witness", "lint", "situation_from_facts"]
 

@@ -18,7 +18,7 @@ import difflib
 import hashlib
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import ValidationError
@@ -33,8 +33,8 @@ from postcart.rulebook.model import (
     Rule,
     Rulebook,
     Suggest,
-    _RuleSpec,
     _RulebookMeta,
+    _RuleSpec,
 )
 from postcart.situation import FieldSpec, field_catalogue
 
