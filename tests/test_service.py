@@ -32,9 +32,9 @@ from sqlalchemy import event
 from typer.testing import CliRunner
 
 from postcart import evaluate
+from postcart.cds_hooks.auth import TrustedIssuer
 from postcart.cds_hooks.cards import OVERRIDE_REASON_SYSTEM
 from postcart.cds_hooks.feedback import FeedbackStore
-from postcart.cds_hooks.auth import TrustedIssuer
 from postcart.cds_hooks.service import SERVICE_ID, Settings, create_app
 from postcart.cli import app as cli_app
 
@@ -246,7 +246,7 @@ def test_cards_follow_the_cds_hooks_card_format(client: httpx.Client, bundle: di
         option.option for option in recommended]  # most important first
     for option in recommended:
         card = by_option[option.option]
-        assert card["indicator"] == "info" and card["summary"].startswith(f"Recommended: ")
+        assert card["indicator"] == "info" and card["summary"].startswith("Recommended: ")
         assert option.rationale in card["detail"]
         assert all(f"`{rule}`" in card["detail"] for rule in option.rules)
         assert all(citation.label in card["detail"] for citation in option.citations)
@@ -760,7 +760,7 @@ class FhirStub:
             def log_message(self, *args: Any) -> None:
                 return None
 
-            def do_GET(self) -> None:  # noqa: N802 (the http.server API)
+            def do_GET(self) -> None:
                 stub.seen.append((self.path, self.headers.get("Authorization")))
                 if self.headers.get("Authorization") != f"Bearer {stub.token}":
                     self._send(401, {"resourceType": "OperationOutcome"})

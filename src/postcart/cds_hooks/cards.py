@@ -126,7 +126,7 @@ def _option_summary(option: OptionAssessment) -> str:
 
 
 def _links(citations: Sequence[Citation], assessment_url: str | None) -> list[dict[str, Any]]:
-    links = [{"label": "Full assessment (postcart)", "url": assessment_url, "type": "absolute"}] if assessment_url else []
+    links: list[dict[str, Any]] = [{"label": "Full assessment (postcart)", "url": assessment_url, "type": "absolute"}] if assessment_url else []
     links += [{"label": _summary(citation.label), "url": _link(citation), "type": "absolute"}
               for citation in citations if _link(citation)]
     return links
@@ -202,12 +202,12 @@ def build_cards(assessment: Assessment, notes: Sequence[Note], service_id: str,
         rules = [rule for o in group for rule in o.rules]
         concerns = [item for item in _missing_for(missing, rules) if item.field not in placed]
         placed.update(item.field for item in concerns)
-        lines: list[str] = []
+        section: list[str] = []
         for o in group:
-            lines += [*_option_section(o, heading=True), ""]
-        lines += _missing_lines(concerns)
+            section += [*_option_section(o, heading=True), ""]
+        section += _missing_lines(concerns)
         citations = list({c.key: c for o in group for c in o.citations}.values())
-        card = _card(assessment, card_id, f"{word}: {names}", lines, indicator, citations, None, assessment_url)
+        card = _card(assessment, card_id, f"{word}: {names}", section, indicator, citations, None, assessment_url)
         if verdict == "consider":
             card["selectionBehavior"] = "any"
             card["suggestions"] = [{"label": _summary(f"Discuss {option_name(o.option).lower()} with the treating team"),

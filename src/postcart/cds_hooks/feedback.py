@@ -27,11 +27,11 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
+    UniqueConstraint,
     create_engine,
     event,
     func,
     insert,
-    UniqueConstraint,
     select,
 )
 from sqlalchemy.engine import Engine as SqlEngine

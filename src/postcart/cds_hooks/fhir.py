@@ -756,14 +756,14 @@ def _choose_disease(reader: _Reader) -> str | None:
         if not active:
             reader.notes.append(Note("derived", "read from a Condition whose clinical status is not active "
                                      "(inactive, remission or resolved)", "disease"))
-        return kinds.pop()
+        return str(kinds.pop())
     if len(kinds) == 2 and all(value.when is not None for value in pool):
         first = {kind: min(v.when for v in pool if v.value == kind and v.when is not None) for kind in kinds}
         older, newer = sorted(kinds, key=lambda kind: first[kind])
         if (older, newer) in _TRANSFORMATIONS and first[newer] > first[older]:
             reader.notes.append(Note("derived", f"{older} transformed to {newer} (diagnosed {first[newer]}, after "
                                      f"{older} in {first[older]}): assessed as {newer}", "disease"))
-            return newer
+            return str(newer)
     reader.problems.append(Problem("disease", "several active diseases recorded ("
                                    + ", ".join(item.source for item in pool) + ")",
                                    "one disease the CAR-T treated (a transformation FL or CLL -> LBCL is read as "
