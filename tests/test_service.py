@@ -20,7 +20,6 @@ from typing import Any, Self
 import pytest
 
 pytest.importorskip("fastapi")
-pytest.importorskip("fhir.resources")
 
 import httpx
 import jwt
