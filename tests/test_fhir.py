@@ -12,7 +12,6 @@ import pytest
 import yaml
 from hypothesis import given, settings
 
-
 from postcart import InvalidSituation, evaluate
 from postcart.cds_hooks.fhir import (
     DISEASE_CODES,
