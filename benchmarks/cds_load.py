@@ -10,6 +10,7 @@ p95 / p99, and the errors; exits 1 if any call was not a 200 with cards.
 
     .venv/bin/python benchmarks/cds_load.py                     # 8 then 50 clients, <= 3000 calls, <= 30 s each
     .venv/bin/python benchmarks/cds_load.py --clients 8 --requests 5000 --seconds 60
+    .venv/bin/python benchmarks/cds_load.py --workers 2             # one server process per core
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from pathlib import Path
 
 import httpx
 import jwt
+import psutil
 from cryptography.hazmat.primitives.asymmetric import ec
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -66,6 +68,7 @@ def main() -> int:
     parser.add_argument("--clients", default="8,50", help="concurrent clients, one run per comma-separated value")
     parser.add_argument("--requests", type=int, default=3000, help="request budget per run")
     parser.add_argument("--seconds", type=float, default=30.0, help="time budget per run")
+    parser.add_argument("--workers", type=int, default=1, help="server worker processes (postcart serve --workers)")
     args = parser.parse_args()
     client_counts = [int(value) for value in str(args.clients).split(",")]
 
@@ -82,7 +85,7 @@ def main() -> int:
         server = subprocess.Popen(
             [sys.executable, "-m", "postcart", "serve", "--host", "127.0.0.1", "--port", str(port),
              "--database-url", f"sqlite:///{tmp}/load.sqlite3", "--trusted-issuers", str(issuers),
-             "--public-url", base],
+             "--public-url", base, *(["--workers", str(args.workers)] if args.workers > 1 else [])],
             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
             deadline = time.monotonic() + 60
@@ -99,7 +102,8 @@ def main() -> int:
                 for token in _tokens(key, base + SERVICE, 30):
                     warm.post(SERVICE, json=_body(bundle), headers={"Authorization": f"Bearer {token}"}).raise_for_status()
             for clients in client_counts:
-                failed |= _run(base, bundle, _tokens(key, base + SERVICE, args.requests), clients, args.seconds)
+                failed |= _run(base, bundle, _tokens(key, base + SERVICE, args.requests), clients, args.seconds,
+                               psutil.Process(server.pid))
         finally:
             server.send_signal(signal.SIGINT)
             try:
@@ -110,7 +114,19 @@ def main() -> int:
     return 1 if failed else 0
 
 
-def _run(base: str, bundle: dict, tokens: list[str], clients: int, seconds: float) -> bool:
+def _cpu_seconds(process: psutil.Process) -> float:
+    """CPU time (user + system) of the server and its worker processes so far."""
+    total = 0.0
+    for each in [process, *process.children(recursive=True)]:
+        try:
+            times = each.cpu_times()
+        except psutil.NoSuchProcess:
+            continue
+        total += times.user + times.system
+    return total
+
+
+def _run(base: str, bundle: dict, tokens: list[str], clients: int, seconds: float, server: psutil.Process) -> bool:
     """One measured run; prints its figures and returns whether any call failed."""
     latencies: list[float] = []
     errors: list[str] = []
@@ -140,12 +156,14 @@ def _run(base: str, bundle: dict, tokens: list[str], clients: int, seconds: floa
                         errors.append(problem)
 
     threads = [threading.Thread(target=client) for _ in range(clients)]
+    cpu_before = _cpu_seconds(server)
     began = time.perf_counter()
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
     wall = time.perf_counter() - began
+    cpu = _cpu_seconds(server) - cpu_before
     count = len(latencies)
     print(f"patient-view load test: {clients} concurrent clients, loopback, authentication on (ES384 JWT per "
           f"call), example bundle ({len(bundle['entry'])} resources), cards stored in SQLite off the hook path")
@@ -154,6 +172,10 @@ def _run(base: str, bundle: dict, tokens: list[str], clients: int, seconds: floa
     if latencies:
         print(f"latency       median {statistics.median(latencies) * 1000:.1f} ms, "
               f"p95 {_percentile(latencies, 0.95) * 1000:.1f} ms, p99 {_percentile(latencies, 0.99) * 1000:.1f} ms")
+    if count:
+        # what the server spends per call, whatever else runs on the machine: the capacity of one core
+        print(f"server CPU    {cpu / count * 1000:.2f} ms per call (one core: {count / cpu:.0f} calls/s at most); "
+              f"machine load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     print(f"errors        {len(errors)}" + (f" ({', '.join(sorted(set(errors)))})" if errors else ""))
     return bool(errors) or not count
 

@@ -469,6 +469,8 @@ def serve(
     ssl_keyfile: Annotated[Path | None, typer.Option(help="TLS private key (PEM).")] = None,
     cors_origin: Annotated[list[str] | None, typer.Option(
         help="A browser origin allowed to call (repeat for several), e.g. https://sandbox.cds-hooks.org.")] = None,
+    workers: Annotated[int, typer.Option(help="Worker processes (one per core; they share the JWT replay cache).",
+                                         min=1, max=64)] = 1,
 ) -> None:
     """Run the CDS Hooks 2.0 service (needs the optional 'service' extra of postcart)."""
     try:
@@ -511,9 +513,24 @@ def serve(
         _fail(error)
     # postcart's own log lines (status and kind of each refusal, fault references): never request content
     logging.basicConfig(level=logging.INFO, format="%(levelname)s:     %(name)s: %(message)s")
-    uvicorn.run(application, host=host, port=port, log_level="info",
-                ssl_certfile=str(ssl_certfile) if ssl_certfile else None,
-                ssl_keyfile=str(ssl_keyfile) if ssl_keyfile else None)
+    certfile = str(ssl_certfile) if ssl_certfile else None
+    keyfile = str(ssl_keyfile) if ssl_keyfile else None
+    if workers == 1:
+        uvicorn.run(application, host=host, port=port, log_level="info", ssl_certfile=certfile, ssl_keyfile=keyfile)
+        return
+    import dataclasses
+    import os
+    import tempfile
+
+    from cryptography.fernet import Fernet
+
+    # the workers build their own app from these settings, sharing the link key and the JWT replay cache
+    with tempfile.TemporaryDirectory(prefix="postcart-serve-") as shared:
+        shared_settings = dataclasses.replace(settings, link_key=settings.link_key or Fernet.generate_key().decode(),
+                                              replay_database=settings.replay_database or f"{shared}/seen-jti.sqlite3")
+        os.environ["POSTCART_SERVICE_SETTINGS"] = shared_settings.to_env()
+        uvicorn.run("postcart.cds_hooks.service:app_from_env", factory=True, workers=workers, host=host, port=port,
+                    log_level="info", ssl_certfile=certfile, ssl_keyfile=keyfile)
 
 
 @app.command("feedback-report")

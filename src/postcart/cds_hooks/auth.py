@@ -8,7 +8,7 @@ only when all of these hold (CDS Hooks 2.0.1, "Trusting CDS Clients"):
   inline or fetched from a ``jku`` URL that is itself on the allow-list for that issuer;
 - ``aud`` is the service's public URL, or the URL of the endpoint called (``<public URL>/cds-services/<id>``);
 - ``exp``, ``iat`` and ``jti`` are present, the token is not expired nor issued in the future, and its ``jti``
-  was not seen before from that issuer (replay).
+  was not seen before from that issuer (replay; in memory, or in a SQLite file shared by worker processes).
 
 The issuers file is YAML or JSON: ``{issuers: [{iss: URL, jwks: {keys: [...]}} | {iss: URL, jku: URL}]}``.
 Nothing of the token is logged beyond the reason for a refusal.
@@ -17,6 +17,7 @@ Nothing of the token is logged beyond the reason for a refusal.
 from __future__ import annotations
 
 import json
+import sqlite3
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -30,7 +31,8 @@ from jwt import PyJWK, PyJWKClient, PyJWKSet
 
 from postcart.errors import PostcartError
 
-__all__ = ["ALGORITHMS", "AuthenticationFailed", "Authenticator", "TrustedIssuer", "load_trusted_issuers"]
+__all__ = ["ALGORITHMS", "AuthenticationFailed", "Authenticator", "ReplayCache", "SqliteReplayCache", "TrustedIssuer",
+           "load_trusted_issuers"]
 
 #: The only signing algorithms accepted (CDS Hooks 2.0.1 recommends both; asymmetric, so no shared secret).
 ALGORITHMS = ("ES384", "RS384")
@@ -85,12 +87,62 @@ def load_trusted_issuers(path: str | Path) -> list[TrustedIssuer]:
     return issuers
 
 
+class ReplayCache:
+    """The ``jti`` values seen, per issuer, until their token expires: in this process's memory. Thread-safe."""
+
+    def __init__(self) -> None:
+        self._seen: dict[tuple[str, str], float] = {}
+        self._lock = threading.Lock()
+
+    def first_use(self, iss: str, jti: str, expires: float, now: float) -> bool:
+        """Remember the token; False when it was seen before (a replay)."""
+        with self._lock:
+            if len(self._seen) > 10_000:
+                self._seen = {seen: until for seen, until in self._seen.items() if until + _LEEWAY_SECONDS > now}
+            if (iss, jti) in self._seen:
+                return False
+            self._seen[(iss, jti)] = expires
+            return True
+
+
+class SqliteReplayCache(ReplayCache):
+    """The seen ``jti`` values in a SQLite file, shared by the worker processes of one service."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__()
+        self.path = path
+        self._local = threading.local()
+        with self._connection() as connection:
+            connection.execute("CREATE TABLE IF NOT EXISTS seen_jti (iss TEXT NOT NULL, jti TEXT NOT NULL, "
+                               "expires REAL NOT NULL, PRIMARY KEY (iss, jti))")
+
+    def _connection(self) -> sqlite3.Connection:
+        connection: sqlite3.Connection | None = getattr(self._local, "connection", None)
+        if connection is None:
+            connection = sqlite3.connect(self.path, timeout=5, isolation_level=None, check_same_thread=False)
+            connection.execute("PRAGMA journal_mode=WAL")
+            connection.execute("PRAGMA synchronous=OFF")  # a lost entry on power loss: the token expires anyway
+            self._local.connection = connection
+        return connection
+
+    def first_use(self, iss: str, jti: str, expires: float, now: float) -> bool:
+        connection = self._connection()
+        try:
+            connection.execute("INSERT INTO seen_jti VALUES (?, ?, ?)", (iss, jti, expires))
+        except sqlite3.IntegrityError:
+            return False
+        if int(now) % 60 == 0:
+            connection.execute("DELETE FROM seen_jti WHERE expires < ?", (now - _LEEWAY_SECONDS,))
+        return True
+
+
 class Authenticator:
     """Verifies client JWTs; thread-safe (the replay cache and the jku clients are guarded by one lock)."""
 
     def __init__(self, issuers: list[TrustedIssuer], public_url: str,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time, replay: ReplayCache | None = None) -> None:
         self.public_url = public_url.rstrip("/")
+        self._replay = replay or ReplayCache()
         self._clock = clock
         self._issuers = {issuer.iss: issuer for issuer in issuers}
         self._keys: dict[str, dict[str | None, PyJWK]] = {}
@@ -99,7 +151,6 @@ class Authenticator:
                 keyset = PyJWKSet.from_dict(dict(issuer.jwks))
                 self._keys[issuer.iss] = {key.key_id: key for key in keyset.keys}
         self._jku_clients: dict[str, PyJWKClient] = {}
-        self._seen: dict[tuple[str, str], float] = {}  # (iss, jti) -> exp
         self._lock = threading.Lock()
 
     def verify(self, authorization: str | None, path: str) -> str:
@@ -156,12 +207,8 @@ class Authenticator:
             raise AuthenticationFailed(f"the JWT is valid for more than {_MAX_LIFETIME_SECONDS} s (exp - iat)")
         if not isinstance(jti, str) or not jti:
             raise AuthenticationFailed("the JWT's jti is not a string")
-        with self._lock:
-            if len(self._seen) > 10_000:
-                self._seen = {seen: until for seen, until in self._seen.items() if until + _LEEWAY_SECONDS > now}
-            if (issuer.iss, jti) in self._seen:
-                raise AuthenticationFailed("the JWT was already used (jti replayed)")
-            self._seen[(issuer.iss, jti)] = float(expires)
+        if not self._replay.first_use(issuer.iss, jti, float(expires), now):
+            raise AuthenticationFailed("the JWT was already used (jti replayed)")
         return issuer.iss
 
     def _key(self, issuer: TrustedIssuer, header: Mapping[str, Any]) -> PyJWK:

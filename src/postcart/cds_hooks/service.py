@@ -23,54 +23,51 @@ Run with ``postcart serve`` (needs the ``service`` extra).
 
 from __future__ import annotations
 
+import json
 import logging
 import os
-import threading
-import time
 import uuid
-from collections import OrderedDict
+import zlib
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
-from typing import Annotated, Any, Literal
-from urllib.parse import urlsplit
+from dataclasses import dataclass
+from typing import Annotated, Any
 
-import httpx
+from cryptography.fernet import Fernet, InvalidToken
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, PlainTextResponse
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from postcart.assessment import DISCLAIMER, Assessment
-from postcart.cds_hooks.auth import AuthenticationFailed, Authenticator, TrustedIssuer
+from postcart.cds_hooks.auth import AuthenticationFailed, Authenticator, SqliteReplayCache, TrustedIssuer
 from postcart.cds_hooks.cards import OVERRIDE_REASON_SYSTEM, OVERRIDE_REASONS, build_cards
 from postcart.cds_hooks.feedback import DEFAULT_DATABASE_URL, CardRecorder, FeedbackStore
-from postcart.cds_hooks.fhir import (
-    DISEASE_STATUS_LOINC,
-    ECOG_LOINC,
-    LOCAL_FIELD_SYSTEM,
-    LOCAL_FIELDS,
-    LOINC,
-    NoCarTFailure,
-    collect_resources,
-    situation_from_fhir,
+from postcart.cds_hooks.fhir import NoCarTFailure, collect_resources, situation_from_fhir
+from postcart.cds_hooks.models import (
+    HOOK,
+    CardsResponse,
+    ErrorOut,
+    FeedbackRequest,
+    HookRequest,
+    OverrideReport,
+    ProblemOut,
 )
+from postcart.cds_hooks.prefetch import PrefetchUnavailable, fetch_missing, missing_keys, prefetch_templates
 from postcart.engine import Engine
 from postcart.errors import InvalidSituation, PostcartError, Problem
 from postcart.evaluation import evaluate
 from postcart.render import to_markdown
 from postcart.rulebook import Rulebook
-from postcart.situation import PatientSituation
+from postcart.situation import PatientSituation, validate_situation
 
 __all__ = ["SERVICE_ID", "Settings", "create_app"]
 
 log = logging.getLogger("postcart.cds_hooks.service")
 
 SERVICE_ID = "postcart-after-car-t"
-HOOK = "patient-view"
 DEFAULT_MAX_BODY_BYTES = 2 * 1024 * 1024
 
 Evaluator = Callable[[PatientSituation], Assessment]
@@ -96,6 +93,24 @@ class Settings:
     fhir_timeout_seconds: float = 10.0
     #: Fetch from a plain-http FHIR server other than loopback (tests, closed networks); https otherwise.
     allow_http_fhir_server: bool = False
+    #: Fernet key sealing the assessment links (shared by worker processes); default, a new one per start.
+    link_key: str | None = None
+    #: SQLite file of the JWT ids seen, shared by worker processes; default, this process's memory.
+    replay_database: str | None = None
+
+    def to_env(self) -> str:
+        """These settings as JSON, for worker processes started by uvicorn (:func:`app_from_env`)."""
+        data = {name: getattr(self, name) for name in self.__dataclass_fields__}
+        data["trusted_issuers"] = [{"iss": i.iss, "jwks": i.jwks, "jku": i.jku} for i in self.trusted_issuers]
+        data["cors_origins"] = list(self.cors_origins)
+        return json.dumps(data)
+
+    @classmethod
+    def from_json(cls, text: str) -> Settings:
+        data = json.loads(text)
+        data["trusted_issuers"] = tuple(TrustedIssuer(**item) for item in data["trusted_issuers"])
+        data["cors_origins"] = tuple(data["cors_origins"])
+        return cls(**data)
 
     @classmethod
     def from_env(cls, **overrides: Any) -> Settings:
@@ -109,95 +124,6 @@ class Settings:
         }
         values.update({key: value for key, value in overrides.items() if value is not None})
         return cls(**values)
-
-
-# ---- request and response models (they make the OpenAPI schema) ----------------------------------------
-
-class PatientViewContext(BaseModel):
-    """CDS Hooks patient-view context."""
-
-    model_config = ConfigDict(extra="allow")
-    userId: str = Field(min_length=1, max_length=256, description="Who is viewing, e.g. Practitioner/123.")
-    patientId: str = Field(min_length=1, max_length=64, description="FHIR id of the patient in context.")
-    encounterId: str | None = Field(default=None, max_length=64)
-
-
-class HookRequest(BaseModel):
-    """A CDS Hooks 2.0 call."""
-
-    model_config = ConfigDict(extra="allow")
-    hook: str = Field(max_length=64, description=f"The hook; this service answers {HOOK!r}.")
-    hookInstance: uuid.UUID = Field(description="UUID of this hook call.")
-    fhirServer: str | None = Field(default=None, max_length=2048)
-    fhirAuthorization: dict[str, Any] | None = None
-    context: PatientViewContext
-    prefetch: dict[str, Any] | None = Field(
-        default=None, description="FHIR R4 resources or Bundles, by prefetch key (see discovery).")
-
-
-class Coding(BaseModel):
-    model_config = ConfigDict(extra="allow")
-    system: str | None = Field(default=None, max_length=512)
-    code: str = Field(max_length=128)
-    display: str | None = Field(default=None, max_length=512)
-
-
-class OverrideReason(BaseModel):
-    model_config = ConfigDict(extra="allow")
-    reason: Coding | None = None
-    userComment: str | None = Field(default=None, max_length=4096, description="Not stored.")
-
-
-class AcceptedSuggestion(BaseModel):
-    model_config = ConfigDict(extra="allow")
-    id: str = Field(max_length=64)
-
-
-class FeedbackItem(BaseModel):
-    model_config = ConfigDict(extra="allow")
-    card: str = Field(max_length=64, description="uuid of the card.")
-    outcome: Literal["accepted", "overridden"]
-    acceptedSuggestions: list[AcceptedSuggestion] = Field(default_factory=list, max_length=20)
-    overrideReason: OverrideReason | None = None
-    outcomeTimestamp: AwareDatetime
-
-
-class FeedbackRequest(BaseModel):
-    model_config = ConfigDict(extra="allow")
-    feedback: list[FeedbackItem] = Field(min_length=1, max_length=100)
-
-
-class CardsResponse(BaseModel):
-    cards: list[dict[str, Any]]
-
-
-class RuleRateOut(BaseModel):
-    rule: str
-    cards_shown: int
-    accepted: int
-    overridden: int
-    override_rate: float | None
-
-
-class OverrideReport(BaseModel):
-    rules: list[RuleRateOut]
-    override_reasons: dict[str, int]
-    disclaimer: str
-
-
-class ProblemOut(BaseModel):
-    location: str
-    message: str
-    expected: str | None = None
-    got: str | None = None
-
-
-class ErrorOut(BaseModel):
-    error: str
-    message: str
-    problems: list[ProblemOut] = []
-    present: dict[str, int] | None = Field(
-        default=None, description="On a 422: how many resources of each type the record held (no content).")
 
 
 # ---- errors -------------------------------------------------------------------------------------------
@@ -300,20 +226,6 @@ def _too_large_response(limit: int) -> JSONResponse:
 
 # ---- the app ------------------------------------------------------------------------------------------
 
-#: Prefetch templates by key: what the service reads, and nothing else (data minimisation).
-def prefetch_templates() -> dict[str, str]:
-    observation_codes = ",".join([f"{LOINC}|{ECOG_LOINC}", f"{LOINC}|{DISEASE_STATUS_LOINC}"]
-                                 + [f"{LOCAL_FIELD_SYSTEM}|{path}" for path in LOCAL_FIELDS])
-    return {
-        "patient": "Patient/{{context.patientId}}",
-        # no code filter: FHIR token search is exact, and ICD-10-CM sub-codes (C83.38) must reach postcart
-        "conditions": "Condition?patient={{context.patientId}}",
-        "observations": "Observation?patient={{context.patientId}}&code=" + observation_codes,
-        "medicationAdministrations": "MedicationAdministration?patient={{context.patientId}}",
-        "procedures": "Procedure?patient={{context.patientId}}",
-    }
-
-
 def discovery_document() -> dict[str, Any]:
     """The CDS Hooks discovery response: one patient-view service with minimal prefetch templates."""
     return {"services": [{
@@ -328,29 +240,27 @@ def discovery_document() -> dict[str, Any]:
     }]}
 
 
-@dataclass
-class _Assessments:
-    """Assessments behind issued cards, in memory only, for the card's link; one hour, at most 2000."""
+class _Links:
+    """Links to the full assessment: the situation, compressed and sealed (Fernet: AES + HMAC, with its time).
 
-    ttl_seconds: float = 3600.0
-    limit: int = 2000
-    items: OrderedDict[str, tuple[float, str]] = field(default_factory=OrderedDict)
-    lock: threading.Lock = field(default_factory=threading.Lock)
+    Nothing is kept on the server: the link carries the situation, readable only with the key, for one
+    hour; the page re-runs the assessment. Worker processes share the key, so any of them can open it.
+    """
 
-    def put(self, text: str) -> str:
-        token = uuid.uuid4().hex
-        with self.lock:
-            self.items[token] = (time.monotonic() + self.ttl_seconds, text)
-            while len(self.items) > self.limit:
-                self.items.popitem(last=False)
-        return token
+    ttl_seconds = 3600
 
-    def get(self, token: str) -> str | None:
-        with self.lock:
-            found = self.items.get(token)
-        if found is None or found[0] < time.monotonic():
+    def __init__(self, key: str | None) -> None:
+        self._fernet = Fernet(key.encode() if key else Fernet.generate_key())
+
+    def seal(self, situation: PatientSituation) -> str:
+        return self._fernet.encrypt(zlib.compress(situation.model_dump_json().encode(), 6)).decode()
+
+    def open(self, token: str) -> dict[str, Any] | None:
+        try:
+            data: dict[str, Any] = json.loads(zlib.decompress(self._fernet.decrypt(token, ttl=self.ttl_seconds)))
+        except (InvalidToken, ValueError, zlib.error):
             return None
-        return found[1]
+        return data
 
 
 def _open_store(url: str) -> FeedbackStore | None:
@@ -362,21 +272,16 @@ def _open_store(url: str) -> FeedbackStore | None:
         return None
 
 
-def _whole_record(prefetch: Mapping[str, Any]) -> bool:
-    """A prefetch under a key that is not a template key, holding a Bundle: the client sent the whole record."""
-    templates = prefetch_templates()
-    return any(key not in templates and isinstance(value, Mapping) and value.get("resourceType") == "Bundle"
-               for key, value in prefetch.items())
-
-
 def create_app(settings: Settings | None = None, evaluator: Evaluator | None = None) -> FastAPI:
     """The FastAPI application. ``evaluator`` replaces ``postcart.evaluate`` (tests inject faults)."""
     settings = settings or Settings.from_env()
     store = _open_store(settings.database_url)
     recorder = CardRecorder(store)
-    assessments = _Assessments()
+    links = _Links(settings.link_key)
     public_url = settings.public_url.rstrip("/")
-    authenticator = None if settings.insecure_no_auth else Authenticator(list(settings.trusted_issuers), public_url)
+    replay = SqliteReplayCache(settings.replay_database) if settings.replay_database else None
+    authenticator = (None if settings.insecure_no_auth
+                     else Authenticator(list(settings.trusted_issuers), public_url, replay=replay))
     if evaluator is None:
         engine = Engine(Rulebook.load(settings.rules_dir))
 
@@ -450,41 +355,45 @@ def create_app(settings: Settings | None = None, evaluator: Evaluator | None = N
     @app.post("/cds-services/{service_id}", response_model=CardsResponse, summary="Call the service",
               responses={400: {"model": ErrorOut}, 401: {"model": ErrorOut}, 404: {"model": ErrorOut},
                          412: {"model": ErrorOut}, 413: {"model": ErrorOut}, 422: {"model": ErrorOut}})
-    def call_service(service_id: str, request: HookRequest, caller: Caller) -> dict[str, Any]:
+    def call_service(service_id: str, request: HookRequest, caller: Caller) -> JSONResponse:
         _check_service(service_id)
         if request.hook != HOOK:
             raise _ClientError(400, "wrong_hook", f"service {SERVICE_ID!r} answers the {HOOK!r} hook, not "
                                f"{request.hook[:64]!r}")
         prefetch = dict(request.prefetch or {})
-        missing = [] if _whole_record(prefetch) else [key for key in prefetch_templates() if key not in prefetch]
-        missing += [key for key, value in prefetch.items() if isinstance(value, Mapping)
-                    and value.get("resourceType") == "OperationOutcome" and key in prefetch_templates()
-                    and request.fhirAuthorization is not None]
+        missing = missing_keys(prefetch, request.fhirAuthorization is not None)
         if missing:
-            prefetch.update(_fetch(request, missing, settings))
+            try:
+                prefetch.update(fetch_missing(missing, request.context.patientId, request.fhirServer,
+                                              request.fhirAuthorization, settings.fhir_timeout_seconds,
+                                              settings.allow_http_fhir_server))
+            except PrefetchUnavailable as error:
+                raise _ClientError(412, error.error, error.message, error.problems) from None
         try:
             mapping = situation_from_fhir(prefetch, request.context.patientId)
         except NoCarTFailure:
-            return {"cards": []}  # CDS Hooks: no decision support for this patient is an empty list of cards
+            return JSONResponse({"cards": []})  # CDS Hooks: no decision support for this patient: no cards
         except PostcartError as error:
             problems = getattr(error, "problems", [])
             raise _ClientError(422, "unusable_fhir_data", "the FHIR data cannot be mapped to a patient "
                                "situation: required data is missing, invalid or contradictory", problems,
                                _present(prefetch)) from None
         assessment = run(mapping.situation)
-        token = assessments.put(to_markdown(assessment))
-        cards = build_cards(assessment, mapping.notes, SERVICE_ID, f"{public_url}/assessments/{token}")
+        link = f"{public_url}/assessments/{links.seal(mapping.situation)}"
+        cards = build_cards(assessment, mapping.notes, SERVICE_ID, link)
         recorder.record(cards.issued, caller)
-        return {"cards": cards.cards}
+        # returned as is: the cards are built by this service, validating them again costs each call
+        return JSONResponse({"cards": cards.cards})
 
     @app.get("/assessments/{token}", summary="The full assessment behind a call's cards (one hour)",
              response_class=PlainTextResponse, responses={404: {"model": ErrorOut}})
     def assessment_page(token: str) -> PlainTextResponse:
-        text = assessments.get(token)
-        if text is None:
+        data = links.open(token)
+        if data is None:
             raise _ClientError(404, "unknown_assessment", "no such assessment: links expire after one hour")
+        text = to_markdown(run(validate_situation(data)))
         return PlainTextResponse(text, media_type="text/markdown; charset=utf-8",
-                                 headers={"Cache-Control": "no-store"})
+                                 headers={"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"})
 
     @app.post("/cds-services/{service_id}/feedback", summary="Feedback on cards",
               responses={400: {"model": ErrorOut}, 401: {"model": ErrorOut}, 404: {"model": ErrorOut},
@@ -547,6 +456,12 @@ def create_app(settings: Settings | None = None, evaluator: Evaluator | None = N
     return app
 
 
+def app_from_env() -> FastAPI:
+    """The app of one worker process: settings from ``POSTCART_SERVICE_SETTINGS`` (``postcart serve --workers``)."""
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s:     %(name)s: %(message)s")
+    return create_app(Settings.from_json(os.environ["POSTCART_SERVICE_SETTINGS"]))
+
+
 def _authenticated(request: Request) -> str | None:
     """The verified issuer of the caller's JWT (None when the service runs without authentication)."""
     authenticator: Authenticator | None = request.app.state.authenticator
@@ -573,64 +488,3 @@ def _present(prefetch: Mapping[str, Any]) -> dict[str, int]:
         kind = entry.kind[:64]
         counts[kind] = counts.get(kind, 0) + 1
     return dict(sorted(counts.items()))
-
-
-def _fetch(request: HookRequest, keys: list[str], settings: Settings) -> dict[str, Any]:
-    """The missing prefetch keys, read from the client's FHIR server with its access token.
-
-    Raises:
-        _ClientError: 412 when no FHIR access was given or the server could not be read (naming why).
-    """
-    authorization = request.fhirAuthorization or {}
-    token = authorization.get("access_token")
-    server = (request.fhirServer or "").rstrip("/")
-    if not server or not isinstance(token, str) or not token or str(authorization.get("token_type", "")).lower() != "bearer":
-        raise _ClientError(412, "prefetch_required", "prefetch keys missing and no FHIR server access given: send "
-                           "them, or fhirServer with fhirAuthorization (a Bearer access_token)",
-                           [Problem(f"prefetch.{key}", "missing", prefetch_templates()[key], "not sent")
-                            for key in keys])
-    parts = urlsplit(server)
-    loopback = parts.hostname in ("127.0.0.1", "localhost", "::1")
-    if parts.scheme != "https" and not (parts.scheme == "http" and (loopback or settings.allow_http_fhir_server)):
-        raise _ClientError(412, "prefetch_required", "prefetch keys missing and fhirServer is not an https URL: "
-                           "this service reads FHIR only over TLS", [Problem("fhirServer", "not https", "https://...",
-                                                                            parts.scheme or "no scheme")])
-    patient = request.context.patientId
-    deadline = time.monotonic() + settings.fhir_timeout_seconds
-    fetched: dict[str, Any] = {}
-    headers = {"Authorization": f"Bearer {token}", "Accept": "application/fhir+json"}
-    try:
-        with httpx.Client(timeout=settings.fhir_timeout_seconds, headers=headers, follow_redirects=False) as http:
-            for key in keys:
-                url: str | None = f"{server}/{prefetch_templates()[key].replace('{{context.patientId}}', patient)}"
-                pages: list[Any] = []
-                while url is not None and len(pages) < 20:
-                    if time.monotonic() > deadline:
-                        raise httpx.TimeoutException("deadline")
-                    response = http.get(url)
-                    if response.status_code == 404 and key == "patient":
-                        break
-                    if response.status_code != 200:
-                        raise _ClientError(412, "fhir_server_error", f"the FHIR server answered HTTP "
-                                           f"{response.status_code} when reading the {key!r} data",
-                                           [Problem(f"prefetch.{key}", f"HTTP {response.status_code} from the FHIR "
-                                                    "server", "HTTP 200 with FHIR JSON", str(response.status_code))])
-                    page = response.json()
-                    pages.append(page)
-                    url = None
-                    links = page.get("link") if isinstance(page, Mapping) else None
-                    for link in links if isinstance(links, list) else []:
-                        target = link.get("url") if isinstance(link, Mapping) else None
-                        if link.get("relation") == "next" and isinstance(target, str) and target.startswith(server):
-                            url = target  # paging stays on the same server
-                fetched[key] = (pages[0] if len(pages) == 1 else
-                                {"resourceType": "Bundle", "type": "collection", "entry": [
-                                    {"resource": page} for page in pages]} if pages else None)
-    except _ClientError:
-        raise
-    except (httpx.HTTPError, ValueError) as error:
-        raise _ClientError(412, "fhir_server_unreachable", f"the FHIR server could not be read "
-                           f"({type(error).__name__}); prefetch keys missing: {', '.join(keys)}",
-                           [Problem(f"prefetch.{key}", "could not be fetched", prefetch_templates()[key],
-                                    type(error).__name__) for key in keys]) from None
-    return fetched
