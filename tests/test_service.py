@@ -468,8 +468,9 @@ def test_an_unexpected_fault_is_a_bare_500_and_the_service_keeps_serving(
 
 # ---- the command line ---------------------------------------------------------------------------------
 
-def test_postcart_serve_starts_the_service(tmp_path: Path) -> None:
-    """`postcart serve --host 127.0.0.1 --port N` answers discovery."""
+def _serve(tmp_path: Path, *options: str, scheme: str = "http", verify: Any = True,
+           headers: dict[str, str] | None = None) -> tuple[httpx.Response, str]:
+    """Start `postcart serve` on a free loopback port, GET discovery, stop it; the answer and its stderr."""
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
     # The free port is only known free when probed: if another process takes it before the server binds,
     # the server exits with a bind error, and the test tries another port (a few times) within 60 s overall.
@@ -480,18 +481,15 @@ def test_postcart_serve_starts_the_service(tmp_path: Path) -> None:
             port = probe.getsockname()[1]
         process = subprocess.Popen(
             [sys.executable, "-m", "postcart", "serve", "--host", "127.0.0.1", "--port", str(port),
-             "--database-url", f"sqlite:///{tmp_path / 'serve.sqlite3'}", "--insecure-no-auth"],
+             "--database-url", f"sqlite:///{tmp_path / 'serve.sqlite3'}", *options],
             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        response = None
         try:
-            response = None
             while response is None and process.poll() is None and time.monotonic() < deadline:
                 try:
-                    response = httpx.get(f"http://127.0.0.1:{port}/cds-services", timeout=2)
+                    response = httpx.get(f"{scheme}://127.0.0.1:{port}/cds-services", timeout=2, verify=verify)
                 except httpx.TransportError:
                     time.sleep(0.2)
-            if response is not None:
-                assert response.status_code == 200 and response.json()["services"][0]["id"] == SERVICE_ID
-                return
         finally:
             if process.poll() is None:
                 process.send_signal(signal.SIGINT)
@@ -502,9 +500,66 @@ def test_postcart_serve_starts_the_service(tmp_path: Path) -> None:
                     process.wait(timeout=5)
         assert process.stderr is not None
         errors = process.stderr.read().decode(errors="replace")
+        if response is not None:
+            return response, errors
         if "address already in use" not in errors.lower() or time.monotonic() > deadline:
             raise AssertionError(f"postcart serve did not start: {errors[-500:]}")
     raise AssertionError("postcart serve could not bind a free port in 3 attempts")
+
+
+def test_postcart_serve_starts_the_service(tmp_path: Path) -> None:
+    """`postcart serve --insecure-no-auth` answers discovery and warns, on start, that nobody is authenticated."""
+    response, errors = _serve(tmp_path, "--insecure-no-auth")
+    assert response.status_code == 200 and response.json()["services"][0]["id"] == SERVICE_ID
+    assert "WARNING: --insecure-no-auth" in errors and "INSECURE" in errors
+
+
+def test_postcart_serve_needs_trusted_issuers_unless_told_otherwise(tmp_path: Path) -> None:
+    """Authentication is on by default: without --trusted-issuers and --public-url, serve refuses to start."""
+    result = CliRunner().invoke(cli_app, ["serve", "--database-url", f"sqlite:///{tmp_path / 'x.sqlite3'}"])
+    assert result.exit_code == 2 and "--trusted-issuers" in result.output
+    issuers = tmp_path / "issuers.yaml"
+    issuers.write_text("issuers:\n  - iss: https://ehr.example\n", encoding="utf-8")
+    result = CliRunner().invoke(cli_app, ["serve", "--trusted-issuers", str(issuers), "--public-url", "https://x"])
+    assert result.exit_code == 2 and "give exactly one of jwks" in result.output
+
+
+def test_postcart_serve_speaks_tls_with_trusted_issuers(tmp_path: Path) -> None:
+    """`postcart serve --ssl-certfile/--ssl-keyfile --trusted-issuers FILE --public-url URL` answers over HTTPS."""
+    import datetime as dt
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = dt.datetime.now(dt.UTC)
+    certificate = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+                   .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(minutes=5))
+                   .not_valid_after(now + dt.timedelta(days=1)).sign(key, hashes.SHA256()))
+    (tmp_path / "cert.pem").write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    (tmp_path / "key.pem").write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                                         serialization.NoEncryption()))
+    (tmp_path / "issuers.json").write_text(json.dumps({"issuers": [{"iss": ISSUER, "jwks": {"keys": [SIGNING_JWK]}}]}),
+                                           encoding="utf-8")
+    response, errors = _serve(tmp_path, "--trusted-issuers", str(tmp_path / "issuers.json"), "--public-url",
+                              "https://cds.example.org", "--ssl-certfile", str(tmp_path / "cert.pem"),
+                              "--ssl-keyfile", str(tmp_path / "key.pem"), scheme="https", verify=False)
+    assert response.status_code == 200 and "INSECURE" not in errors
+
+
+def test_worker_processes_share_the_replay_cache(tmp_path: Path) -> None:
+    """Two authenticators on one SQLite replay file (two workers): a JWT used on one is refused on the other."""
+    from postcart.cds_hooks.auth import AuthenticationFailed, Authenticator, SqliteReplayCache
+
+    path = str(tmp_path / "seen.sqlite3")
+    first, second = (Authenticator(list(_issuers()), "https://cds.example.org", replay=SqliteReplayCache(path))
+                     for _ in range(2))
+    token = f"Bearer {_token('https://cds.example.org' + SERVICE_PATH)}"
+    assert first.verify(token, SERVICE_PATH) == ISSUER
+    with pytest.raises(AuthenticationFailed, match="replayed"):
+        second.verify(token, SERVICE_PATH)
 
 
 # ---- fuzzing ------------------------------------------------------------------------------------------
