@@ -96,6 +96,7 @@ DISEASE_CODES: dict[tuple[str, str], tuple[str, str]] = {
     (SNOMED, "443487006"): ("MCL", "Mantle cell lymphoma (disorder)"),
     (SNOMED, "277571004"): ("B_ALL", "B-cell acute lymphoblastic leukemia (disorder)"),
     (SNOMED, "109989006"): ("MM", "Multiple myeloma (disorder)"),
+    (SNOMED, "94704006"): ("MM", "Multiple myeloma in remission (disorder)"),
     (SNOMED, "92814006"): ("CLL", "Chronic lymphoid leukemia, disease (disorder)"),
     (SNOMED, "277473004"): ("CLL", "B-cell chronic lymphocytic leukemia (disorder)"),
     (ICD10CM, "C83.3"): ("LBCL", "Diffuse large B-cell lymphoma (C83.3x)"),
@@ -126,6 +127,7 @@ PRODUCT_CODES: dict[tuple[str, str], str | None] = {
     (ICD10PCS, "XW23376"): "liso-cel", (ICD10PCS, "XW24376"): "liso-cel",
     (ICD10PCS, "XW033A7"): "cilta-cel", (ICD10PCS, "XW043A7"): "cilta-cel",
     (ICD10PCS, "XW033C3"): None, (ICD10PCS, "XW043C3"): None,  # engineered autologous CAR-T, product not named
+    (SNOMED, "1156961008"): None,  # Chimeric antigen receptor T-cell immunotherapy (procedure), product not named
     (LOCAL_FIELD_SYSTEM, CAR_T_INFUSION_CODE): None,
 }
 
