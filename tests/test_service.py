@@ -906,3 +906,20 @@ def test_cors_lets_the_configured_origin_call(tmp_path: Path) -> None:
         assert allowed.status_code == 200 and allowed.headers["access-control-allow-origin"] == origin
         other = http.options(SERVICE_PATH, headers={**headers, "Origin": "https://evil.example"})
         assert "access-control-allow-origin" not in other.headers
+
+
+def test_a_feedback_database_from_before_issuers_is_upgraded(tmp_path: Path) -> None:
+    """A database whose issued_cards table has no issuer column gets it; its old cards keep no issuer."""
+    import sqlite3
+
+    path = tmp_path / "old.sqlite3"
+    with sqlite3.connect(path) as connection:
+        connection.execute("CREATE TABLE issued_cards (uuid VARCHAR(64) PRIMARY KEY, service_id VARCHAR(128) NOT NULL, "
+                           "kind VARCHAR(32) NOT NULL, option VARCHAR(64), verdict VARCHAR(32), "
+                           "rulebook_version VARCHAR(64) NOT NULL, issued_at DATETIME NOT NULL)")
+        connection.execute("INSERT INTO issued_cards VALUES ('old', 's', 'option', NULL, NULL, '1', '2025-01-01')")
+    store = FeedbackStore(f"sqlite:///{path}")
+    try:
+        assert store.known_cards(["old"], "s") == {"old"} and store.known_cards(["old"], "s", ISSUER) == set()
+    finally:
+        store.close()

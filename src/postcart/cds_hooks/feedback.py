@@ -32,7 +32,9 @@ from sqlalchemy import (
     event,
     func,
     insert,
+    inspect,
     select,
+    text,
 )
 from sqlalchemy.engine import Engine as SqlEngine
 from sqlalchemy.pool import StaticPool
@@ -123,6 +125,14 @@ class FeedbackStore:
             event.listen(self.engine, "connect", _sqlite_pragmas)
         self._write_lock = threading.Lock() if url.startswith("sqlite") else None
         _metadata.create_all(self.engine)
+        self._upgrade()
+
+    def _upgrade(self) -> None:
+        """A database written before cards named their issuer gets the column (its old cards: no issuer)."""
+        columns = {column["name"] for column in inspect(self.engine).get_columns("issued_cards")}
+        if "issuer" not in columns:
+            with self.engine.begin() as connection:
+                connection.execute(text("ALTER TABLE issued_cards ADD COLUMN issuer VARCHAR(512)"))
 
     def close(self) -> None:
         self.engine.dispose()
