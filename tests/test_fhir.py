@@ -29,7 +29,7 @@ from postcart.cds_hooks.fhir import (
 from postcart.scenarios import load_scenarios
 from postcart.situation import PatientSituation, validate_situation
 
-from .fhir_strategies import mangled_bundles
+from .fhir_strategies import mangled_bundles, stray_resources
 from .strategies import patient_situations
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -507,3 +507,17 @@ def test_a_medication_reference_resolves_by_fullurl_and_contained(bundle: dict[s
         "resourceType": "Medication", "code": {"coding": [{"system": "http://www.cms.gov/Medicare/Coding/HCPCSReleaseCodeSets",
                                                            "code": "Q2041"}]}}})
     assert situation_from_fhir({"bundle": bundle}, PATIENT).situation.car_t.product == "axi-cel"
+
+
+@settings(max_examples=80, deadline=None)
+@given(strays=stray_resources())
+def test_resources_not_tied_to_the_patient_never_change_the_situation(strays: list[dict[str, Any]]) -> None:
+    """Whatever is added about someone else (or no one), the situation is the one of the patient's own record,
+    and every addition is listed."""
+    bundle = json.loads(EXAMPLE.read_text(encoding="utf-8"))
+    plain = situation_from_fhir({"bundle": bundle}, PATIENT).situation
+    bundle["entry"] += strays
+    mapping = situation_from_fhir({"bundle": bundle}, PATIENT)
+    assert mapping.situation == plain
+    listed = " ".join(note.message for note in mapping.notes)
+    assert all(f"/{entry['resource']['id']}:" in listed for entry in strays)
