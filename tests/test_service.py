@@ -102,7 +102,7 @@ def database(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 def _settings(url: str, database: str, **overrides: Any) -> Settings:
     values: dict[str, Any] = {"database_url": database, "max_body_bytes": 256 * 1024, "public_url": url,
-                              "trusted_issuers": _issuers()}
+                              "trusted_issuers": _issuers(), "allow_http_fhir_server": True}  # the FHIR stub is http
     values.update(overrides)
     return Settings(**values)
 
@@ -923,3 +923,16 @@ def test_a_feedback_database_from_before_issuers_is_upgraded(tmp_path: Path) -> 
         assert store.known_cards(["old"], "s") == {"old"} and store.known_cards(["old"], "s", ISSUER) == set()
     finally:
         store.close()
+
+
+def test_a_plain_http_fhir_server_is_not_read_unless_allowed(tmp_path: Path) -> None:
+    """By default the service reads a FHIR server over https only: an http fhirServer gets 412 naming the scheme."""
+    request = _example("cds-hooks-2.0.1-example-request.json")
+    database = f"sqlite:///{tmp_path / 'https.sqlite3'}"
+    with FhirStub([request["prefetch"]["patientToGreet"]]) as fhir, \
+            LiveServer(lambda url: create_app(_settings(url, database, allow_http_fhir_server=False))) as live, \
+            SignedClient(live.url) as http:
+        request["fhirServer"] = fhir.url
+        response = _post(http, request)
+        assert response.status_code == 412 and response.json()["problems"][0]["location"] == "fhirServer"
+        assert not fhir.seen  # nothing was sent to it, not even the token

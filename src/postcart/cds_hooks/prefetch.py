@@ -2,7 +2,8 @@
 
 CDS Hooks 2.0.1: a prefetch key the client did not send was not satisfied; the service reads it from the
 client's FHIR server when ``fhirServer`` and ``fhirAuthorization`` were given, and answers 412 otherwise.
-Searches are paged by their ``next`` links on the same server; https only (a loopback address excepted).
+Searches are paged by their ``next`` links on the same server; https only, unless plain http is allowed
+(tests, a closed network).
 Nothing read here is logged.
 """
 
@@ -80,8 +81,7 @@ def fetch_missing(keys: list[str], patient_id: str, fhir_server: str | None,
                                   "them, or fhirServer with fhirAuthorization (a Bearer access_token)",
                                   [Problem(f"prefetch.{key}", "missing", templates[key], "not sent") for key in keys])
     parts = urlsplit(server)
-    loopback = parts.hostname in ("127.0.0.1", "localhost", "::1")
-    if parts.scheme != "https" and not (parts.scheme == "http" and (loopback or allow_http)):
+    if parts.scheme != "https" and not (parts.scheme == "http" and allow_http):
         raise PrefetchUnavailable("prefetch_required", "prefetch keys missing and fhirServer is not an https URL: "
                                   "this service reads FHIR only over TLS",
                                   [Problem("fhirServer", "not https", "https://...", parts.scheme or "no scheme")])

@@ -91,7 +91,7 @@ class Settings:
     cors_origins: tuple[str, ...] = ()
     #: Seconds allowed for all requests to the EHR's FHIR server during one hook call.
     fhir_timeout_seconds: float = 10.0
-    #: Fetch from a plain-http FHIR server other than loopback (tests, closed networks); https otherwise.
+    #: Fetch from a plain-http FHIR server (tests, a closed network); https only otherwise.
     allow_http_fhir_server: bool = False
     #: Fernet key sealing the assessment links (shared by worker processes); default, a new one per start.
     link_key: str | None = None
