@@ -19,6 +19,7 @@ from typing import Any
 from postcart.assessment import Assessment, Citation, MissingInformation, OptionAssessment
 from postcart.cds_hooks.feedback import IssuedCard
 from postcart.cds_hooks.fhir import Note, describe_notes
+from postcart.render import not_addressed, ordered_options
 from postcart.vocabulary import option_name
 
 __all__ = ["OPTION_SYSTEM", "OVERRIDE_REASONS", "OVERRIDE_REASON_SYSTEM", "CardSet", "build_cards"]
@@ -171,8 +172,8 @@ def build_cards(assessment: Assessment, notes: Sequence[Note], service_id: str,
     version = assessment.rulebook.version
     missing = list(assessment.missing_information)
     placed: set[str] = set()
-    order = {"recommended": 0, "consider": 2, "not_advised": 3}
-    options = sorted(assessment.options, key=lambda o: (1 if _is_pending(o) else order[o.verdict]))
+    # the report's reading order (recommended, consider, not advised; follow-up last), pending ones up front
+    options = sorted(ordered_options(assessment), key=lambda o: 0 if _is_pending(o) else 1)
     single = [o for o in options if o.verdict == "recommended" or _is_pending(o)]
     grouped = {verdict: [o for o in options if o.verdict == verdict and o not in single]
                for verdict in ("consider", "not_advised")}
@@ -222,11 +223,10 @@ def build_cards(assessment: Assessment, notes: Sequence[Note], service_id: str,
         issued.append(IssuedCard(card_id, service_id, "no_option", None, None, (), version))
     leftover = [item for item in missing if item.field not in placed]
     extra = _missing_lines(leftover) + _record_lines(notes)
-    not_addressed = list(getattr(assessment, "not_addressed", None) or [])
-    if not_addressed:
-        extra += ["", "**Not addressed by the rules for this record:** "
-                  + ", ".join(option_name(str(o)) if not hasattr(o, "option") else option_name(o.option)
-                              for o in not_addressed) + "."]
+    unaddressed = not_addressed(assessment)
+    if unaddressed and getattr(assessment, "not_addressed", None) is not None:
+        extra += ["", "**Not addressed by the rules for this record:**"]
+        extra += [f"- {option_name(option)}: {reason}" for option, reason in unaddressed]
     if extra:
         first = cards[0]
         body, sep, footer = first["detail"].partition("\n---\n")
