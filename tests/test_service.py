@@ -936,3 +936,43 @@ def test_a_plain_http_fhir_server_is_not_read_unless_allowed(tmp_path: Path) -> 
         response = _post(http, request)
         assert response.status_code == 412 and response.json()["problems"][0]["location"] == "fhirServer"
         assert not fhir.seen  # nothing was sent to it, not even the token
+
+
+def test_an_issuer_with_a_jku_is_trusted_through_its_key_set_url(tmp_path: Path, bundle: dict[str, Any]) -> None:
+    """An issuer configured by jku: its key set is fetched from that URL; a JWT naming another jku is refused."""
+    key_set = json.dumps({"keys": [SIGNING_JWK]}).encode()
+
+    class Keys(BaseHTTPRequestHandler):
+        def log_message(self, *args: Any) -> None:
+            return None
+
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(key_set)))
+            self.end_headers()
+            self.wfile.write(key_set)
+
+    keys = ThreadingHTTPServer(("127.0.0.1", 0), Keys)
+    threading.Thread(target=keys.serve_forever, daemon=True).start()
+    jku = f"http://127.0.0.1:{keys.server_address[1]}/jwks.json"
+    issuers_file = tmp_path / "issuers.yaml"
+    issuers_file.write_text(f"issuers:\n  - iss: {ISSUER}\n    jku: {jku}\n", encoding="utf-8")
+    from postcart.cds_hooks.auth import load_trusted_issuers
+
+    database = f"sqlite:///{tmp_path / 'jku.sqlite3'}"
+    try:
+        with LiveServer(lambda url: create_app(_settings(url, database,
+                                                         trusted_issuers=tuple(load_trusted_issuers(issuers_file))))) \
+                as live, httpx.Client(base_url=live.url, timeout=30) as http:
+            good = http.post(SERVICE_PATH, json=_call(bundle), headers={"Authorization": f"Bearer {_token(live.url)}"})
+            assert good.status_code == 200 and good.json()["cards"]
+            now = int(time.time())
+            other = jwt.encode({"iss": ISSUER, "aud": live.url, "iat": now, "exp": now + 300, "jti": str(uuid.uuid4())},
+                               SIGNING_KEY, algorithm="ES384",
+                               headers={"kid": "ehr-1", "jku": "https://attacker.example/jwks.json"})
+            refused = http.post(SERVICE_PATH, json=_call(bundle), headers={"Authorization": f"Bearer {other}"})
+            assert refused.status_code == 401 and "jku" in refused.json()["message"]
+    finally:
+        keys.shutdown()
+        keys.server_close()
