@@ -8,7 +8,8 @@
 - ``POST /cds-services/{id}/feedback``: accepted / overridden outcomes, once per card and outcome, from the
   client the card was issued to.
 - ``GET /reports/override-rates``: each rule's override rate.
-- ``GET /assessments/{token}``: the full assessment behind a call's cards, for one hour (memory only).
+- ``GET /assessments/{token}``: the full assessment behind a call's cards, for one hour (the link carries the
+  situation, sealed; nothing is stored).
 
 Every call but discovery needs the client's JWT (``postcart.cds_hooks.auth``), unless the service runs with
 ``insecure_no_auth`` for local development. Bad input gets a 4xx naming the reason (400 malformed request or
