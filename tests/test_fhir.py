@@ -521,3 +521,12 @@ def test_resources_not_tied_to_the_patient_never_change_the_situation(strays: li
     assert mapping.situation == plain
     listed = " ".join(note.message for note in mapping.notes)
     assert all(f"/{entry['resource']['id']}:" in listed for entry in strays)
+
+
+def test_an_absolute_subject_on_another_server_is_not_read(bundle: dict[str, Any]) -> None:
+    """Patient/<same id> on another FHIR server is another patient: read only on the hook's fhirServer."""
+    _resource(bundle, "ecog")["subject"] = {"reference": f"https://ehr.example/fhir/Patient/{PATIENT}/_history/3"}
+    assert situation_from_fhir({"bundle": bundle}, PATIENT, fhir_server="https://ehr.example/fhir/").situation.fitness.ecog == 1
+    with pytest.raises(InvalidSituation) as error:
+        situation_from_fhir({"bundle": bundle}, PATIENT, fhir_server="https://other-hospital.example/fhir")
+    assert "fitness.ecog" in _problems(error)

@@ -210,6 +210,7 @@ class _Value:
 class _Reader:
     patient_id: str | None
     full_urls: dict[str, Entry]
+    servers: set[str]  # FHIR base URLs the prefetch comes from: absolute references elsewhere are not read
     notes: list[Note] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
     observations: dict[str, list[_Value]] = field(default_factory=dict)
@@ -303,7 +304,7 @@ def _walk(where: str, value: Any, full_url: str | None, container: Mapping[str, 
 
 
 def situation_from_fhir(prefetch: Mapping[str, Any], patient_id: str | None = None,
-                        today: dt.date | None = None) -> FhirMapping:
+                        today: dt.date | None = None, fhir_server: str | None = None) -> FhirMapping:
     """Map a CDS Hooks prefetch (FHIR R4 resources or Bundles) to a validated ``PatientSituation``.
 
     Args:
@@ -311,6 +312,8 @@ def situation_from_fhir(prefetch: Mapping[str, Any], patient_id: str | None = No
         patient_id: the hook context's patient id; only resources whose subject references this patient are
             read. Without it, the one Patient of the prefetch is the patient in context.
         today: the date ages are computed on; default, the latest Bundle.timestamp, else today (UTC).
+        fhir_server: the hook's ``fhirServer``: an absolute subject reference is read only when it is on this
+            server or on the server of a Bundle entry's fullUrl (another server's Patient/<id> is another patient).
 
     Raises:
         NoCarTFailure: no completed CAR-T infusion, or no failure after it, is on record.
@@ -326,7 +329,9 @@ def situation_from_fhir(prefetch: Mapping[str, Any], patient_id: str | None = No
         ids = {str(e.resource.get("id")) for e in entries if e.kind == "Patient" and e.container is None}
         patient_id = ids.pop() if len(ids) == 1 else None
     full_urls = {entry.full_url: entry for entry in entries if entry.full_url}
-    reader = _Reader(patient_id, full_urls)
+    servers = {url.rstrip("/") for url in [fhir_server] if url}
+    servers |= {url.rsplit("/", 2)[0] for url in full_urls if url.startswith(("http://", "https://"))}
+    reader = _Reader(patient_id, full_urls, servers)
     for entry in entries:
         if entry.kind == "Medication":
             _register_medication(reader, entry)
@@ -480,7 +485,11 @@ def _subject(reader: _Reader, entry: Entry) -> tuple[Literal["patient", "other",
     parts = reference.split("/_history")[0].rstrip("/").split("/")
     if len(parts) < 2 or parts[-2] != "Patient":
         return "unlinked", f"a subject that is not a Patient ({_short(reference)})"
-    return ("patient", "") if parts[-1] == reader.patient_id else ("other", "another patient")
+    if parts[-1] != reader.patient_id:
+        return "other", "another patient"
+    if reference.startswith(("http://", "https://")) and "/".join(parts[:-2]) not in reader.servers:
+        return "unlinked", f"a subject on another FHIR server ({_short(reference)})"
+    return "patient", ""
 
 
 def _register_medication(reader: _Reader, entry: Entry) -> None:

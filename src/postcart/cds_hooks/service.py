@@ -371,7 +371,7 @@ def create_app(settings: Settings | None = None, evaluator: Evaluator | None = N
             except PrefetchUnavailable as error:
                 raise _ClientError(412, error.error, error.message, error.problems) from None
         try:
-            mapping = situation_from_fhir(prefetch, request.context.patientId)
+            mapping = situation_from_fhir(prefetch, request.context.patientId, fhir_server=request.fhirServer)
         except NoCarTFailure:
             return JSONResponse({"cards": []})  # CDS Hooks: no decision support for this patient: no cards
         except PostcartError as error:
