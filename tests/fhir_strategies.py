@@ -39,6 +39,7 @@ _NOT_THIS_PATIENT = st.sampled_from([
     {"reference": "https://other-ehr.example/fhir/Patient/someone-else/_history/2"},
     {"reference": "urn:uuid:0f0e0d0c-0000-4000-8000-000000000001"},  # resolves to nothing in the prefetch
     {"reference": "Group/ward-4"},
+    {"reference": "https://elsewhere.example/fhir/Patient/demo-lbcl-01"},  # the same id on another server
 ])
 
 
