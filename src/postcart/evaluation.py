@@ -8,6 +8,7 @@ changed, say).
 from __future__ import annotations
 
 import atexit
+import os
 import threading
 from collections.abc import Mapping
 from typing import Any
@@ -23,8 +24,17 @@ _DEFAULT: dict[str, Engine] = {}
 _DEFAULT_LOCK = threading.Lock()
 
 
+def _after_fork() -> None:
+    global _DEFAULT_LOCK
+    _DEFAULT_LOCK = threading.Lock()
+    _DEFAULT.clear()  # the parent's engine belongs to the parent (see postcart.engine): make a new one here
+
+
+os.register_at_fork(after_in_child=_after_fork)
+
+
 def default_engine() -> Engine:
-    """The process's engine for the default rulebook, created on first use."""
+    """The process's engine for the default rulebook, created on first use (and anew in a forked child)."""
     with _DEFAULT_LOCK:
         if "engine" not in _DEFAULT:
             _DEFAULT["engine"] = Engine(Rulebook.load())
