@@ -23,6 +23,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from postcart.documents import parse_yaml_with_node
 from postcart.errors import Problem, RuleDefinitionError
 from postcart.rulebook import conditions as cond
 from postcart.rulebook.model import (
@@ -109,13 +110,12 @@ class _Loader:
     # --- files
 
     def parse_yaml(self, name: str, text: str) -> tuple[Any, _Lines]:
+        """The strict YAML reader of :mod:`postcart.documents` (no aliases: a 342-byte alias bomb hung
+        ``check``; no duplicate keys; YAML 1.2-style scalars)."""
         try:
-            data = yaml.safe_load(text)
-            node = yaml.compose(text, Loader=yaml.SafeLoader)
-        except yaml.YAMLError as error:
-            mark = getattr(error, "problem_mark", None)
-            line = mark.line + 1 if mark else None
-            self.problem(name, line, None, "", f"not valid YAML: {getattr(error, 'problem', error)}")
+            data, node = parse_yaml_with_node(text, name, error=RuleDefinitionError)
+        except RuleDefinitionError as error:
+            self.problems.extend(error.problems)
             return None, _Lines(None)
         return data, _Lines(node)
 
