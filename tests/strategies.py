@@ -17,8 +17,8 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from postcart.vocabulary import DISEASES
 from postcart.situation import PRODUCT_DISEASES, PRODUCT_TARGET, PatientSituation, validate_situation
+from postcart.vocabulary import DISEASES
 
 __all__ = ["patient_situations", "situations", "target_lost_situations"]
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import hmac
-import stat
 import json
 import re
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -16,8 +16,8 @@ from typer.testing import CliRunner
 
 from postcart import Engine, Rulebook, evaluate
 from postcart.assessment import audit_key_path, situation_hash
-from postcart.governance.check import lint
 from postcart.cli import app
+from postcart.governance.check import lint
 from postcart.scenarios import load_scenarios
 from postcart.situation import validate_situation
 

@@ -7,8 +7,8 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from postcart import Rulebook
-from postcart.governance.catalogue import COMMAND, render_catalogue
 from postcart.cli import app
+from postcart.governance.catalogue import COMMAND, render_catalogue
 
 from .conftest import ROOT, RULES
 from .rulebooks import DERIVE_RULES, covering_rules, suggest, write_rulebook

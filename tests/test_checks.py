@@ -9,9 +9,9 @@ import pytest
 from typer.testing import CliRunner
 
 from postcart import Engine, Rulebook
-from postcart.governance.check import Findings, lint, situation_from_facts
 from postcart.cli import app
 from postcart.errors import Problem
+from postcart.governance.check import Findings, lint, situation_from_facts
 from postcart.situation import validate_situation
 
 from .rulebooks import DERIVE_RULES, covering_rules, suggest, write_rulebook

@@ -17,13 +17,13 @@ from hypothesis import HealthCheck, given, settings
 from typer.testing import CliRunner
 
 from postcart import Rulebook, evaluate
-from postcart.testing import COLUMNS, flat_row, random_situation, synthetic_rules
-from postcart.cli import app
 from postcart.batch.cohort import run_cohort
 from postcart.batch.evaluator import Evaluator
 from postcart.batch.tables import read_results
-from postcart.vocabulary import OPTIONS
+from postcart.cli import app
 from postcart.signature import SignatureScheme
+from postcart.testing import COLUMNS, flat_row, random_situation, synthetic_rules
+from postcart.vocabulary import OPTIONS
 
 from .conftest import BASELINE, RULES
 from .strategies import situations

@@ -135,7 +135,7 @@ def test_cli_refuses_an_alias_bomb_on_standard_input_quickly() -> None:
     """The bomb on stdin: exit 2 within seconds, in a subprocess (it once took 49 s and 3 GB)."""
     started = time.perf_counter()
     result = subprocess.run([sys.executable, "-m", "postcart", "evaluate", "-"], input=BOMB, text=True,
-                            capture_output=True, timeout=60)
+                            capture_output=True, timeout=60, check=False)
     assert result.returncode == 2, result.stderr
     assert "aliases expand" in result.stderr and time.perf_counter() - started < 30
 
@@ -148,7 +148,7 @@ def test_oversized_and_undecodable_files_are_refused(tmp_path: Path) -> None:
         read_document(big)
     latin = tmp_path / "latin.yaml"
     latin.write_bytes(b"age: 58\nname: Jos\xe9\n")
-    with pytest.raises(InvalidSituation, match=r"latin.yaml:2: not UTF-8 text \(byte 0xe9"):
+    with pytest.raises(InvalidSituation, match=r"latin\.yaml:2: not UTF-8 text \(byte 0xe9"):
         read_document(latin)
 
 
@@ -165,5 +165,5 @@ def test_a_rule_file_alias_bomb_is_refused_by_the_loader(tmp_path: Path) -> None
 
     shutil.copytree(RULES, tmp_path / "rules")
     (tmp_path / "rules" / "zz_bomb.yaml").write_text(BOMB)
-    with pytest.raises(RuleDefinitionError, match="zz_bomb.yaml:6:4: aliases expand"):
+    with pytest.raises(RuleDefinitionError, match=r"zz_bomb\.yaml:6:4: aliases expand"):
         Rulebook.load(tmp_path / "rules")

@@ -25,7 +25,7 @@ from .rulebooks import DERIVE_RULES, covering_rules, suggest, write_rulebook
 
 def _run(code: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True,
-                          timeout=timeout, cwd=ROOT, env={**os.environ, "PYTHONFAULTHANDLER": "1"})
+                          timeout=timeout, cwd=ROOT, check=False, env={**os.environ, "PYTHONFAULTHANDLER": "1"})
 
 
 def _thresholds(directory: Path, count: int) -> Path:
@@ -115,7 +115,7 @@ def test_close_during_evaluation_raises_evaluation_error(rulebook: Rulebook) -> 
         while not stop.is_set():
             try:
                 evaluate(BASELINE, engine)
-            except BaseException as error:  # noqa: BLE001 - the test records whatever escapes
+            except BaseException as error:  # the test records whatever escapes
                 errors.append(error)
                 return
 

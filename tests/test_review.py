@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from postcart.governance import review
 from postcart.assessment import DISCLAIMER
 from postcart.cli import app
+from postcart.governance import review
 
 _VERDICT = {"recommended": "recommended", "consider": "to be considered", "not_advised": "not advised"}
 

@@ -12,7 +12,6 @@ import random
 import signal
 import subprocess
 import sys
-import textwrap
 import time
 from pathlib import Path
 from typing import Any
@@ -155,7 +154,7 @@ def test_a_stray_quote_costs_one_row_not_the_rest_of_the_file(tmp_path: Path, ru
     assert (summary.records_read, summary.rows, len(rows)) == (3000, 3000, 3000)
     assert [row["row"] for row in rows if row["status"] != "ok"] == [11]
     assert rows[10]["error"].startswith("line 12: ")
-    assert f"records read 3000 = rows written 3000" in summary.text()
+    assert "records read 3000 = rows written 3000" in summary.text()
 
 
 def test_output_equal_to_the_input_or_a_hard_link_is_refused(tmp_path: Path, rulebook: Rulebook) -> None:

@@ -7,9 +7,9 @@
 """
 
 from postcart.assessment import Assessment
-from postcart.evaluation import evaluate
 from postcart.engine import Engine
 from postcart.errors import EvaluationError, InvalidSituation, PostcartError, RuleDefinitionError
+from postcart.evaluation import evaluate
 from postcart.rulebook import Rulebook
 from postcart.situation import PatientSituation, validate_situation
 

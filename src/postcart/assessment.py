@@ -26,10 +26,10 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from postcart.errors import EvaluationError
-from postcart.rulebook import conditions as cond
 from postcart.rulebook import Ask, Rule, Rulebook, Suggest
-from postcart.vocabulary import OPTIONS, VERDICTS, DiseaseName, OptionName, VerdictName
+from postcart.rulebook import conditions as cond
 from postcart.situation import PatientSituation
+from postcart.vocabulary import OPTIONS, VERDICTS, DiseaseName, OptionName, VerdictName
 
 if TYPE_CHECKING:
     from postcart.engine import EngineResult

@@ -101,8 +101,8 @@ def evaluate(
 
     FILE is a situation, or a scenario file (its situation is assessed; --scenario picks one of several).
     """
-    from postcart.evaluation import evaluate as run_evaluation
     from postcart.engine import Engine
+    from postcart.evaluation import evaluate as run_evaluation
     from postcart.render import to_markdown, to_text
 
     try:

@@ -32,14 +32,14 @@ with its id and the limit (:class:`~postcart.errors.RuleDefinitionError`).
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from postcart.errors import Problem, RuleDefinitionError
-from postcart.rulebook import conditions as cond
 from postcart.rulebook import Derive, Rule, Rulebook
+from postcart.rulebook import conditions as cond
 from postcart.vocabulary import DISEASES
 
 __all__ = ["LIMITS", "CompiledRulebook", "Stratum", "compile_rulebook", "fact_key", "to_engine_fact"]

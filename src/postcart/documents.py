@@ -247,7 +247,7 @@ _TIMESTAMP = re.compile(r"""^(?:[0-9]{4}-[0-9]{2}-[0-9]{2}
 class StrictYamlLoader(yaml.SafeLoader):
     """PyYAML's safe loader with YAML 1.2-style scalars, no duplicate keys, no aliases, bounded depth."""
 
-    yaml_implicit_resolvers: dict[Any, list[tuple[str, re.Pattern[str]]]] = {}
+    yaml_implicit_resolvers: dict[Any, list[tuple[str, re.Pattern[str]]]] = {}  # noqa: RUF012 - rebuilt below
 
     def __init__(self, stream: str) -> None:
         super().__init__(stream)
@@ -255,7 +255,7 @@ class StrictYamlLoader(yaml.SafeLoader):
 
     def compose_node(self, parent: Any, index: Any) -> Any:
         if self.check_event(yaml.AliasEvent):
-            event = self.peek_event()
+            event = self.peek_event()  # type: ignore[no-untyped-call]
             if event.anchor not in self.anchors:
                 raise _YamlRefusal(f"alias *{event.anchor} before its anchor is complete (a recursive alias)",
                                    event.start_mark, "an alias of an earlier, finished value", f"*{event.anchor}")
@@ -263,7 +263,8 @@ class StrictYamlLoader(yaml.SafeLoader):
         self._depth += 1
         try:
             if self._depth > MAX_DEPTH:
-                raise _YamlRefusal("nested too deeply", self.peek_event().start_mark, f"at most {MAX_DEPTH} levels")
+                mark = self.peek_event().start_mark  # type: ignore[no-untyped-call]
+                raise _YamlRefusal("nested too deeply", mark, f"at most {MAX_DEPTH} levels")
             return super().compose_node(parent, index)
         finally:
             self._depth -= 1
@@ -299,7 +300,7 @@ for _tag, _pattern, _first in (
     ("tag:yaml.org,2002:null", _NULL, ["~", "n", None]),
     ("tag:yaml.org,2002:timestamp", _TIMESTAMP, "0123456789"),  # rule files' approval dates
 ):
-    StrictYamlLoader.add_implicit_resolver(_tag, _pattern, list(_first))  # type: ignore[no-untyped-call]
+    StrictYamlLoader.add_implicit_resolver(_tag, _pattern, list(_first))
 StrictYamlLoader.add_constructor("tag:yaml.org,2002:int", StrictYamlLoader.construct_yaml_int)
 StrictYamlLoader.add_constructor("tag:yaml.org,2002:float", StrictYamlLoader.construct_yaml_float)
 
@@ -327,7 +328,7 @@ def parse_yaml_with_node(text: str, name: str, *, error: ErrorClass = InvalidSit
     except (RecursionError, ValueError) as failure:
         _refuse(error, name, f"not a readable YAML document ({type(failure).__name__})")
     finally:
-        loader.dispose()  # type: ignore[no-untyped-call]
+        loader.dispose()
     return data, node
 
 

@@ -54,7 +54,7 @@ _CORE_LOCK = threading.Lock()
 
 
 def _new_lock_after_fork() -> None:
-    global _CORE_LOCK
+    global _CORE_LOCK  # noqa: PLW0603 - the one lock of the C core, renewed in a forked child
     _CORE_LOCK = threading.Lock()  # the parent's may be held by a thread that does not exist here
 
 

@@ -25,7 +25,7 @@ _DEFAULT_LOCK = threading.Lock()
 
 
 def _after_fork() -> None:
-    global _DEFAULT_LOCK
+    global _DEFAULT_LOCK  # noqa: PLW0603 - renewed in a forked child
     _DEFAULT_LOCK = threading.Lock()
     _DEFAULT.clear()  # the parent's engine belongs to the parent (see postcart.engine): make a new one here
 

@@ -27,15 +27,15 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from postcart.rulebook import conditions as cond
 from postcart.assessment import DISCLAIMER, Assessment, Audit, build_assessment, explain_true
 from postcart.documents import parse_yaml, read_text
-from postcart.evaluation import default_engine
 from postcart.engine import Engine
 from postcart.errors import EvaluationError, InvalidSituation, Problem, RuleDefinitionError
+from postcart.evaluation import default_engine
 from postcart.rulebook import Derive, Rule, Rulebook, Suggest, default_rules_dir
-from postcart.vocabulary import OPTIONS
+from postcart.rulebook import conditions as cond
 from postcart.situation import PatientSituation, field_catalogue, validate_situation
+from postcart.vocabulary import OPTIONS
 
 __all__ = [
     "Change",

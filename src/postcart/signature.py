@@ -26,10 +26,10 @@ from dataclasses import dataclass
 from operator import attrgetter, getitem, itemgetter
 from typing import Any
 
-from postcart.rulebook import conditions as cond
 from postcart.rulebook import Derive, Rule, Rulebook
-from postcart.vocabulary import DISEASES
+from postcart.rulebook import conditions as cond
 from postcart.situation import PatientSituation, field_catalogue
+from postcart.vocabulary import DISEASES
 
 __all__ = ["RuleGroup", "SignatureScheme"]
 

@@ -125,8 +125,8 @@ def synthetic_rules(directory: Path, count: int, seed: int = 5) -> Path:
     generated rule compares 1-3 random fields (every operator, thresholds across each field's range).
     """
     from postcart.rulebook import default_rules_dir
-    from postcart.vocabulary import DISEASES, OPTIONS
     from postcart.situation import field_catalogue
+    from postcart.vocabulary import DISEASES, OPTIONS
 
     rng = random.Random(seed)
     shutil.copytree(default_rules_dir(), directory, dirs_exist_ok=True)

@@ -24,14 +24,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from postcart.assessment import Assessment, build_assessment
+from postcart.batch.tables import LIST_SEPARATOR, BadRecord, Chunk, cell_kinds, cell_value, encode_part, output_columns
 from postcart.documents import parse_json
 from postcart.engine import Engine
 from postcart.errors import EvaluationError, InvalidSituation
 from postcart.rulebook import Ask, Rulebook, Suggest
 from postcart.signature import RuleGroup, SignatureScheme
 from postcart.situation import field_catalogue, validate_situation
-
-from postcart.batch.tables import LIST_SEPARATOR, BadRecord, Chunk, cell_value, cell_kinds, encode_part, output_columns
 
 __all__ = ["ChunkResult", "Evaluator"]
 

@@ -19,9 +19,9 @@ from pathlib import Path
 from typing import Any
 
 from postcart.assessment import DISCLAIMER, Assessment
-from postcart.evaluation import evaluate
 from postcart.engine import Engine
 from postcart.errors import EvaluationError, Problem
+from postcart.evaluation import evaluate
 from postcart.scenarios import Mismatch, Scenario, check, load_scenarios
 from postcart.situation import flatten
 

@@ -206,7 +206,7 @@ def _header(path: Path) -> tuple[tuple[str, ...], int]:
 
 def _csv_records(source: Any, columns: tuple[str, ...], first_line: int) -> Iterator[tuple[int, Any]]:
     """(file line, cells or BadRecord) of every record of a CSV stream without its header."""
-    import pyarrow as pa  # type: ignore[import-untyped]
+    import pyarrow as pa
     import pyarrow.csv as pacsv  # type: ignore[import-untyped]
 
     invalid: list[tuple[int, str]] = []

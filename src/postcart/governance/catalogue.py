@@ -11,11 +11,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from postcart.rulebook import conditions as cond
 from postcart.governance.check import Analysis
-from postcart.vocabulary import option_name
 from postcart.rulebook import Ask, Derive, Rule, Rulebook, Suggest
-from postcart.vocabulary import DISEASES, OPTIONS
+from postcart.rulebook import conditions as cond
+from postcart.vocabulary import DISEASES, OPTIONS, option_name
 
 __all__ = ["COMMAND", "render_catalogue"]
 

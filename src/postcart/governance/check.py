@@ -38,12 +38,12 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
-from postcart.rulebook import conditions as cond
 from postcart.engine import Engine
 from postcart.errors import EvaluationError, Problem, RuleDefinitionError
 from postcart.rulebook import Ask, Derive, Rule, Rulebook, Suggest
-from postcart.vocabulary import DISEASES, OPTIONS
+from postcart.rulebook import conditions as cond
 from postcart.situation import PRODUCT_DISEASES, PRODUCT_TARGET, field_catalogue, validate_situation
+from postcart.vocabulary import DISEASES, OPTIONS
 
 __all__ = ["Analysis", "Contradiction", "Findings", "describe_witness", "lint", "situation_from_facts"]
 

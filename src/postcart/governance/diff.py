@@ -31,10 +31,10 @@ from postcart.documents import parse_document, parse_json
 from postcart.engine import Engine
 from postcart.errors import EvaluationError, InvalidSituation, Problem, RuleDefinitionError
 from postcart.rulebook import Rule, Rulebook
-from postcart.vocabulary import OPTIONS
 from postcart.scenarios import Scenario, load_scenarios
 from postcart.scenarios import check as check_scenario
 from postcart.situation import PatientSituation, validate_situation
+from postcart.vocabulary import OPTIONS
 
 __all__ = [
     "OptionChange",

@@ -19,7 +19,7 @@ import hashlib
 import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import ValidationError
@@ -35,8 +35,8 @@ from postcart.rulebook.model import (
     Rule,
     Rulebook,
     Suggest,
-    _RuleSpec,
     _RulebookMeta,
+    _RuleSpec,
 )
 from postcart.situation import FieldSpec, field_catalogue
 
