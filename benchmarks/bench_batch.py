@@ -27,8 +27,8 @@ import time
 from pathlib import Path
 
 from postcart import Engine, Rulebook, validate_situation
-from postcart.testing import COLUMNS, flat_row, random_situation, synthetic_rules
 from postcart.batch.cohort import run_cohort
+from postcart.testing import COLUMNS, flat_row, random_situation, synthetic_rules
 
 _MEMORY_PROBE = """
 import resource, sys

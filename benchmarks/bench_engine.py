@@ -23,10 +23,9 @@ import time
 from typing import Any
 
 from postcart import Engine, Rulebook, evaluate, validate_situation
-from postcart.rulebook import conditions
-from postcart.testing import random_situation
-from postcart.rulebook import Derive
+from postcart.rulebook import Derive, conditions
 from postcart.situation import flatten
+from postcart.testing import random_situation
 
 
 def situations(count: int, seed: int = 20261121) -> list[dict[str, Any]]:

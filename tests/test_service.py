@@ -29,9 +29,9 @@ from typer.testing import CliRunner
 
 from postcart import evaluate
 from postcart.cds_hooks.cards import OVERRIDE_REASON_SYSTEM
-from postcart.cli import app as cli_app
 from postcart.cds_hooks.feedback import FeedbackStore
 from postcart.cds_hooks.service import SERVICE_ID, Settings, create_app
+from postcart.cli import app as cli_app
 
 from .fhir_strategies import mangled_bundles
 

@@ -4,14 +4,24 @@
 >>> assessment = evaluate(situation)          # doctest: +SKIP
 >>> assessment.option("bispecific_antibody").verdict   # doctest: +SKIP
 'recommended'
+
+``Engine`` and ``evaluate`` load durable-rules' C extension; they are imported on first use, so that
+importing the output contract or its renderings does not.
 """
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
 from postcart.assessment import Assessment
-from postcart.engine import Engine
 from postcart.errors import EvaluationError, InvalidSituation, PostcartError, RuleDefinitionError
 from postcart.evaluation import evaluate
 from postcart.rulebook import Rulebook
 from postcart.situation import PatientSituation, validate_situation
+
+if TYPE_CHECKING:
+    from postcart.engine import Engine
+    from postcart.evaluation import evaluate
 
 __all__ = [
     "Assessment",
@@ -25,3 +35,15 @@ __all__ = [
     "evaluate",
     "validate_situation",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "Engine":
+        from postcart.engine import Engine
+
+        return Engine
+    if name == "evaluate":
+        from postcart.evaluation import evaluate
+
+        return evaluate
+    raise AttributeError(f"module 'postcart' has no attribute {name!r}")

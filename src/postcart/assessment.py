@@ -42,6 +42,7 @@ __all__ = [
     "OptionAssessment",
     "Reason",
     "build_assessment",
+    "package_version",
     "situation_hash",
 ]
 
@@ -180,8 +181,8 @@ def build_assessment(rulebook: Rulebook, situation: PatientSituation, result: En
             input_hash=situation_hash(situation),
             rulebook_version=rulebook.version,
             rulebook_hash=rulebook.content_hash,
-            postcart_version=_version("postcart"),
-            durable_rules_version=_version("durable-rules"),
+            postcart_version=package_version("postcart"),
+            durable_rules_version=package_version("durable-rules"),
             evaluated_at=dt.datetime.now(dt.UTC),
             rules_fired=list(result.fired),
         ),
@@ -350,7 +351,8 @@ def _read_or_create_key(path: Path) -> bytes:
 
 
 @functools.cache
-def _version(package: str) -> str:
+def package_version(package: str) -> str:
+    """The installed version of a distribution (``+source`` when run from a checkout)."""
     try:
         return metadata.version(package)
     except metadata.PackageNotFoundError:

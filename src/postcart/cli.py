@@ -1,5 +1,9 @@
 """The ``postcart`` command line: thin, no clinical logic. Exit codes: 0 fine, 2 invalid input or
-rules (the message names the field, what was expected and what arrived), 1 internal error."""
+rules (the message names the field, what was expected and what arrived), 1 internal error.
+
+It is one module because it is the program's one surface: each command is a short function that parses
+its options and hands over to the module that does the work; splitting it would scatter the options a
+user reads in ``postcart -h`` (reference: docs/cli.md, generated)."""
 
 from __future__ import annotations
 
@@ -21,9 +25,26 @@ app = typer.Typer(
     name="postcart",
     help="Decision support after CAR-T cell therapy failure. Supports, never replaces, clinical judgement.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,  # --install-completion / --show-completion for bash, zsh, fish and PowerShell
     pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
 )
+
+
+def _version_callback(value: bool) -> None:
+    if value:
+        from postcart.assessment import package_version
+
+        typer.echo(f"postcart {package_version('postcart')} (durable-rules {package_version('durable-rules')})")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[bool, typer.Option("--version", "-V", help="Print postcart's version and exit.",
+                                          callback=_version_callback, is_eager=True)] = False,
+) -> None:
+    """Decision support after CAR-T cell therapy failure. Supports, never replaces, clinical judgement."""
 
 RulesOption = Annotated[
     Path | None,

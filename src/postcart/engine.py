@@ -41,7 +41,16 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
-import durable_rules_engine as _core
+try:
+    import durable_rules_engine as _core
+except ImportError as _import_error:  # e.g. Python 3.13 with a build made without the compatibility flag
+    _core = None
+    _CORE_IMPORT_ERROR: str | None = (
+        f"durable-rules' C extension does not import ({_import_error}); reinstall it with: "
+        "CPPFLAGS=-DPyEval_CallObject=PyObject_CallObject pip install --no-cache-dir --force-reinstall "
+        "--no-deps durable-rules==2.0.28")
+else:
+    _CORE_IMPORT_ERROR = None
 
 from postcart.compiler import KIND_KEY, KIND_VALUE, CompiledRulebook, compile_rulebook, fact_key, to_engine_fact
 from postcart.errors import EvaluationError
@@ -90,6 +99,8 @@ class Engine:
     """
 
     def __init__(self, rulebook: Rulebook | None = None) -> None:
+        if _CORE_IMPORT_ERROR is not None:
+            raise EvaluationError(_CORE_IMPORT_ERROR)
         self.rulebook = rulebook if rulebook is not None else Rulebook.load()
         prefix = f"postcart{next(_ENGINE_IDS)}"
         self.compiled: CompiledRulebook = compile_rulebook(self.rulebook, prefix)

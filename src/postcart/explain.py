@@ -15,6 +15,9 @@
 
 Nothing here decides a verdict: the Python condition evaluator only says which comparisons held or
 failed; every "would become" is an engine result.
+
+It is one module because why, why-not and what-would-change share one walk over the patient's rules and
+their comparisons; the renderings at the end are that walk's only readers.
 """
 
 from __future__ import annotations
@@ -34,7 +37,7 @@ from postcart.errors import EvaluationError, InvalidSituation, Problem, RuleDefi
 from postcart.evaluation import default_engine
 from postcart.rulebook import Derive, Rule, Rulebook, Suggest, default_rules_dir
 from postcart.rulebook import conditions as cond
-from postcart.situation import PatientSituation, field_catalogue, validate_situation
+from postcart.situation import PatientSituation, field_catalogue, set_path, validate_situation
 from postcart.vocabulary import OPTIONS
 
 __all__ = [
@@ -233,8 +236,7 @@ class _Explainer:
         self.result = engine.run(situation)
         self.facts: Mapping[str, Any] = self.result.facts
         self.assessment = build_assessment(self.rulebook, situation, self.result)
-        self.rules = [rule for rule in self.rulebook.rules
-                      if rule.applies_to_all_diseases or situation.disease in rule.diseases]
+        self.rules = list(self.rulebook.rules_for(situation.disease))
         self._reruns: dict[tuple[str, Any], Assessment | None] = {}
         self.notes: list[str] = []
 
@@ -419,11 +421,7 @@ class _Explainer:
         key = (field, value)
         if key not in self._reruns:
             data = self.situation.model_dump(mode="json")
-            node = data
-            *parents, leaf = field.split(".")
-            for part in parents:
-                node = node[part]
-            node[leaf] = value
+            set_path(data, field, value)
             try:
                 changed = validate_situation(data)
                 self._reruns[key] = build_assessment(self.rulebook, changed, self.engine.run(changed))

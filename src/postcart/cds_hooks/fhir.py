@@ -12,6 +12,9 @@ contract's default ("unknown", "false", none) and is listed in :attr:`FhirMappin
 resource or code that was not read. Patient data is never logged here.
 
 Requires the ``service`` extra (``fhir.resources``, using its R4B package for R4 data).
+
+It is one module because the code tables and the walk that reads them are one mapping, kept together so
+that docs/fhir.md and the code cannot drift apart.
 """
 
 from __future__ import annotations

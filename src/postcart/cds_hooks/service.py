@@ -32,10 +32,7 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from postcart.assessment import DISCLAIMER, Assessment
-from postcart.evaluation import evaluate
 from postcart.cds_hooks.cards import OVERRIDE_REASON_SYSTEM, OVERRIDE_REASONS, build_cards
-from postcart.engine import Engine
-from postcart.errors import PostcartError, Problem
 from postcart.cds_hooks.feedback import DEFAULT_DATABASE_URL, FeedbackStore
 from postcart.cds_hooks.fhir import (
     ECOG_LOINC,
@@ -44,6 +41,9 @@ from postcart.cds_hooks.fhir import (
     LOINC,
     situation_from_fhir,
 )
+from postcart.engine import Engine
+from postcart.errors import PostcartError, Problem
+from postcart.evaluation import evaluate
 from postcart.rulebook import Rulebook
 from postcart.situation import PatientSituation
 

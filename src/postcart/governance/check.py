@@ -25,6 +25,9 @@ searched. Every witness found is then run through the real :class:`~postcart.eng
 search says fires but the engine does not is reported too, so the check reflects what actually runs.
 
 This module sits beside the interfaces (it runs the engine); lower modules never import it.
+
+It is one module because the findings share one search for valid witness situations (the solver at its
+core); each finding is a short function over it.
 """
 
 from __future__ import annotations
@@ -42,7 +45,7 @@ from postcart.engine import Engine
 from postcart.errors import EvaluationError, Problem, RuleDefinitionError
 from postcart.rulebook import Ask, Derive, Rule, Rulebook, Suggest
 from postcart.rulebook import conditions as cond
-from postcart.situation import PRODUCT_DISEASES, PRODUCT_TARGET, field_catalogue, validate_situation
+from postcart.situation import PRODUCT_DISEASES, PRODUCT_TARGET, field_catalogue, nest, validate_situation
 from postcart.vocabulary import DISEASES, OPTIONS
 
 __all__ = ["Analysis", "Contradiction", "Findings", "describe_witness", "lint", "situation_from_facts"]
@@ -154,7 +157,7 @@ def _where(rule: Rule) -> str:
 
 
 def _applies(rule: Rule, disease: str) -> bool:
-    return rule.applies_to_all_diseases or disease in rule.diseases
+    return rule.applies_to(disease)
 
 
 def _diseases_of(rule: Rule) -> tuple[str, ...]:
@@ -187,14 +190,7 @@ def situation_from_facts(facts: Mapping[str, Any]) -> dict[str, Any]:
     if "failure.kind" not in facts:
         filled["failure.kind"], filled["car_t.best_response"] = "relapse", "CR"
     filled.update({path: value for path, value in facts.items() if value is not None})
-    nested: dict[str, Any] = {}
-    for path, value in filled.items():
-        *parents, leaf = path.split(".")
-        node = nested
-        for part in parents:
-            node = node.setdefault(part, {})
-        node[leaf] = list(value) if isinstance(value, tuple) else value
-    return nested
+    return nest(filled)
 
 
 # --------------------------------------------------------------------------------------------------
