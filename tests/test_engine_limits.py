@@ -11,6 +11,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -75,16 +76,14 @@ def test_two_thousand_generated_rules_evaluate_in_a_subprocess(tmp_path: Path) -
 
 def test_a_rule_too_big_for_any_ruleset_is_refused_with_its_id_and_the_limit(tmp_path: Path) -> None:
     """A rule of 20 nested any/all groups exceeds MAX_SEQUENCE_EXPRESSIONS alone: refused, not crashed."""
-    condition: Any = {"field": "age", "gt": 1}
-    for depth in range(20):
-        condition = {"any": [condition, {"field": "age", "lt": 100 - depth}]} if depth % 2 else \
-            {"all": [condition, {"field": "fitness.ecog", "le": 4}]}
+    condition: Any = {"all": [{"any": [{"field": "age", "gt": index}, {"field": "fitness.ecog", "le": 4 - index % 4}]}
+                              for index in range(16)]}  # 17 groups: 34 expression entries
     rules = [*DERIVE_RULES, *covering_rules(), suggest("too.deep", "clinical_trial", when=condition)]
     rulebook = Rulebook.load(write_rulebook(tmp_path / "rules", rules))
     with pytest.raises(RuleDefinitionError) as caught:
         compile_rulebook(rulebook)
     text = str(caught.value)
-    assert "rule too.deep" in text and "MAX_SEQUENCE_EXPRESSIONS 32" in text
+    assert "rule too.deep" in text and "MAX_SEQUENCE_EXPRESSIONS 32" in text and "got 17" in text
     result = _run(f"""
         from postcart.cli import main
         import sys
@@ -109,33 +108,30 @@ def test_close_during_evaluation_raises_evaluation_error(rulebook: Rulebook) -> 
     """Another thread closing the engine mid-evaluation gives EvaluationError, never a raw KeyError."""
     engine = Engine(rulebook)
     errors: list[BaseException] = []
-    stop = threading.Event()
+    running = threading.Event()
+    deadline = time.monotonic() + 60
 
     def evaluate_until_closed() -> None:
-        while not stop.is_set():
+        while time.monotonic() < deadline:
             try:
                 evaluate(BASELINE, engine)
             except BaseException as error:  # the test records whatever escapes
                 errors.append(error)
                 return
+            running.set()
 
     thread = threading.Thread(target=evaluate_until_closed)
     thread.start()
-    try:
-        for _ in range(200):
-            if engine._handles:
-                break
-        engine.close()
-    finally:
-        stop.set()
-        thread.join(30)
+    assert running.wait(30)
+    engine.close()
+    thread.join(60)
     assert errors, "the evaluating thread never saw the close"
     assert all(isinstance(error, EvaluationError) for error in errors), errors
     assert "closed" in str(errors[0])
 
 
 def test_fork_while_another_thread_evaluates_neither_deadlocks_nor_reuses_the_parent_engine() -> None:
-    """20 forks while a thread evaluates: each child evaluates with a new default engine and exits 0,
+    """10 forks while a thread evaluates: each child evaluates with a new default engine and exits 0,
     and a parent's Engine used in a child says so."""
     result = _run(f"""
         import os, threading, sys
@@ -149,7 +145,7 @@ def test_fork_while_another_thread_evaluates_neither_deadlocks_nor_reuses_the_pa
                 evaluate(situation)
         thread = threading.Thread(target=busy); thread.start()
         statuses = []
-        for _ in range(20):
+        for _ in range(10):
             pid = os.fork()
             if pid == 0:
                 try:
@@ -170,6 +166,6 @@ def test_fork_while_another_thread_evaluates_neither_deadlocks_nor_reuses_the_pa
             codes.append(os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]))
         stop.set(); thread.join()
         print(codes)
-    """, timeout=120)
+    """, timeout=600)
     assert result.returncode == 0, result.stderr[-2000:]
-    assert result.stdout.strip() == str([0] * 20)
+    assert result.stdout.strip() == str([0] * 10)

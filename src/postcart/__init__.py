@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING, Any
 
 from postcart.assessment import Assessment
 from postcart.errors import EvaluationError, InvalidSituation, PostcartError, RuleDefinitionError
-from postcart.evaluation import evaluate
 from postcart.rulebook import Rulebook
 from postcart.situation import PatientSituation, validate_situation
 

@@ -17,7 +17,6 @@ import hmac
 import json
 import os
 import secrets
-import threading
 from collections.abc import Iterator, Mapping
 from importlib import metadata
 from pathlib import Path
@@ -317,16 +316,16 @@ def audit_key_path() -> Path:
 
 
 _AUDIT_KEYS: dict[str, bytes] = {}
-_AUDIT_KEY_LOCK = threading.Lock()
 
 
 def _audit_key() -> bytes:
-    path = audit_key_path()
-    with _AUDIT_KEY_LOCK:
-        key = _AUDIT_KEYS.get(str(path))
-        if key is None:
-            key = _AUDIT_KEYS[str(path)] = _read_or_create_key(path)
-        return key
+    # No lock: two threads reading the key at once both read the same file (its creation is O_EXCL), and
+    # a lock held by another thread at fork() time would deadlock the child's first evaluation.
+    path = str(audit_key_path())
+    key = _AUDIT_KEYS.get(path)
+    if key is None:
+        key = _AUDIT_KEYS[path] = _read_or_create_key(Path(path))
+    return key
 
 
 def _read_or_create_key(path: Path) -> bytes:

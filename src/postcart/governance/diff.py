@@ -27,7 +27,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, computed_field
 
 from postcart.assessment import Assessment, build_assessment
-from postcart.documents import parse_document, parse_json
+from postcart.documents import MAX_DOCUMENT_BYTES, parse_document, parse_json, read_text
 from postcart.engine import Engine
 from postcart.errors import EvaluationError, InvalidSituation, Problem, RuleDefinitionError
 from postcart.rulebook import Rule, Rulebook
@@ -165,9 +165,10 @@ def _load_file(file: Path, out: Situations) -> None:
         out.unreadable.append(name)
         return
     try:
-        text = file.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as error:
-        out.invalid.append(Problem(name, f"unreadable: {error}"))
+        text, _ = read_text(file, limit=8 * MAX_DOCUMENT_BYTES if file.suffix == ".jsonl" else MAX_DOCUMENT_BYTES)
+    except InvalidSituation as error:
+        out.invalid.extend(Problem(problem.location, f"unreadable: {problem.message}", problem.expected, problem.got)
+                           for problem in error.problems)
         out.unreadable.append(name)
         return
     if file.suffix == ".jsonl":
