@@ -77,13 +77,13 @@ def test_two_thousand_generated_rules_evaluate_in_a_subprocess(tmp_path: Path) -
 def test_a_rule_too_big_for_any_ruleset_is_refused_with_its_id_and_the_limit(tmp_path: Path) -> None:
     """A rule of 20 nested any/all groups exceeds MAX_SEQUENCE_EXPRESSIONS alone: refused, not crashed."""
     condition: Any = {"all": [{"any": [{"field": "age", "gt": index}, {"field": "fitness.ecog", "le": 4 - index % 4}]}
-                              for index in range(16)]}  # 17 groups: 34 expression entries
+                              for index in range(16)]}  # 18 groups with the marker: 36 entries
     rules = [*DERIVE_RULES, *covering_rules(), suggest("too.deep", "clinical_trial", when=condition)]
     rulebook = Rulebook.load(write_rulebook(tmp_path / "rules", rules))
     with pytest.raises(RuleDefinitionError) as caught:
         compile_rulebook(rulebook)
     text = str(caught.value)
-    assert "rule too.deep" in text and "MAX_SEQUENCE_EXPRESSIONS 32" in text and "got 17" in text
+    assert "rule too.deep" in text and "MAX_SEQUENCE_EXPRESSIONS 32" in text and "got 18" in text
     result = _run(f"""
         from postcart.cli import main
         import sys

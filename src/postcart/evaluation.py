@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from postcart.assessment import Assessment, build_assessment
-from postcart.engine import Engine
+from postcart.engine import FORK_GATE, Engine
 from postcart.rulebook import Rulebook
 from postcart.situation import PatientSituation, validate_situation
 
@@ -64,6 +64,7 @@ def evaluate(situation: PatientSituation | Mapping[str, Any], engine: Engine | N
         InvalidSituation: the situation breaks the input contract (every problem is listed).
         EvaluationError: the engine failed.
     """
-    validated = validate_situation(situation)
-    engine = engine or default_engine()
-    return build_assessment(engine.rulebook, validated, engine.run(validated))
+    with FORK_GATE:  # no fork() while this thread is inside pydantic-core (see postcart.engine)
+        validated = validate_situation(situation)
+        engine = engine or default_engine()
+        return build_assessment(engine.rulebook, validated, engine.run(validated))
