@@ -313,10 +313,32 @@ def _csv_records(source: Any, columns: tuple[str, ...], first_line: int) -> Iter
     try:
         for batch in reader:
             values = list(zip(*(column.to_pylist() for column in batch.columns), strict=True))
-            yield from records(values)
+            if not invalid and _plain(batch):  # the usual block: one line per record, nothing to check
+                start = line
+                line += len(values)
+                position += len(values)
+                yield from zip(range(start, line), values, strict=True)
+            else:
+                yield from records(values)
         yield from records([])
     except pa.ArrowInvalid as error:  # pyarrow could not go on (it reports what and where)
         yield line, BadRecord(f"the rest of the file cannot be read as CSV: {error}", line)
+
+
+_SUSPECT = "[\n\U0010ff00-\U0010ffff]"  # a line break or a marked byte (RE2 syntax, run by pyarrow)
+
+
+def _plain(batch: Any) -> bool:
+    """No cell holds a line break or an undecodable byte, and no record is blank (checked by pyarrow)."""
+    import pyarrow.compute as pc  # type: ignore[import-untyped]
+
+    blank = None
+    for column in batch.columns:
+        if pc.any(pc.match_substring_regex(column, _SUSPECT)).as_py():
+            return False
+        empty = pc.equal(pc.utf8_length(pc.utf8_trim_whitespace(column)), 0)
+        blank = empty if blank is None else pc.and_(blank, empty)
+    return blank is None or not pc.any(blank).as_py()
 
 
 def _csv_chunks(path: Path, chunk_size: int) -> Iterator[Chunk]:
@@ -338,7 +360,7 @@ def _csv_chunks(path: Path, chunk_size: int) -> Iterator[Chunk]:
 
 _INTEGER = re.compile(r"[+-]?[0-9]+")
 _NUMBER = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
-_TRUE, _FALSE = frozenset({"true", "yes", "1"}), frozenset({"false", "no", "0"})
+_BOOLEAN = {"true": True, "yes": True, "1": True, "false": False, "no": False, "0": False}
 
 
 def cell_value(kind: str, text: str) -> Any:
@@ -350,12 +372,13 @@ def cell_value(kind: str, text: str) -> Any:
     (58, '5_8', '58.0', True)
     """
     if kind == "int":
-        return int(text) if _INTEGER.fullmatch(text) and len(text) <= 18 else text
+        if len(text) <= 18 and (text.isdigit() and text.isascii() or _INTEGER.fullmatch(text)):
+            return int(text)
+        return text
     if kind == "float":
-        return float(text) if _NUMBER.fullmatch(text) and len(text) <= 40 else text
+        return float(text) if len(text) <= 40 and _NUMBER.fullmatch(text) else text
     if kind == "bool":
-        word = text.lower()
-        return True if word in _TRUE else False if word in _FALSE else text
+        return _BOOLEAN.get(text.lower(), text)
     return text
 
 
