@@ -429,7 +429,8 @@ def _batch_cohort(source: Path, output: Path, rulebook: Any, output_format: Form
                        "resume", err=True)
             raise typer.Exit(130) from None
     if output_format is Format.json:
-        typer.echo(json.dumps({"output": summary.output, "rows": summary.rows, "ok": summary.ok,
+        typer.echo(json.dumps({"output": summary.output, "records_read": summary.records_read,
+                               "rows": summary.rows, "ok": summary.ok,
                                "invalid": summary.invalid, "error": summary.error,
                                "resumed_rows": summary.resumed_rows, "evaluated_rows": summary.evaluated_rows,
                                "seconds": round(summary.seconds, 3),
