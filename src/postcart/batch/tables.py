@@ -372,7 +372,7 @@ def cell_value(kind: str, text: str) -> Any:
     (58, '5_8', '58.0', True)
     """
     if kind == "int":
-        if len(text) <= 18 and (text.isdigit() and text.isascii() or _INTEGER.fullmatch(text)):
+        if len(text) <= 18 and ((text.isdigit() and text.isascii()) or _INTEGER.fullmatch(text)):
             return int(text)
         return text
     if kind == "float":
