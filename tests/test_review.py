@@ -243,6 +243,16 @@ def test_tampered_review_file_is_refused(rules_copy: Path, tmp_path: Path) -> No
     assert not (rules_copy / "reviews").exists()
 
 
+def test_review_file_with_a_key_given_twice_is_refused(rules_copy: Path, tmp_path: Path) -> None:
+    """A decision written twice (one reader would take the first, another the last) is refused, not guessed."""
+    path = _review_file(Rulebook.load(rules_copy), tmp_path / "review.json")
+    text = path.read_text(encoding="utf-8").replace('"decision": "approve"', '"decision": "approve", "decision": "request_change"', 1)
+    path.write_text(text, encoding="utf-8")
+    twice = _import(rules_copy, path)
+    assert twice.exit_code == 2 and "refused: not a valid JSON review file" in twice.output
+    assert "decision" in twice.output and not (rules_copy / "reviews").exists()
+
+
 def test_a_recorded_review_altered_afterwards_fails_the_rulebook_load(rules_copy: Path, tmp_path: Path) -> None:
     """Editing a review file already under reviews/ is caught when the rules load (file and reason named)."""
     assert _import(rules_copy, _review_file(Rulebook.load(rules_copy), tmp_path / "r.json")).exit_code == 0

@@ -8,17 +8,17 @@ only for the rules it was made for (``postcart review import FILE``).
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
 from postcart.assessment import DISCLAIMER
+from postcart.documents import parse_json
 from postcart.errors import RuleDefinitionError
 from postcart.governance.review import _VERDICT, ReviewError, ReviewResult, _book, _e, _scenario_names
 from postcart.rulebook import Rule, Rulebook
 from postcart.rulebook import conditions as cond
-from postcart.rulebook.loading import REVIEWS_DIR
 from postcart.rulebook.model import RecordedReview, review_checksum
+from postcart.rulebook.reviews import REVIEWS_DIR
 from postcart.vocabulary import DISEASES, disease_name, option_name
 
 __all__ = ["ReviewRefused", "import_review", "print_document"]
@@ -151,9 +151,11 @@ def import_review(file: str | os.PathLike[str], rules_dir: str | os.PathLike[str
     path = Path(file)
     try:
         text = path.read_text(encoding="utf-8")
-        data = json.loads(text)
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        data = parse_json(text, str(path), error=RuleDefinitionError)  # strict: no key given twice
+    except (OSError, UnicodeDecodeError) as error:
         raise ReviewRefused(f"{path}: not a readable JSON review file ({error})") from None
+    except RuleDefinitionError as error:
+        raise ReviewRefused(f"refused: not a valid JSON review file: {error}") from None
     try:
         review = RecordedReview.model_validate(data)
     except ValueError as error:
