@@ -6,6 +6,12 @@ renderers that import it do not load durable-rules.
 Where several rules speak to one option: rules named in another fired rule's ``overrides`` are set aside
 (the stated precedence); then a ``not_advised`` from a contraindication wins; otherwise the strongest
 suggestion (recommended > consider > not_advised). Every rule's reason stays visible.
+
+Completed unknowns (:mod:`postcart.unknowns`, read through the :class:`Unknowns` protocol) add pending
+questions and pending options; every option not given a verdict is listed in ``not_addressed`` with its
+reason. It is one module because the contract's models, the verdict policy and the words for the facts
+behind each verdict and each silence are built together in one pass over the fired rules, and change
+together when the contract does.
 """
 
 from __future__ import annotations
@@ -13,16 +19,22 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import hashlib
+import hmac
 import json
+import os
+import re
+import secrets
 from collections.abc import Iterator, Mapping
 from importlib import metadata
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from postcart.errors import EvaluationError
 from postcart.rulebook import Ask, Rule, Rulebook, Suggest
 from postcart.rulebook import conditions as cond
-from postcart.situation import PatientSituation
+from postcart.situation import PatientSituation, field_catalogue
 from postcart.vocabulary import OPTIONS, VERDICTS, DiseaseName, OptionName, VerdictName
 
 if TYPE_CHECKING:
@@ -43,6 +55,7 @@ __all__ = [
     "explain_false",
     "explain_true",
     "package_version",
+    "say",
     "situation_hash",
 ]
 
@@ -142,8 +155,9 @@ class RulebookInfo(_Out):
 class Audit(_Out):
     """Enough to reproduce the assessment, without the patient's data."""
 
-    input_hash: str = Field(description="SHA-256 of the validated situation (canonical JSON, without the patient label), "
-                            "not the data.")
+    input_hash: str = Field(description="HMAC-SHA256 under this installation's audit key of the validated situation "
+                            "(canonical JSON, without the patient label), not the data; the same input gives the same "
+                            "hash on one installation only.")
     rulebook_version: str = Field(description="The rulebook's version.")
     rulebook_hash: str = Field(description="The rulebook's content hash.")
     postcart_version: str = Field(description="The postcart release that evaluated.")
@@ -152,6 +166,9 @@ class Audit(_Out):
         default_factory=lambda: dt.datetime.now(dt.UTC),
         description="When the assessment was made (UTC). The only part that differs between reruns.")
     rules_fired: list[str] = Field(description="Every rule that fired, in firing order.")
+    approving_reviews: dict[str, list[str]] | None = Field(
+        default=None, description="For each rule that fired, the recorded reviews (file names under the rules "
+        "directory's reviews/) approving its current version; an empty list names a rule awaiting review.")
 
 
 class Assessment(_Out):
@@ -246,6 +263,8 @@ def build_assessment(rulebook: Rulebook, situation: PatientSituation, result: En
             durable_rules_version=package_version("durable-rules"),
             evaluated_at=dt.datetime.now(dt.UTC),
             rules_fired=list(result.fired),
+            approving_reviews={rule_id: [review.name for review in rulebook.approvals(rulebook.rule(rule_id))]
+                               for rule_id in result.fired},
         ),
     )
 
@@ -292,7 +311,8 @@ def _option(rulebook: Rulebook, name: str, rules: list[Rule], facts: Mapping[str
     verdict, deciding = decide(suggestions)
     deciding_ids = {rule.id for rule, _ in deciding}
     ordered = deciding + [pair for pair in suggestions if pair[0].id not in deciding_ids]
-    rationale = " ".join(then.rationale.strip() for _, then in deciding)
+    # the first deciding rule speaks: several rationales run together repeat their figures (all stay in reasons)
+    rationale = deciding[0][1].rationale.strip()
     keys = [key for _, then in ordered for key in then.citations]
     because: list[str] = []
     for rule, _ in ordered:
@@ -389,10 +409,12 @@ def _cached_texts(kind: bool, rulebook: Rulebook, rule: Rule, facts: Mapping[str
 
 
 def explain_true(rulebook: Rulebook, rule: Rule, facts: Mapping[str, Any]) -> list[str]:
-    """The comparisons that made a rule's condition true for these facts, in words with the actual values.
+    """The facts that made a rule's condition true, each said once in a clinician's words.
 
-    E.g. ``ECOG performance status 3 (> 2)``. A comparison under ``not`` counts when it is false, and is
-    worded with the threshold it missed (``worst ICANS grade 1 (not ≥ 3)``).
+    E.g. ``ECOG 1`` or ``relapse 11 months after axi-cel (late)``: the patient's value, not the rule's
+    threshold (that is the rule's, shown with its id in the detail). The words come from the input
+    model's field metadata and the derived facts' declarations (``said``), never from code per disease.
+    A rule that applies to every patient has no facts to give.
     """
     return _cached_texts(True, rulebook, rule, facts)
 
@@ -412,22 +434,77 @@ def _explain_true(rulebook: Rulebook, rule: Rule, facts: Mapping[str, Any]) -> l
     worded with the threshold it missed (``worst ICANS grade 1 (not ≥ 3)``).
     """
     if rule.condition is None:
-        return [f"applies to every patient ({rule.title.lower()})"]
-    texts: list[str] = []
-    for leaf, wanted in _deciding_leaves(rule.condition, facts, True):
-        label = rulebook.label(leaf.field)
-        actual = facts.get(leaf.field)
-        shown = "unknown" if actual is None else cond.render_value(actual)
-        if leaf.op == "known":
-            texts.append(f"{label} {'known' if leaf.value == wanted else 'unknown'}")
-        elif wanted and leaf.op in ("eq", "in"):
-            texts.append(f"{label}: {shown}")
-        elif leaf.op == "contains":
-            texts.append(f"{label} {'include' if wanted else 'do not include'} {cond.render_value(leaf.value)}")
-        else:
-            texts.append(f"{label} {shown} ({cond.OPERATORS[leaf.op] if wanted else 'not ' + cond.OPERATORS[leaf.op]}"
-                         f" {cond.render_value(leaf.value)})")
-    return list(dict.fromkeys(texts))
+        return []
+    fields = dict.fromkeys(leaf.field for leaf, _ in _deciding_leaves(rule.condition, facts, True))
+    return list(dict.fromkeys(say(rulebook, field, facts) for field in fields))
+
+
+_PLACEHOLDER = re.compile(r"\{([a-z_][a-z0-9_.]*)\}")
+_ONE_MONTH = re.compile(r"(?<![\d.])1 months\b")
+
+
+def _words_for(rulebook: Rulebook, field: str) -> tuple[Mapping[str, str], Mapping[str, str], str]:
+    """A fact's value words, its phrases and its kind (``bool``, ``set``, ``number`` or ``enum``)."""
+    if field.startswith("derived."):
+        declaration = rulebook.facts.get(field.removeprefix("derived."))
+        if declaration is None:
+            return {}, {}, "enum"
+        kind = "bool" if all(isinstance(value, bool) for value in declaration.values) else "enum"
+        return declaration.words, declaration.said, kind
+    spec = field_catalogue().get(field)
+    if spec is None:
+        return {}, {}, "enum"
+    kind = {"int": "number", "float": "number", "bool": "bool", "set": "set"}.get(spec.kind, "enum")
+    return dict(spec.words), dict(spec.said), kind
+
+
+def _key(value: Any) -> str:
+    if value is None:
+        return "unknown"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (tuple, list)) and not value:
+        return "none"
+    return cond.render_value(value)
+
+
+def _word(rulebook: Rulebook, field: str, facts: Mapping[str, Any]) -> str:
+    """How a fact's value is said inside other words: ``late``, ``matched unrelated``, ``11``."""
+    value = facts.get(field)
+    words, _, _ = _words_for(rulebook, field)
+    key = _key(value)
+    if key in words:
+        return words[key]
+    if value is None:
+        return "not known"
+    return cond.render_value(value).replace("_", " ")
+
+
+def say(rulebook: Rulebook, field: str, facts: Mapping[str, Any]) -> str:
+    """One fact in a clinician's words, with the patient's value: ``ECOG 1``, ``no donor identified yet``."""
+    value = facts.get(field)
+    _, said, kind = _words_for(rulebook, field)
+    key = _key(value)
+    if key in said:
+        template = said[key]
+    elif value is None:
+        template = "{label} not known"
+    elif kind == "bool":
+        template = "{label}" if value else "no {label}"
+    elif kind == "set" and key == "none":
+        template = "no {label}"
+    else:
+        template = said.get("*", "{label} {value}" if kind == "number" else "{label}: {value}")
+
+    def fill(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name == "value":
+            return _word(rulebook, field, facts)
+        if name == "label":
+            return rulebook.label(field)
+        return _word(rulebook, name, facts)
+
+    return _ONE_MONTH.sub("1 month", _PLACEHOLDER.sub(fill, template))
 
 
 def _explain_false(rulebook: Rulebook, rule: Rule, facts: Mapping[str, Any]) -> list[str]:
@@ -478,14 +555,63 @@ def _citations(rulebook: Rulebook, keys: list[str]) -> list[Citation]:
 
 
 def situation_hash(situation: PatientSituation) -> str:
-    """SHA-256 of the validated situation's canonical JSON (the data itself is never stored).
+    """HMAC-SHA256, under this installation's audit key, of the validated situation's canonical JSON.
 
-    The pseudonymous ``patient_id`` label is left out: it plays no part in the assessment, so the same
-    clinical input hashes the same whoever it is labelled as, and the hash does not carry the label.
+    Keyed, because a plain hash of a low-entropy input is reversed by enumerating plausible situations
+    (11 hidden fields were recovered in 41 s) and links one patient's records across sites: with a key
+    per installation the same input still gives the same hash on one site (``reproducible()`` keeps its
+    meaning) and nothing elsewhere. The key: :func:`audit_key_path`. The pseudonymous ``patient_id``
+    label is left out: the same clinical input hashes the same whoever it is labelled as.
     """
     canonical = json.dumps(situation.model_dump(mode="json", exclude={"patient_id"}), sort_keys=True,
                            separators=(",", ":"))
-    return hashlib.sha256(canonical.encode()).hexdigest()
+    return hmac.new(_audit_key(), canonical.encode(), hashlib.sha256).hexdigest()
+
+
+def audit_key_path() -> Path:
+    """Where this installation's audit key lives: ``$POSTCART_AUDIT_KEY`` (a file path) if set, else
+    ``$XDG_CONFIG_HOME/postcart/audit.key``, else ``~/.config/postcart/audit.key``. The key (32 random
+    bytes, hex) is created there on first use, readable by its owner only (mode 0600). Keep it with the
+    audit records: without it, an audit hash can no longer be recomputed; share it with no one."""
+    explicit = os.environ.get("POSTCART_AUDIT_KEY")
+    if explicit:
+        return Path(explicit).expanduser()
+    config = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(config) / "postcart" / "audit.key"
+
+
+_AUDIT_KEYS: dict[str, bytes] = {}
+
+
+def _audit_key() -> bytes:
+    # No lock: two threads reading the key at once both read the same file (its creation is O_EXCL), and
+    # a lock held by another thread at fork() time would deadlock the child's first evaluation.
+    path = str(audit_key_path())
+    key = _AUDIT_KEYS.get(path)
+    if key is None:
+        key = _AUDIT_KEYS[path] = _read_or_create_key(Path(path))
+    return key
+
+
+def _read_or_create_key(path: Path) -> bytes:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        try:
+            descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            pass
+        else:
+            with os.fdopen(descriptor, "w") as handle:
+                handle.write(secrets.token_hex(32) + "\n")
+        text = path.read_text(encoding="ascii").strip()
+    except (OSError, UnicodeDecodeError) as error:
+        raise EvaluationError(f"{path}: the audit key cannot be read or created "
+                              f"({getattr(error, 'strerror', None) or type(error).__name__}); set POSTCART_AUDIT_KEY "
+                              "to a writable file path") from None
+    if len(text) < 32:
+        raise EvaluationError(f"{path}: the audit key is too short (a file of at least 32 hex characters is "
+                              "expected; delete it to have a new one made)")
+    return text.encode("ascii")
 
 
 @functools.cache

@@ -3,6 +3,10 @@
 Field names are a public contract (batch, specifications and the EHR interface are written against
 them): add fields, never rename. Every field documents its units and grading system; the JSON Schema
 is generated from these models (``postcart schema``).
+
+It is one module because the input contract is one schema: every field sits beside its siblings with its
+description, units and grading system, and the JSON Schema, the field catalogue rules are checked against
+and the flattening into facts all come from that one place.
 """
 
 from __future__ import annotations
@@ -67,6 +71,10 @@ PRODUCT_TARGET: dict[str, str] = {
 
 
 class _Model(BaseModel):
+    """Numbers and booleans are strict (``Field(strict=True)``): ``true`` is not ECOG 1, ``1.0`` or ``"5"``
+    not a count. A float field accepts an integer (11 months). Text tables are converted cell by cell,
+    strictly, before validation (``postcart.batch.tables``)."""
+
     model_config = ConfigDict(extra="forbid", validate_default=True)
 
 
@@ -81,26 +89,32 @@ class CarT(_Model):
     target: Target | None = Field(
         default=None,
         title="CAR target antigen",
+        json_schema_extra={"x-said": {"*": "{value} CAR-T"}},
         description="Antigen the CAR recognises. Derived from the product when absent; if given it must "
         "agree with the product. Required for an investigational product.",
         examples=["CD19"],
     )
     best_response: Response = Field(
         title="best response to CAR-T",
+        json_schema_extra={"x-said": {
+            "CR": "complete response to CAR-T", "PR": "partial response to CAR-T",
+            "SD": "stable disease at best after CAR-T", "PD": "no response to CAR-T",
+            "not_evaluable": "response to CAR-T not evaluable"}},
         description="Best response to the CAR-T by the disease's standard response criteria: complete (CR), "
         "partial (PR), stable (SD), progressive disease (PD) or not evaluable.",
         examples=["PR"],
     )
-    infusions: int = Field(
+    infusions: int = Field(strict=True,
         default=1, ge=1, title="CAR-T infusions received",
+        json_schema_extra={"x-said": {"*": "CAR-T infusions so far: {value}"}},
         description="Number of CAR-T infusions received so far (count).", examples=[1],
     )
-    max_crs_grade: int | None = Field(
+    max_crs_grade: int | None = Field(strict=True,
         default=None, ge=0, le=5, title="worst CRS grade",
         description="Worst cytokine release syndrome grade after CAR-T, ASTCT consensus grading (0-5); "
         "absent means unknown.", examples=[2],
     )
-    max_icans_grade: int | None = Field(
+    max_icans_grade: int | None = Field(strict=True,
         default=None, ge=0, le=5, title="worst ICANS grade",
         description="Worst immune effector cell-associated neurotoxicity syndrome grade after CAR-T, ASTCT "
         "consensus grading (0-5); absent means unknown.", examples=[1],
@@ -112,33 +126,48 @@ class Failure(_Model):
 
     kind: FailureKind = Field(
         title="kind of failure",
+        json_schema_extra={"x-words": {"primary_refractory": "progression without response"},
+                           "x-said": {"relapse": "relapse", "primary_refractory": "progression without response"}},
         description="primary_refractory: no response (best response SD/PD/not evaluable); relapse: "
         "progression after a CR or PR.", examples=["relapse"],
     )
-    months_since_infusion: float = Field(
+    months_since_infusion: float = Field(strict=True,
         ge=0, le=600, title="months from infusion to failure",
+        # worded as the derived failure timing is, so the figure is said once
+        json_schema_extra={"x-said": {
+            "*": "{failure.kind} {value} months after {car_t.product} ({derived.failure_timing})"}},
         description="Time from CAR-T infusion to documented failure, in months.", examples=[4.5],
     )
     target_antigen: AntigenStatus = Field(
         default="unknown", title="CAR target on the failure biopsy",
+        json_schema_extra={"x-said": {
+            "retained": "{car_t.target} retained on the failure biopsy",
+            "lost": "{car_t.target} lost on the failure biopsy",
+            "unknown": "{car_t.target} not yet tested on a failure biopsy"}},
         description="Expression of the CAR's target antigen (CD19, BCMA, ...) on the biopsy at failure.",
         examples=["retained"],
     )
     car_t_persistence: Persistence = Field(
         default="unknown", title="CAR-T persistence",
+        json_schema_extra={"x-said": {
+            "detectable": "CAR-T cells still detectable", "undetectable": "CAR-T cells no longer detectable",
+            "unknown": "CAR-T persistence not yet tested"}},
         description="Whether CAR-T cells are still detectable at failure (flow cytometry or transgene PCR; "
         "in B-ALL, B-cell recovery implies loss of persistence).", examples=["undetectable"],
     )
     cd20: Cd20Status = Field(
         default="unknown", title="CD20 at failure",
+        json_schema_extra={"x-said": {
+            "positive": "CD20 positive at failure", "negative": "CD20 negative at failure",
+            "unknown": "CD20 not yet tested at failure"}},
         description="CD20 expression at failure, for CD20-directed options in B-cell lymphomas.",
         examples=["positive"],
     )
-    localized: bool = Field(
+    localized: bool = Field(strict=True,
         default=False, title="localized disease",
         description="Limited-site disease at failure, amenable to radiotherapy.", examples=[False],
     )
-    cns_involvement: bool = Field(
+    cns_involvement: bool = Field(strict=True,
         default=False, title="CNS involvement", description="Central nervous system involvement at failure.",
         examples=[False],
     )
@@ -147,21 +176,25 @@ class Failure(_Model):
 class Fitness(_Model):
     """Performance status and comorbidity."""
 
-    ecog: int = Field(
+    ecog: int = Field(strict=True,
         ge=0, le=4, title="ECOG performance status",
+        json_schema_extra={"x-said": {"*": "ECOG {value}"}},
         description="ECOG performance status, 0 (fully active) to 4 (completely disabled).", examples=[1],
     )
-    hct_ci: int | None = Field(
+    hct_ci: int | None = Field(strict=True,
         default=None, ge=0, le=30, title="HCT-CI",
         description="Hematopoietic cell transplantation-specific comorbidity index (Sorror score, points); "
         "absent means unknown.", examples=[2],
     )
-    organ_function_adequate: bool | None = Field(
+    organ_function_adequate: bool | None = Field(strict=True,
         default=None, title="adequate organ function",
+        json_schema_extra={"x-said": {
+            "true": "organ function adequate", "false": "organ function not adequate",
+            "unknown": "organ function not yet assessed"}},
         description="Cardiac, pulmonary, hepatic and renal function adequate for intensive therapy; absent "
         "means unknown.", examples=[True],
     )
-    active_infection: bool = Field(
+    active_infection: bool = Field(strict=True,
         default=False, title="active infection",
         description="Uncontrolled active infection at assessment.", examples=[False],
     )
@@ -170,15 +203,15 @@ class Fitness(_Model):
 class History(_Model):
     """Treatment history before the failed CAR-T."""
 
-    prior_lines: int | None = Field(
+    prior_lines: int | None = Field(strict=True,
         default=None, ge=0, le=30, title="prior lines of therapy",
         description="Lines of systemic therapy before the CAR-T (count).", examples=[2],
     )
-    prior_allo_hct: bool = Field(
+    prior_allo_hct: bool = Field(strict=True,
         default=False, title="prior allogeneic HCT", description="Allogeneic transplant received before.",
         examples=[False],
     )
-    prior_auto_hct: bool = Field(
+    prior_auto_hct: bool = Field(strict=True,
         default=False, title="prior autologous HCT", description="Autologous transplant received before.",
         examples=[False],
     )
@@ -203,7 +236,7 @@ class PatientSituation(_Model):
         description="A pseudonymous label, echoed back in the assessment and never logged.",
         examples=["case-017"],
     )
-    age: int = Field(ge=0, le=120, title="age", description="Age in years.", examples=[58])
+    age: int = Field(strict=True, ge=0, le=120, title="age", description="Age in years.", examples=[58])
     disease: Disease = Field(
         title="disease",
         description="LBCL (covers DLBCL, HGBL, PMBCL and transformed FL), FL, MCL, B_ALL, MM or CLL.",
@@ -215,14 +248,23 @@ class PatientSituation(_Model):
     history: History = Field(default_factory=History)
     donor: Donor = Field(
         default="unknown", title="best available donor",
+        json_schema_extra={"x-said": {
+            "*": "{value} donor", "none": "no donor identified", "unknown": "no donor identified yet"}},
         description="Best available allogeneic donor.", examples=["matched_unrelated"],
     )
     goals: Goal = Field(
         default="undecided", title="patient's goal",
+        json_schema_extra={"x-said": {
+            "disease_control": "the patient's goal is disease control",
+            "quality_of_life": "the patient's goal is quality of life",
+            "undecided": "the patient's goals not yet discussed"}},
         description="The patient's stated priority.", examples=["disease_control"],
     )
     trial_access: TrialAccess = Field(
         default="unknown", title="clinical trial access",
+        json_schema_extra={"x-said": {
+            "available": "a suitable clinical trial is open", "not_available": "no suitable clinical trial",
+            "unknown": "trial access not yet checked"}},
         description="Whether a suitable clinical trial can be reached.", examples=["available"],
     )
 
@@ -362,6 +404,11 @@ class FieldSpec:
     minimum: float | None = None
     maximum: float | None = None
     optional: bool = False
+    #: How each value is said inside another fact's words (default: the value, underscores as spaces).
+    words: tuple[tuple[str, str], ...] = ()
+    #: How the fact is said on its own, per value ("*": any other; "unknown": not known); ``{value}`` is
+    #: the value's word, ``{label}`` the title, ``{<dotted path>}`` another fact's word.
+    said: tuple[tuple[str, str], ...] = ()
 
     def describe(self) -> str:
         if self.kind in ("enum", "set"):
@@ -403,20 +450,26 @@ def _walk(model: type[BaseModel], prefix: str) -> dict[str, FieldSpec]:
             minimum = getattr(meta, "ge", minimum)
             maximum = getattr(meta, "le", maximum)
         title = field.title or name
+        extra = field.json_schema_extra if isinstance(field.json_schema_extra, dict) else {}
+        words, said = _pairs(extra.get("x-words")), _pairs(extra.get("x-said"))
         if typing.get_origin(base) is list:
             (item,) = typing.get_args(base)
-            specs[path] = FieldSpec(path, "set", title, tuple(typing.get_args(item)))
+            specs[path] = FieldSpec(path, "set", title, tuple(typing.get_args(item)), words=words, said=said)
         elif typing.get_origin(base) is Literal:
-            specs[path] = FieldSpec(path, "enum", title, tuple(typing.get_args(base)), optional=optional)
+            specs[path] = FieldSpec(path, "enum", title, tuple(typing.get_args(base)), optional=optional, words=words, said=said)
         elif base is bool:
-            specs[path] = FieldSpec(path, "bool", title, optional=optional)
+            specs[path] = FieldSpec(path, "bool", title, optional=optional, words=words, said=said)
         elif base is int:
-            specs[path] = FieldSpec(path, "int", title, (), minimum, maximum, optional)
+            specs[path] = FieldSpec(path, "int", title, (), minimum, maximum, optional, words=words, said=said)
         elif base is float:
-            specs[path] = FieldSpec(path, "float", title, (), minimum, maximum, optional)
+            specs[path] = FieldSpec(path, "float", title, (), minimum, maximum, optional, words=words, said=said)
         else:
-            specs[path] = FieldSpec(path, "str", title, optional=optional)
+            specs[path] = FieldSpec(path, "str", title, optional=optional, words=words, said=said)
     return specs
+
+
+def _pairs(mapping: Any) -> tuple[tuple[str, str], ...]:
+    return tuple((str(key), str(value)) for key, value in mapping.items()) if isinstance(mapping, dict) else ()
 
 
 
