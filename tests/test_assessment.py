@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import shutil
 import textwrap
 from pathlib import Path
@@ -125,3 +126,15 @@ def test_long_term_follow_up_for_every_disease(engine: Engine, baseline: dict[st
         option = evaluate(baseline, engine).option("long_term_follow_up")
         assert option is not None and option.verdict == "recommended", disease
         assert "fda2024_boxed_warning_tcell_malignancy" in [c.key for c in option.citations]
+
+
+def test_because_words_follow_the_patients_own_values_whatever_was_evaluated_before(
+        baseline: dict[str, Any], engine: Engine) -> None:
+    """The words quote this patient's months and product even when an earlier patient of the same class
+    (late relapse, another month) was worded first: the cache keys on every fact the words quote."""
+    earlier = copy.deepcopy(baseline)
+    earlier["failure"]["months_since_infusion"] = 8
+    evaluate(earlier, engine)
+    texts = [text for option in evaluate(baseline, engine).options for text in option.because]
+    assert "relapse 11 months after axi-cel (late)" in texts
+    assert not any("8 months" in text for text in texts)

@@ -129,7 +129,8 @@ def test_a_figure_appears_once_per_option(assessments: dict[str, Assessment]) ->
     for name, assessment in assessments.items():
         blocks = _option_blocks(to_text(assessment))
         for option in assessment.options:
-            assert option.rationale == option.reasons[0].rationale  # the deciding rule speaks, alone
+            # the deciding rule speaks, alone (after what to establish first, when the option is pending)
+            assert option.rationale.endswith(option.reasons[0].rationale)
             if option.option == FOLLOW_UP:
                 continue
             block = blocks[option_name(option.option)]
@@ -175,7 +176,7 @@ def test_summary_names_the_leading_options_and_the_first_check(assessments: dict
     assert recommended == "Recommended: Bispecific antibody; Clinical trial."
     assert option_name(FOLLOW_UP) not in recommended
     assert consider.startswith("Consider: ") and "Quality-of-life focus" in consider
-    assert check.startswith("Check first: ") and "CAR target on the failure biopsy" in check
+    assert check.startswith("Check first: ") and "CAR target" in check and "failure biopsy" in check
 
 
 def test_every_option_is_either_assessed_or_not_addressed(assessments: dict[str, Assessment]) -> None:

@@ -399,13 +399,31 @@ _TEXTS: dict[tuple[Any, ...], tuple[str, ...]] = {}
 
 
 def _cached_texts(kind: bool, rulebook: Rulebook, rule: Rule, facts: Mapping[str, Any]) -> list[str]:
-    key = (rulebook.content_hash, rule.id, kind, *(facts.get(path) for path in sorted(rule.reads)))
+    key = (rulebook.content_hash, rule.id, kind, *(facts.get(path) for path in _words_read(rulebook, rule)))
     texts = _TEXTS.get(key)
     if texts is None:
         if len(_TEXTS) >= 50_000:
             _TEXTS.clear()
         texts = _TEXTS[key] = tuple((_explain_true if kind else _explain_false)(rulebook, rule, facts))
     return list(texts)
+
+
+_WORDS_READ: dict[tuple[str, str], tuple[str, ...]] = {}
+
+
+def _words_read(rulebook: Rulebook, rule: Rule) -> tuple[str, ...]:
+    """Every fact a rule's words depend on: the fields it reads and those its fields' phrases quote
+    (``failure_timing`` is said with ``failure.months_since_infusion`` and ``car_t.product``)."""
+    cache_key = (rulebook.content_hash, rule.id)
+    found = _WORDS_READ.get(cache_key)
+    if found is None:
+        paths = set(rule.reads)
+        for field in rule.reads:
+            _, said, _ = _words_for(rulebook, field)
+            for template in said.values():
+                paths.update(name for name in _PLACEHOLDER.findall(template) if name not in ("value", "label"))
+        found = _WORDS_READ[cache_key] = tuple(sorted(paths))
+    return found
 
 
 def explain_true(rulebook: Rulebook, rule: Rule, facts: Mapping[str, Any]) -> list[str]:
@@ -508,24 +526,12 @@ def say(rulebook: Rulebook, field: str, facts: Mapping[str, Any]) -> str:
 
 
 def _explain_false(rulebook: Rulebook, rule: Rule, facts: Mapping[str, Any]) -> list[str]:
+    """The facts that kept a rule's condition false, each in a clinician's words with the patient's value
+    (``ECOG 4``, ``CD19 lost on the failure biopsy``): the thresholds are the rule's, shown in the detail."""
     if rule.condition is None:
         return []
-    texts: list[str] = []
-    for leaf, wanted in _deciding_leaves(rule.condition, facts, False):
-        # `wanted` is the value the leaf has here (False: it failed; True: it held under a `not`)
-        label = rulebook.label(leaf.field)
-        actual = facts.get(leaf.field)
-        shown = "unknown" if actual is None else cond.render_value(actual)
-        if leaf.op == "known":
-            texts.append(f"{label} {'known' if actual is not None else 'unknown'}")
-        elif leaf.op == "contains":
-            texts.append(f"{label} {'include' if wanted else 'do not include'} {cond.render_value(leaf.value)}")
-        elif actual is None or leaf.op in ("eq", "ne", "in", "not_in"):
-            texts.append(f"{label}: {shown}")
-        else:
-            texts.append(f"{label} {shown} ({'' if wanted else 'not '}{cond.OPERATORS[leaf.op]} "
-                         f"{cond.render_value(leaf.value)})")
-    return list(dict.fromkeys(texts))
+    fields = dict.fromkeys(leaf.field for leaf, _ in _deciding_leaves(rule.condition, facts, False))
+    return list(dict.fromkeys(say(rulebook, field, facts) for field in fields))
 
 
 def _deciding_leaves(condition: cond.Condition, facts: Mapping[str, Any],

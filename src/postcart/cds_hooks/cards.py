@@ -172,8 +172,9 @@ def build_cards(assessment: Assessment, notes: Sequence[Note], service_id: str,
     version = assessment.rulebook.version
     missing = list(assessment.missing_information)
     placed: set[str] = set()
-    # the report's reading order (recommended, consider, not advised; follow-up last), pending ones up front
-    options = sorted(ordered_options(assessment), key=lambda o: 0 if _is_pending(o) else 1)
+    # the report's reading order (recommended, consider with pending ones marked, not advised; follow-up last):
+    # one order everywhere the assessment is shown
+    options = list(ordered_options(assessment))
     single = [o for o in options if o.verdict == "recommended" or _is_pending(o)]
     alone = {o.option for o in single}
     grouped = {verdict: [o for o in options if o.verdict == verdict and o.option not in alone]
