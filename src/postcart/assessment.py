@@ -398,8 +398,25 @@ def _reason(rulebook: Rulebook, rule: Rule) -> Reason:
 _TEXTS: dict[tuple[Any, ...], tuple[str, ...]] = {}
 
 
+_TEXT_FIELDS: dict[tuple[str, str], tuple[str, ...]] = {}
+
+
+def _text_fields(rulebook: Rulebook, rule: Rule) -> tuple[str, ...]:
+    """Every fact the words for a rule's comparisons can show: what it reads and what their phrases name."""
+    key = (rulebook.content_hash, rule.id)
+    fields = _TEXT_FIELDS.get(key)
+    if fields is None:
+        named = set(rule.reads)
+        for path in rule.reads:
+            _, said, _ = _words_for(rulebook, path)
+            named.update(name for template in said.values() for name in _PLACEHOLDER.findall(template)
+                         if name not in ("value", "label"))
+        fields = _TEXT_FIELDS[key] = tuple(sorted(named))
+    return fields
+
+
 def _cached_texts(kind: bool, rulebook: Rulebook, rule: Rule, facts: Mapping[str, Any]) -> list[str]:
-    key = (rulebook.content_hash, rule.id, kind, *(facts.get(path) for path in sorted(rule.reads)))
+    key = (rulebook.content_hash, rule.id, kind, *(facts.get(path) for path in _text_fields(rulebook, rule)))
     texts = _TEXTS.get(key)
     if texts is None:
         if len(_TEXTS) >= 50_000:
@@ -508,24 +525,11 @@ def say(rulebook: Rulebook, field: str, facts: Mapping[str, Any]) -> str:
 
 
 def _explain_false(rulebook: Rulebook, rule: Rule, facts: Mapping[str, Any]) -> list[str]:
+    """The facts that kept a rule's condition false, each said as :func:`say` says it."""
     if rule.condition is None:
         return []
-    texts: list[str] = []
-    for leaf, wanted in _deciding_leaves(rule.condition, facts, False):
-        # `wanted` is the value the leaf has here (False: it failed; True: it held under a `not`)
-        label = rulebook.label(leaf.field)
-        actual = facts.get(leaf.field)
-        shown = "unknown" if actual is None else cond.render_value(actual)
-        if leaf.op == "known":
-            texts.append(f"{label} {'known' if actual is not None else 'unknown'}")
-        elif leaf.op == "contains":
-            texts.append(f"{label} {'include' if wanted else 'do not include'} {cond.render_value(leaf.value)}")
-        elif actual is None or leaf.op in ("eq", "ne", "in", "not_in"):
-            texts.append(f"{label}: {shown}")
-        else:
-            texts.append(f"{label} {shown} ({'' if wanted else 'not '}{cond.OPERATORS[leaf.op]} "
-                         f"{cond.render_value(leaf.value)})")
-    return list(dict.fromkeys(texts))
+    fields = dict.fromkeys(leaf.field for leaf, _ in _deciding_leaves(rule.condition, facts, False))
+    return list(dict.fromkeys(say(rulebook, field, facts) for field in fields))
 
 
 def _deciding_leaves(condition: cond.Condition, facts: Mapping[str, Any],
