@@ -391,7 +391,9 @@ def test_page_keeps_decisions_across_reload_and_exports_a_review_that_imports(
     _comment(page, "rules", second.id).fill("Cite the 2025 update.")
     page.fill("#reviewer-name", "Dr Ada Byron")
     page.fill("#reviewer-role", "consultant haematologist")
-    assert "2 of 111 rules decided (1 approved), 1 of 85 scenarios marked" in page.text_content("#review-status")
+    rules_total, scenarios_total = len(book.rules), len(result.scenarios)
+    assert (f"2 of {rules_total} rules decided (1 approved), 1 of {scenarios_total} scenarios marked"
+            in page.text_content("#review-status"))
 
     page.reload()
     assert _radio(page, "scenarios", scenario.review_id, "disagree").is_checked()
@@ -418,7 +420,7 @@ def test_page_keeps_decisions_across_reload_and_exports_a_review_that_imports(
 
     imported = _import(rules_copy, tmp_path / "exported.json")
     assert imported.exit_code == 0, imported.output
-    assert "1 rules approved, 1 changes requested, 109 undecided" in imported.output
+    assert f"1 rules approved, 1 changes requested, {rules_total - 2} undecided" in imported.output
     recorded = Rulebook.load(rules_copy)
     assert [r.reviewer.name for r in recorded.reviews] == ["Dr Ada Byron"]
     assert recorded.lifecycle(recorded.rule(first.id)) == "active"
