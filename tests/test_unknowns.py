@@ -10,6 +10,7 @@ from hypothesis import HealthCheck, Phase, given, note, settings
 from hypothesis import strategies as st
 
 from postcart import Engine, Rulebook, evaluate, validate_situation
+from postcart.assessment import _TEXTS as _WORDS
 from postcart.situation import flatten
 from postcart.unknowns import resolver_for
 from postcart.vocabulary import OPTIONS
@@ -178,7 +179,8 @@ def test_transplant_is_addressed_across_relapsed_lymphoid_patients(engine: Engin
 
 
 def test_cached_completions_equal_fresh_ones(rulebook: Rulebook) -> None:
-    """The resolver's caches (per rule group, per option's group keys) never change an answer: 400 generated
+    """The caches (the resolver's per rule group and per option's group keys, the words for facts) never
+    change an answer: 400 generated
     situations assessed by a warm engine and each by a fresh one give the same options, pending questions,
     not-addressed reasons and missing information."""
     import random
@@ -192,11 +194,13 @@ def test_cached_completions_equal_fresh_ones(rulebook: Rulebook) -> None:
             evaluate(case, warm)
         answers = [evaluate(case, warm) for case in cases]
     for case, answer in zip(cases[:20], answers[:20], strict=True):  # a fresh engine per case is slow
+        _WORDS.clear()  # the words for facts are cached per rule and values too
         with Engine(rulebook) as fresh:
             again = evaluate(case, fresh)
         for field in ("options", "not_addressed", "missing_information"):
             assert getattr(again, field) == getattr(answer, field), (case, field)
     with Engine(rulebook) as fresh:  # one fresh engine, cases in reverse order: other cache contents
+        _WORDS.clear()
         for case, answer in zip(reversed(cases), reversed(answers), strict=True):
             again = evaluate(case, fresh)
             assert (again.options, again.not_addressed, again.missing_information) == (

@@ -398,32 +398,31 @@ def _reason(rulebook: Rulebook, rule: Rule) -> Reason:
 _TEXTS: dict[tuple[Any, ...], tuple[str, ...]] = {}
 
 
+_TEXT_FIELDS: dict[tuple[str, str], tuple[str, ...]] = {}
+
+
+def _text_fields(rulebook: Rulebook, rule: Rule) -> tuple[str, ...]:
+    """Every fact the words for a rule's comparisons can show: what it reads and what their phrases name."""
+    key = (rulebook.content_hash, rule.id)
+    fields = _TEXT_FIELDS.get(key)
+    if fields is None:
+        named = set(rule.reads)
+        for path in rule.reads:
+            _, said, _ = _words_for(rulebook, path)
+            named.update(name for template in said.values() for name in _PLACEHOLDER.findall(template)
+                         if name not in ("value", "label"))
+        fields = _TEXT_FIELDS[key] = tuple(sorted(named))
+    return fields
+
+
 def _cached_texts(kind: bool, rulebook: Rulebook, rule: Rule, facts: Mapping[str, Any]) -> list[str]:
-    key = (rulebook.content_hash, rule.id, kind, *(facts.get(path) for path in _words_read(rulebook, rule)))
+    key = (rulebook.content_hash, rule.id, kind, *(facts.get(path) for path in _text_fields(rulebook, rule)))
     texts = _TEXTS.get(key)
     if texts is None:
         if len(_TEXTS) >= 50_000:
             _TEXTS.clear()
         texts = _TEXTS[key] = tuple((_explain_true if kind else _explain_false)(rulebook, rule, facts))
     return list(texts)
-
-
-_WORDS_READ: dict[tuple[str, str], tuple[str, ...]] = {}
-
-
-def _words_read(rulebook: Rulebook, rule: Rule) -> tuple[str, ...]:
-    """Every fact a rule's words depend on: the fields it reads and those its fields' phrases quote
-    (``failure_timing`` is said with ``failure.months_since_infusion`` and ``car_t.product``)."""
-    cache_key = (rulebook.content_hash, rule.id)
-    found = _WORDS_READ.get(cache_key)
-    if found is None:
-        paths = set(rule.reads)
-        for field in rule.reads:
-            _, said, _ = _words_for(rulebook, field)
-            for template in said.values():
-                paths.update(name for name in _PLACEHOLDER.findall(template) if name not in ("value", "label"))
-        found = _WORDS_READ[cache_key] = tuple(sorted(paths))
-    return found
 
 
 def explain_true(rulebook: Rulebook, rule: Rule, facts: Mapping[str, Any]) -> list[str]:
@@ -526,8 +525,7 @@ def say(rulebook: Rulebook, field: str, facts: Mapping[str, Any]) -> str:
 
 
 def _explain_false(rulebook: Rulebook, rule: Rule, facts: Mapping[str, Any]) -> list[str]:
-    """The facts that kept a rule's condition false, each in a clinician's words with the patient's value
-    (``ECOG 4``, ``CD19 lost on the failure biopsy``): the thresholds are the rule's, shown in the detail."""
+    """The facts that kept a rule's condition false, each said as :func:`say` says it."""
     if rule.condition is None:
         return []
     fields = dict.fromkeys(leaf.field for leaf, _ in _deciding_leaves(rule.condition, facts, False))
