@@ -110,7 +110,8 @@ def to_text(assessment: Assessment, width: int = _WIDTH, detail: bool = False) -
     numbers = _numbering(assessment, ordered, detail)
     wrap = textwrap.TextWrapper(width=width, initial_indent="    ", subsequent_indent="    ")
     lines = [f"postcart assessment — {disease_name(assessment.disease)}"
-             + (f" — {assessment.patient_id}" if assessment.patient_id else ""), ""]
+             + (f" — {assessment.patient_id}" if assessment.patient_id else "")
+             + f" (rulebook {assessment.rulebook.version})", ""]
     lines += summary_lines(assessment)  # one line each, whatever their length: the summary is three lines
     lines.append("")
     for verdict in VERDICTS:
@@ -164,7 +165,8 @@ def to_markdown(assessment: Assessment, detail: bool = False) -> str:
     ordered = ordered_options(assessment)
     numbers = _numbering(assessment, ordered, detail)
     out = [f"# postcart assessment: {disease_name(assessment.disease)}"
-           + (f" ({assessment.patient_id})" if assessment.patient_id else ""), ""]
+           + (f" ({assessment.patient_id})" if assessment.patient_id else ""), "",
+           f"Rulebook {assessment.rulebook.version}.", ""]
     out += [f"- {line}" for line in summary_lines(assessment)]
     out.append("")
     for verdict in VERDICTS:
