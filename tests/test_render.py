@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 import yaml
+from hypothesis import given
 from typer.testing import CliRunner
 
 from postcart import Assessment, Engine, evaluate
@@ -27,6 +28,7 @@ from postcart.render import (
 from postcart.vocabulary import OPTIONS, option_name
 
 from .conftest import SCENARIOS
+from .strategies import situations
 
 SECTIONS = ("RECOMMENDED", "CONSIDER", "NOT ADVISED", "NOT ADDRESSED", "STILL TO ESTABLISH", "LONG-TERM FOLLOW-UP",
             "REFERENCES")
@@ -252,3 +254,16 @@ def test_batch_html_and_cds_cards_follow_the_same_order(engine: Engine) -> None:
         cards = build_cards(result.assessment, [], "postcart").issued
         assert [card.option for card in cards if card.kind == "option"] == [
             o.option for o in ordered_options(result.assessment)]
+
+
+@given(situation=situations())
+def test_any_situation_reads_in_clinical_words(engine: Engine, situation: dict[str, Any]) -> None:
+    """For any valid situation the text report keeps the order and never shows ≠, a threshold or a code id."""
+    assessment = evaluate(situation, engine)
+    text = to_text(assessment)
+    main = _main_text(text)
+    assert "≠" not in main and not re.search(r"\((?:not )?[≤≥<>=] ", main)
+    assert not IDENTIFIER.findall(main), IDENTIFIER.findall(main)
+    headings = _headings(text)
+    assert headings == sorted(headings, key=SECTIONS.index)
+    assert " ".join(text.split()).endswith(" ".join(assessment.disclaimer.split()))
