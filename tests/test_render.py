@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 import yaml
+from hypothesis import given
 from typer.testing import CliRunner
 
 from postcart import Assessment, Engine, evaluate
@@ -27,6 +28,7 @@ from postcart.render import (
 from postcart.vocabulary import OPTIONS, option_name
 
 from .conftest import SCENARIOS
+from .strategies import situations
 
 SECTIONS = ("RECOMMENDED", "CONSIDER", "NOT ADVISED", "NOT ADDRESSED", "STILL TO ESTABLISH", "LONG-TERM FOLLOW-UP",
             "REFERENCES")
@@ -219,8 +221,9 @@ def test_evidence_level_is_shown_next_to_the_option(assessments: dict[str, Asses
     """When an option carries an evidence grade, the report shows it by the option's name."""
     assessment = assessments["lbcl-late-relapse-fit-donor"]
     option = assessment.options[0]
-    graded: Any = SimpleNamespace(**{name: getattr(option, name) for name in type(option).model_fields},
-                                  evidence={"level": "phase 2, single arm", "basis": "ELM-1 post-CAR-T cohort"})
+    fields = {name: getattr(option, name) for name in type(option).model_fields}
+    fields["evidence"] = {"level": "phase 2, single arm", "basis": "ELM-1 post-CAR-T cohort"}
+    graded: Any = SimpleNamespace(**fields)
     changed: Any = SimpleNamespace(**{name: getattr(assessment, name) for name in type(assessment).model_fields})
     changed.options = [graded, *assessment.options[1:]]
     changed.option = assessment.option
@@ -235,7 +238,7 @@ def test_evidence_level_is_shown_next_to_the_option(assessments: dict[str, Asses
 
 def test_batch_html_and_cds_cards_follow_the_same_order(engine: Engine) -> None:
     """The batch report lists each scenario's options in the reading order, then the not-addressed ones
-    with their reasons; the CDS Hooks option cards come in the same order."""
+    with their reasons; the CDS Hooks option cards keep that order."""
     from postcart.batch.suite import run_suite, to_html
     from postcart.cds_hooks.cards import build_cards
 
@@ -258,3 +261,16 @@ def test_batch_html_and_cds_cards_follow_the_same_order(engine: Engine) -> None:
         # pending ones brought up front (cds_hooks/cards.py)
         order.sort(key=lambda name: 0 if result.assessment.option(name).pending else 1)  # type: ignore[union-attr]
         assert carded == [option for option in order if option in carded], result.scenario.id
+
+
+@given(situation=situations())
+def test_any_situation_reads_in_clinical_words(engine: Engine, situation: dict[str, Any]) -> None:
+    """For any valid situation the text report keeps the order and never shows ≠, a threshold or a code id."""
+    assessment = evaluate(situation, engine)
+    text = to_text(assessment)
+    main = _main_text(text)
+    assert "≠" not in main and not re.search(r"\((?:not )?[≤≥<>=] ", main)
+    assert not IDENTIFIER.findall(main), IDENTIFIER.findall(main)
+    headings = _headings(text)
+    assert headings == sorted(headings, key=SECTIONS.index)
+    assert " ".join(text.split()).endswith(" ".join(assessment.disclaimer.split()))

@@ -460,8 +460,19 @@ _PLACEHOLDER = re.compile(r"\{([a-z_][a-z0-9_.]*)\}")
 _ONE_MONTH = re.compile(r"(?<![\d.])1 months\b")
 
 
+_WORDS: dict[tuple[str, str], tuple[Mapping[str, str], Mapping[str, str], str]] = {}
+
+
 def _words_for(rulebook: Rulebook, field: str) -> tuple[Mapping[str, str], Mapping[str, str], str]:
     """A fact's value words, its phrases and its kind (``bool``, ``set``, ``number`` or ``enum``)."""
+    cache_key = (rulebook.content_hash, field)
+    found = _WORDS.get(cache_key)
+    if found is None:
+        found = _WORDS[cache_key] = _read_words(rulebook, field)
+    return found
+
+
+def _read_words(rulebook: Rulebook, field: str) -> tuple[Mapping[str, str], Mapping[str, str], str]:
     if field.startswith("derived."):
         declaration = rulebook.facts.get(field.removeprefix("derived."))
         if declaration is None:
@@ -512,16 +523,32 @@ def say(rulebook: Rulebook, field: str, facts: Mapping[str, Any]) -> str:
         template = "no {label}"
     else:
         template = said.get("*", "{label} {value}" if kind == "number" else "{label}: {value}")
+    others = tuple(name for name in _placeholders(template) if name not in ("value", "label"))
+    # the words depend only on the rulebook, the template and the values it names: said once per process
+    memo_key = (rulebook.content_hash, field, template, value, tuple(facts.get(name) for name in others))
+    text = _SAID.get(memo_key)
+    if text is None:
+        def fill(match: re.Match[str]) -> str:
+            name = match.group(1)
+            if name == "value":
+                return _word(rulebook, field, facts)
+            if name == "label":
+                return rulebook.label(field)
+            return _word(rulebook, name, facts)
 
-    def fill(match: re.Match[str]) -> str:
-        name = match.group(1)
-        if name == "value":
-            return _word(rulebook, field, facts)
-        if name == "label":
-            return rulebook.label(field)
-        return _word(rulebook, name, facts)
+        text = _ONE_MONTH.sub("1 month", _PLACEHOLDER.sub(fill, template))
+        if len(_SAID) > 50_000:  # a long cohort run: keep the memo bounded
+            _SAID.clear()
+        _SAID[memo_key] = text
+    return text
 
-    return _ONE_MONTH.sub("1 month", _PLACEHOLDER.sub(fill, template))
+
+_SAID: dict[tuple[Any, ...], str] = {}
+
+
+@functools.lru_cache(maxsize=512)
+def _placeholders(template: str) -> tuple[str, ...]:
+    return tuple(_PLACEHOLDER.findall(template))
 
 
 def _explain_false(rulebook: Rulebook, rule: Rule, facts: Mapping[str, Any]) -> list[str]:

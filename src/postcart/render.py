@@ -110,7 +110,8 @@ def to_text(assessment: Assessment, width: int = _WIDTH, detail: bool = False) -
     numbers = _numbering(assessment, ordered, detail)
     wrap = textwrap.TextWrapper(width=width, initial_indent="    ", subsequent_indent="    ")
     lines = [f"postcart assessment — {disease_name(assessment.disease)}"
-             + (f" — {assessment.patient_id}" if assessment.patient_id else ""), ""]
+             + (f" — {assessment.patient_id}" if assessment.patient_id else "")
+             + f" (rulebook {assessment.rulebook.version})", ""]
     lines += summary_lines(assessment)  # one line each, whatever their length: the summary is three lines
     lines.append("")
     for verdict in VERDICTS:
@@ -145,7 +146,8 @@ def to_text(assessment: Assessment, width: int = _WIDTH, detail: bool = False) -
         lines += ["LONG-TERM FOLLOW-UP", "==================="]
         lines += ["    " + line for line in follow_up_brief(follow_up, width - 4)]
         deciding = [c for c in follow_up.citations if c.key in _deciding_keys(follow_up)]
-        lines.append(f"    {verdict_name(follow_up.verdict)} {_refs(deciding, numbers)}; the survivorship detail "
+        lines.append(f"    {verdict_name(follow_up.verdict)}{evidence_token(follow_up)} {_refs(deciding, numbers)}; "
+                     "the survivorship detail "
                      + ("is in DETAIL below." if detail else "with --detail."))
         lines.append("")
     if detail:
@@ -163,7 +165,8 @@ def to_markdown(assessment: Assessment, detail: bool = False) -> str:
     ordered = ordered_options(assessment)
     numbers = _numbering(assessment, ordered, detail)
     out = [f"# postcart assessment: {disease_name(assessment.disease)}"
-           + (f" ({assessment.patient_id})" if assessment.patient_id else ""), ""]
+           + (f" ({assessment.patient_id})" if assessment.patient_id else ""), "",
+           f"Rulebook {assessment.rulebook.version}.", ""]
     out += [f"- {line}" for line in summary_lines(assessment)]
     out.append("")
     for verdict in VERDICTS:
@@ -191,7 +194,7 @@ def to_markdown(assessment: Assessment, detail: bool = False) -> str:
         out.append("")
     follow_up = next((item for item in ordered if item.option == FOLLOW_UP), None)
     if follow_up is not None:
-        out += ["## Long-term follow-up", ""]
+        out += [f"## {option_name(FOLLOW_UP)}{evidence_token(follow_up)}", ""]
         out += [" ".join(follow_up_brief(follow_up)) + " " + "".join(
             f"[^{numbers[key][0]}]" for key in _deciding_keys(follow_up) if key in numbers), ""]
     if detail:
