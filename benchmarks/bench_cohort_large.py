@@ -47,7 +47,7 @@ def main() -> None:
                              restart=True)
         timings.append(time.perf_counter() - started)
         print(f"run {attempt + 1}: {timings[-1]:.1f} s, {args.rows / timings[-1]:,.0f} rows/s; "
-              f"records read {summary.records_read} = rows written {summary.rows}", flush=True)
+              f"records read {getattr(summary, 'records_read', '?')} = rows written {summary.rows}", flush=True)
         output.unlink()
     median = statistics.median(timings)
     print(f"{args.rows:,} rows, {args.workers} workers: median {median:.1f} s ({args.rows / median:,.0f} rows/s)")

@@ -71,9 +71,7 @@ PRODUCT_TARGET: dict[str, str] = {
 
 
 class _Model(BaseModel):
-    """Numbers and booleans are strict (``Field(strict=True)``): ``true`` is not ECOG 1, ``1.0`` or ``"5"``
-    not a count. A float field accepts an integer (11 months). Text tables are converted cell by cell,
-    strictly, before validation (``postcart.batch.tables``)."""
+    """Numbers and booleans strict (no ``true`` for 1, no ``1.0`` for an int); text cells are converted before."""
 
     model_config = ConfigDict(extra="forbid", validate_default=True)
 
