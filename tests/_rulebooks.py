@@ -15,7 +15,7 @@ RULES = Path(__file__).resolve().parents[1] / "rules"
 def citation_key() -> str:
     """A key of the real bibliography (preferring a verified entry), so test rules cite a real source."""
     entries = yaml.safe_load((RULES / "references.yaml").read_text(encoding="utf-8"))["references"]
-    verified = [entry["key"] for entry in entries if entry.get("confidence") == "verified"]
+    verified = [entry["key"] for entry in entries if entry.get("status") == "verified"]
     return (verified or [entries[0]["key"]])[0]
 
 
@@ -28,6 +28,7 @@ def write_rulebook(directory: Path, rules: str, version: str = "test-1",
     """
     directory.mkdir(parents=True, exist_ok=True)
     shutil.copy(RULES / "references.yaml", directory / "references.yaml")
+    shutil.copy(RULES / "link_hosts.yaml", directory / "link_hosts.yaml")
     meta: dict[str, object] = {"version": version}
     if covered is not None:
         meta["unaddressed"] = [{"disease": disease, "option": option, "reason": "Not addressed by this test rulebook."}

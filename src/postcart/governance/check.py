@@ -146,8 +146,10 @@ def _refused_rules(rulebook: Rulebook, error: EvaluationError) -> list[Problem]:
 
 def _uncited_references(rulebook: Rulebook, findings: Findings) -> None:
     cited = {key for rule in rulebook.rules if isinstance(rule.then, (Suggest, Ask)) for key in rule.then.citations}
+    # unverified entries are kept for the record and may not be cited: only verified ones should be
     for key in sorted(set(rulebook.references) - cited):
-        findings.warnings.append(Problem(f"references.yaml key {key}", "cited by no rule"))
+        if rulebook.references[key].status == "verified":
+            findings.warnings.append(Problem(f"references.yaml key {key}", "cited by no rule"))
 
 
 def _where(rule: Rule) -> str:

@@ -5,6 +5,7 @@ Layout of a rules directory (see docs/rulebook-format.md):
 - ``rulebook.yaml``: ``version``, ``description`` and ``unaddressed`` (disease x option cells deliberately
   left without rules, each with a reason);
 - ``references.yaml``: the bibliography every rule cites from;
+- ``link_hosts.yaml``: the allow-list of official hosts a bibliography ``url`` may point to;
 - every other ``*.yaml``: ``facts`` (declarations of derived facts) and ``rules``.
 
 Everything is checked when the rulebook loads, and every problem is reported at once with its file,
@@ -28,11 +29,13 @@ from postcart.rulebook import conditions as cond
 from postcart.rulebook.model import (
     Ask,
     Derive,
+    Evidence,
     FactDeclaration,
     Reference,
     Rule,
     Rulebook,
     Suggest,
+    _LinkHosts,
     _RulebookMeta,
     _RuleSpec,
 )
@@ -82,7 +85,8 @@ class _Loader:
 
         documents = {name: self.parse_yaml(name, text) for name, text in texts.items()}
         meta = self.load_meta(documents.pop("rulebook.yaml", None))
-        references = self.load_references(documents.pop("references.yaml", None))
+        hosts = self.load_link_hosts(documents.pop("link_hosts.yaml", None))
+        references = self.load_references(documents.pop("references.yaml", None), hosts)
         raw_rules: list[tuple[str, int, dict[str, Any]]] = []
         facts: dict[str, FactDeclaration] = {}
         for name, (data, lines) in sorted(documents.items()):
@@ -104,6 +108,8 @@ class _Loader:
             unaddressed=meta.unaddressed if meta else (),
             directory=str(self.directory),
             warnings=tuple(self.warnings),
+            evidence_reviewed=meta.evidence_reviewed if meta else None,
+            evidence_max_age_years=meta.evidence_max_age_years if meta else 10,
         )
 
     # --- files
@@ -131,7 +137,20 @@ class _Loader:
             self.pydantic_problems("rulebook.yaml", lines, None, error, ())
             return None
 
-    def load_references(self, document: tuple[Any, _Lines] | None) -> dict[str, Reference]:
+    def load_link_hosts(self, document: tuple[Any, _Lines] | None) -> frozenset[str]:
+        """The official hosts a bibliography ``url`` may name (``link_hosts.yaml``)."""
+        if document is None:
+            self.problem("link_hosts.yaml", None, None, "", "missing",
+                         "the allow-list of official link hosts beside the bibliography", "no file")
+            return frozenset()
+        data, lines = document
+        try:
+            return frozenset(host.lower() for host in _LinkHosts.model_validate(data).hosts)
+        except ValidationError as error:
+            self.pydantic_problems("link_hosts.yaml", lines, None, error, ())
+            return frozenset()
+
+    def load_references(self, document: tuple[Any, _Lines] | None, hosts: frozenset[str]) -> dict[str, Reference]:
         references: dict[str, Reference] = {}
         if document is None:
             self.problem("references.yaml", None, None, "", "missing", "the bibliography", "no file")
@@ -152,6 +171,9 @@ class _Loader:
                 continue
             if reference.key in references:
                 self.problem("references.yaml", line, None, "key", f"duplicate reference key '{reference.key}'")
+            for where, message, expected, got in reference.policy_problems(hosts):
+                self.problem("references.yaml", lines.line(("references", index, where)) or line, None,
+                             f"{reference.key}.{where}", message, expected, got)
             references[reference.key] = reference
         return references
 
@@ -249,9 +271,27 @@ class _Loader:
             if key not in references:
                 self.problem(file, line, spec.id, "then.citations", f"unknown citation key '{key}'",
                              "a key of references.yaml" + _suggest(key, references), key)
+            elif references[key].status != "verified" and spec.status == "active":
+                self.problem(file, line, spec.id, "then.citations",
+                             f"active rule cites unverified reference '{key}'",
+                             "a verified reference (or drop the citation and any figure that rests on it)", key)
+        if isinstance(then, Suggest) and spec.status != "retired":
+            self.check_evidence(file, line, spec.id, then)
         if isinstance(then, Ask) and then.ask not in catalogue:
             self.problem(file, line, spec.id, "then.ask", f"unknown situation field '{then.ask}'",
                          "a situation field" + _suggest(then.ask, catalogue), then.ask)
+
+    def check_evidence(self, file: str, line: int, rule_id: str, then: Suggest) -> None:
+        """recommended/consider carry a grade; recommended needs level A-C or a guideline's endorsement."""
+        if then.verdict == "not_advised":
+            return
+        if then.evidence is None:
+            self.problem(file, line, rule_id, "then.evidence", f"a {then.verdict} verdict carries its evidence grade",
+                         "evidence: {level: A-E, basis: approved|guideline|off_label|trial_only}", "none")
+        elif then.verdict == "recommended" and then.evidence.level in ("D", "E") and then.evidence.basis != "guideline":
+            self.problem(file, line, rule_id, "then.evidence",
+                         "recommended needs evidence level A-C or a guideline's endorsement",
+                         "level A, B or C, or basis guideline", f"level {then.evidence.level}, basis {then.evidence.basis}")
 
     def check_overrides(self, rules: list[Rule]) -> None:
         """``overrides`` names suggestion rules on the same option, never the rule itself."""
@@ -326,7 +366,8 @@ class _Loader:
 
 
 _KNOWN_KEYS = (set(_RuleSpec.model_fields) | set(Derive.model_fields) | set(Suggest.model_fields)
-               | set(Ask.model_fields) | set(Reference.model_fields) | set(FactDeclaration.model_fields))
+               | set(Ask.model_fields) | set(Reference.model_fields) | set(FactDeclaration.model_fields)
+               | set(Evidence.model_fields))
 
 
 def _expected(item: Mapping[str, Any]) -> str | None:

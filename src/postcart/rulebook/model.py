@@ -9,14 +9,16 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import ipaddress
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator, model_validator
 
 from postcart.errors import Problem
 from postcart.rulebook import conditions as cond
@@ -26,6 +28,7 @@ from postcart.vocabulary import DiseaseName, OptionName, VerdictName
 __all__ = [
     "Ask",
     "Derive",
+    "Evidence",
     "FactDeclaration",
     "Reference",
     "Rule",
@@ -58,6 +61,49 @@ class Derive(_Strict):
     value: str | bool
 
 
+EvidenceLevel = Literal["A", "B", "C", "D", "E"]
+EvidenceBasis = Literal["approved", "guideline", "off_label", "trial_only"]
+
+
+class Evidence(_Strict):
+    """How strong the evidence behind a suggestion is, and on what footing the option stands.
+
+    The scheme (docs/rulebook-format.md): ``level`` A = randomised or prospective trial in the post-CAR-T
+    setting, B = prospective trial outside it or a large registry, C = retrospective series,
+    D = guideline or expert consensus, E = extrapolated from another disease or setting.
+    """
+
+    level: EvidenceLevel = Field(description="A post-CAR-T prospective trial; B prospective trial outside the "
+                                 "post-CAR-T setting or large registry; C retrospective series; D guideline or "
+                                 "consensus; E extrapolated from another disease or setting.",
+                                 examples=["C"])
+    basis: EvidenceBasis = Field(description="approved (a regulator's approval for this use: say which and the "
+                                 "year), guideline (a guideline endorses it: say which), off_label, or trial_only "
+                                 "(available only within a clinical trial).", examples=["off_label"])
+    detail: str | None = Field(default=None, min_length=3,
+                               description="For approved: the regulator and year, e.g. 'FDA 2023'; for guideline: "
+                               "which guideline.", examples=["FDA 2023", "EBMT/JACIE/EHA 2022"])
+
+    @field_validator("detail")
+    @classmethod
+    def _detail_stripped(cls, value: str | None) -> str | None:
+        return value.strip() if value is not None else None
+
+    @model_validator(mode="after")
+    def _detail_named(self) -> Evidence:
+        if self.basis in ("approved", "guideline") and not self.detail:
+            raise ValueError(f"basis '{self.basis}' names its source in 'detail' (regulator and year, or the guideline)")
+        return self
+
+    @property
+    def token(self) -> str:
+        """The grade in one short token, as shown beside a verdict: ``[evidence C · off-label]``."""
+        basis = self.basis.replace("_", "-")
+        if self.detail and self.basis in ("approved", "guideline"):
+            basis += f" ({self.detail})"
+        return f"[evidence {self.level} · {basis}]"
+
+
 class Suggest(_Strict):
     """Give an option a verdict, with a rationale a clinician reads and the sources behind it."""
 
@@ -65,6 +111,9 @@ class Suggest(_Strict):
     verdict: VerdictName
     rationale: str = Field(min_length=20)
     citations: tuple[str, ...] = ()
+    evidence: Evidence | None = Field(
+        default=None, description="The grade of the evidence behind the verdict: required for recommended and "
+        "consider, optional for not_advised.")
     contraindication: bool = False
     overrides: tuple[str, ...] = Field(
         default=(), description="Ids of rules on the same option whose verdict this rule's verdict replaces "
@@ -118,8 +167,17 @@ class FactDeclaration(_Strict):
     title: str | None = None
 
 
+PublishedDate = Annotated[str, Field(pattern=r"^\d{4}(-\d{2}(-\d{2})?)?$")]
+
+
 class Reference(_Strict):
-    """One bibliography entry; every rule cites these by key."""
+    """One bibliography entry; every rule cites these by key.
+
+    The reference policy (docs/rulebook-format.md, checked when the rulebook loads): a ``verified`` entry
+    was seen on a stored page (``verified_at``, checked on ``checked``) showing its DOI or PMID, or, for what
+    has neither, its official page on a host of ``link_hosts.yaml``. The link shown is the DOI, else the
+    PubMed record, else that page. An ``unverified`` entry stays for the record; no active rule cites it.
+    """
 
     key: str = Field(pattern=r"^[a-z0-9_]+$")
     label: str = Field(min_length=3, description="How the reference is named in text, e.g. 'Dickinson 2022'.")
@@ -127,10 +185,22 @@ class Reference(_Strict):
     title: str
     source: str = Field(description="Journal (year;volume:pages) or the document it is.")
     year: int | None = None
+    published: PublishedDate | None = Field(
+        default=None, description="Publication date as the stored page gives it: YYYY, YYYY-MM or YYYY-MM-DD "
+        "(online first when shown).", examples=["2022-12-11"])
     doi: str | None = None
-    pmid: str | None = None
-    url: str | None = None
-    confidence: Literal["verified", "partially_verified", "from_memory_unverified", "seed_document"]
+    pmid: str | None = Field(default=None, pattern=r"^[0-9]{1,9}$")
+    url: str | None = Field(default=None, description="Only for what has neither DOI nor PMID (a regulator's notice, "
+                            "a guideline body's page, a trial record): an https page on an allow-listed host.")
+    status: Literal["verified", "unverified"] = Field(
+        description="verified: a stored page showed the identifiers (or the official page); unverified: kept for "
+        "the record, never cited by an active rule.")
+    verified_at: tuple[str, ...] = Field(
+        default=(), description="The stored pages that showed the identifiers or record (where they were read; "
+        "never shown as links).")
+    checked: dt.date | None = Field(default=None, description="When the entry was last checked against those pages.")
+    doi_seen: bool = Field(default=False, description="A stored page shows a DOI for this work: then `doi` must "
+                           "carry it.")
     note: str | None = None
     findings: str | None = Field(
         default=None,
@@ -145,19 +215,88 @@ class Reference(_Strict):
             raise ValueError("a DOI starts with '10.'")
         return value
 
+    @field_validator("published", mode="before")
+    @classmethod
+    def _published_text(cls, value: Any) -> Any:
+        # YAML reads an unquoted 2022-12-11 as a date, 2022 as an int
+        if isinstance(value, (dt.date, int)):
+            return str(value) if isinstance(value, int) else value.isoformat()
+        return value
+
     @property
     def link(self) -> str | None:
+        """The link a clinician clicks: https://doi.org/<doi>, else the PubMed record, else the official page."""
         if self.doi:
             return f"https://doi.org/{self.doi}"
         if self.pmid:
             return f"https://pubmed.ncbi.nlm.nih.gov/{self.pmid}/"
         return self.url
 
+    @property
+    def published_year(self) -> int | None:
+        """The publication year, from ``published`` (else ``year``)."""
+        return int(self.published[:4]) if self.published else self.year
+
+    def policy_problems(self, allowed_hosts: frozenset[str]) -> list[tuple[str, str, str | None, str | None]]:
+        """What breaks the reference policy: (field, message, expected, got) for each finding."""
+        found: list[tuple[str, str, str | None, str | None]] = []
+        if self.doi_seen and not self.doi:
+            found.append(("doi", "a stored page shows a DOI for this work but none is given",
+                          "the DOI as the page shows it", "nothing"))
+        if self.url is not None:
+            problem = url_problem(self.url, allowed_hosts)
+            if problem:
+                found.append(("url", problem, "an https page on a host of link_hosts.yaml", self.url))
+        if self.status == "verified":
+            if not (self.doi or self.pmid or self.url):
+                found.append(("status", "a verified entry has a DOI, a PMID or an official page",
+                              "doi, pmid or url", "none"))
+            if not self.verified_at:
+                found.append(("verified_at", "a verified entry names the stored pages that showed it",
+                              "at least one page address", "none"))
+            if self.checked is None:
+                found.append(("checked", "a verified entry says when it was checked", "a date", "nothing"))
+            if self.published is None:
+                found.append(("published", "a verified entry has its publication date", "YYYY[-MM[-DD]]",
+                              "nothing"))
+        return found
+
+
+def url_problem(url: str, allowed_hosts: frozenset[str]) -> str | None:
+    """Why a link may not be shown (IP host, not https, host off the allow-list), or None if it may.
+
+    >>> url_problem("https://www.fda.gov/x", frozenset({"www.fda.gov"})) is None
+    True
+    >>> url_problem("http://47.251.13.51:8081/40181090", frozenset({"www.fda.gov"}))
+    'an IP address is never a link host'
+    """
+    parts = urlsplit(url)
+    host = (parts.hostname or "").rstrip(".") if parts.hostname else ""
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        pass
+    else:
+        return "an IP address is never a link host"
+    if parts.scheme != "https":
+        return "a link is https"
+    if parts.port is not None or parts.hostname is None or parts.hostname.endswith("."):
+        return f"host '{parts.netloc}' is not an official host as written"
+    if host not in allowed_hosts:
+        return f"host '{host}' is not on the allow-list of official hosts"
+    return None
+
 
 class _RulebookMeta(_Strict):
     version: str
     description: str | None = None
+    evidence_reviewed: dt.date | None = None
+    evidence_max_age_years: int = Field(default=10, ge=1)
     unaddressed: tuple[Unaddressed, ...] = ()
+
+
+class _LinkHosts(_Strict):
+    hosts: tuple[str, ...] = Field(min_length=1)
 
 
 class Unaddressed(_Strict):
@@ -242,6 +381,8 @@ class Rulebook:
     unaddressed: tuple[Unaddressed, ...] = ()
     directory: str | None = None
     warnings: tuple[Problem, ...] = field(default_factory=tuple)
+    evidence_reviewed: dt.date | None = None
+    evidence_max_age_years: int = 10
 
     @classmethod
     def load(cls, directory: str | os.PathLike[str] | None = None, *, include_drafts: bool = False,
