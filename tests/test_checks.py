@@ -297,3 +297,16 @@ def test_engine_disagreeing_with_a_condition_is_reported(tmp_path: Path) -> None
         findings = lint(rulebook, _SilentEngine(real))  # type: ignore[arg-type]
     found = _only(findings.problems, "cover.radiotherapy")
     assert found and all("compiled rule and its condition disagree" in text for text in found)
+
+
+def test_old_evidence_is_warned_about(tmp_path: Path) -> None:
+    """A rule whose newest citation is older than the configured age before the evidence review gets a warning."""
+    directory = write_rulebook(tmp_path / "rules", [*DERIVE_RULES, *covering_rules()])
+    meta = directory / "rulebook.yaml"
+    meta.write_text(meta.read_text(encoding="utf-8") + "evidence_reviewed: 2030-01-01\nevidence_max_age_years: 5\n",
+                    encoding="utf-8")
+    rulebook = Rulebook.load(directory)
+    assert rulebook.evidence_reviewed is not None and rulebook.evidence_max_age_years == 5
+    stale = _only(lint(rulebook).warnings, "newest citation published 2024")
+    assert len(stale) == len(covering_rules()) and "more than 5 years before the evidence review of 2030-01-01" in stale[0]
+    assert _only(lint(rulebook, max_evidence_age=6).warnings, "newest citation") == []

@@ -312,3 +312,64 @@ def test_gprc5d_loss_after_a_bcma_bispecific_leaves_a_trial(engine: Engine) -> N
     assert option(assessment, "bispecific_antibody").rules == ["mm.bispecific.both_targets_used"]
     trial = option(assessment, "clinical_trial")
     assert trial.verdict == "recommended" and "trials.mm_t_cell_engagers_used_up" in trial.rules
+
+
+# --- evidence grades and guidelines per disease
+
+
+def test_every_positive_verdict_is_graded_within_the_policy(rulebook: Rulebook) -> None:
+    """recommended/consider rules carry a grade; recommended rests on level A-C or a guideline (docs/rulebook-format.md)."""
+    offenders = {}
+    for rule in rulebook.rules:
+        then = rule.then
+        if not isinstance(then, Suggest) or then.verdict == "not_advised":
+            continue
+        if then.evidence is None:
+            offenders[rule.id] = "no grade"
+        elif then.verdict == "recommended" and then.evidence.level in "DE" and then.evidence.basis != "guideline":
+            offenders[rule.id] = f"recommended on level {then.evidence.level}, basis {then.evidence.basis}"
+    assert offenders == {}
+
+
+#: Guidelines that cover only some diseases: cited only for patients with those diseases.
+DISEASE_GUIDELINES = {"nccn_bcell_lymphomas_post_cart": {"LBCL", "FL", "MCL"},
+                      "vandedonk2025_emn_tcell_immunotherapy_mm": {"MM"}, "lokhorst2010_imwg_allo_mm": {"MM"}}
+
+
+def test_a_disease_guideline_is_cited_only_for_its_disease(rulebook: Rulebook) -> None:
+    """No lymphoma guideline reaches a myeloma or B-ALL patient, no myeloma guideline a lymphoma patient."""
+    wrong = []
+    for rule in rulebook.rules:
+        diseases = {"LBCL", "FL", "MCL", "B_ALL", "MM", "CLL"} if rule.applies_to_all_diseases else set(rule.diseases)
+        for key in getattr(rule.then, "citations", ()):
+            covered = DISEASE_GUIDELINES.get(key)
+            if covered is not None and not diseases <= covered:
+                wrong.append((rule.id, key, sorted(diseases - covered)))
+    assert wrong == []
+
+
+def test_seed_articles_give_no_figure_and_no_verdict(rulebook: Rulebook) -> None:
+    """The seed articles (a physician-community editorial and a patient FAQ) are kept for the record, cited by no active rule."""
+    seeds = {"seed_sermo_cart_failure", "seed_faq_last_resort"}
+    citing = [rule.id for rule in rulebook.rules if seeds & set(getattr(rule.then, "citations", ()))]
+    assert citing == []
+    assert "a breast-cancer poll, not practice after CAR-T failure" in (rulebook.references["seed_sermo_cart_failure"].findings or "")
+
+
+def test_radiotherapy_local_control_is_not_credited_to_comprehensive_radiotherapy(rulebook: Rulebook) -> None:
+    """The 84% 1-year local control is of all irradiated sites; comprehensive versus focal was compared for survival only."""
+    for rule_id in ("lbcl.radiotherapy.localized", "fl.radiotherapy.localized", "mcl.radiotherapy.localized"):
+        rationale = rulebook.rule(rule_id).then.rationale  # type: ignore[union-attr]
+        assert "84% 1-year local control of the irradiated sites" in rationale
+        assert "comprehensive radiotherapy gave 84%" not in rationale
+    for rule_id in ("fl.radiotherapy.localized", "mcl.radiotherapy.localized"):
+        assert "extrapolated from large B-cell lymphoma" in rulebook.rule(rule_id).then.rationale  # type: ignore[union-attr]
+
+
+def test_talquetamab_figures_come_from_the_peer_reviewed_report(rulebook: Rulebook) -> None:
+    """Talquetamab after T-cell redirection is cited to the Lancet Haematology MonumenTAL-1 paper with its own 67%."""
+    for rule_id in ("mm.bispecific.gprc5d", "mm.bispecific.both_targets_used", "trials.mm_t_cell_engagers_used_up"):
+        then = rulebook.rule(rule_id).then
+        assert isinstance(then, Suggest)
+        assert "chari2025_monumental1_lancethaematol" in then.citations and "67%" in then.rationale
+        assert "72.2%" not in then.rationale and "44.4%" not in then.rationale

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from postcart.rulebook import Ask, Rule, Rulebook, Suggest
+from postcart.rulebook import Ask, Evidence, Rule, Rulebook, Suggest
 from postcart.rulebook import conditions as cond
 from postcart.situation import PatientSituation
 from postcart.vocabulary import OPTIONS, VERDICTS, DiseaseName, OptionName, VerdictName
@@ -84,6 +84,9 @@ class OptionAssessment(_Out):
     rules: list[str] = Field(description="Ids of every rule that spoke to this option.")
     because: list[str] = Field(description="The input facts that made those rules fire, in words.")
     reasons: list[Reason] = Field(description="Each rule's own verdict and rationale, deciding ones first.")
+    evidence: Evidence | None = Field(
+        default=None, description="The evidence grade of the deciding rule (level A-E and basis); always given for "
+        "recommended and consider, when the deciding rule states one for not_advised.")
 
 
 class MissingInformation(_Out):
@@ -212,6 +215,7 @@ def _option(rulebook: Rulebook, name: str, rules: list[Rule], facts: Mapping[str
         rules=[rule.id for rule, _ in ordered],
         because=because,
         reasons=[_reason(rulebook, rule) for rule, _ in ordered],
+        evidence=next((then.evidence for _, then in deciding if then.evidence is not None), None),
     )
 
 

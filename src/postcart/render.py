@@ -39,7 +39,8 @@ def to_text(assessment: Assessment, width: int = 100) -> str:
         lines += [heading.upper(), "=" * len(heading)]
         for option in chosen:
             refs = ", ".join(f"[{numbers[c.key][0]}]" for c in option.citations)
-            lines.append(f"  * {option_name(option.option)} {refs}".rstrip())
+            grade = f" {option.evidence.token}" if option.evidence else ""
+            lines.append(f"  * {option_name(option.option)}{grade} {refs}".rstrip())
             lines += wrap.wrap(option.rationale)
             if option.because:
                 lines += wrap.wrap("Because: " + "; ".join(option.because) + ".")
@@ -74,7 +75,8 @@ def to_markdown(assessment: Assessment) -> str:
         out += [f"## {heading}", ""]
         for option in chosen:
             refs = "".join(f"[^{numbers[c.key][0]}]" for c in option.citations)
-            out += [f"### {option_name(option.option)}", "", f"{option.rationale} {refs}".rstrip(), ""]
+            grade = f" {option.evidence.token}" if option.evidence else ""
+            out += [f"### {option_name(option.option)}{grade}", "", f"{option.rationale} {refs}".rstrip(), ""]
             if option.because:
                 out += ["Because: " + "; ".join(option.because) + ".", ""]
             for reason in option.reasons[1:]:

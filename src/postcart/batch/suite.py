@@ -274,7 +274,8 @@ def _scenario_html(result: ScenarioResult) -> str:
             bad = allowed is not None and option.verdict not in allowed
             citations = "<br>".join(_citation_html(c.label, c.doi, c.url) for c in option.citations)
             body.append(f"<tr><td>{esc(option.option)}</td><td class=\"{'bad' if bad else ''}\">"
-                        f"{esc(option.verdict)}</td><td>{esc(' or '.join(allowed) if allowed else '')}</td>"
+                        f"{esc(option.verdict)}{' ' + esc(option.evidence.token) if option.evidence else ''}</td>"
+                        f"<td>{esc(' or '.join(allowed) if allowed else '')}</td>"
                         f"<td>{esc(', '.join(option.rules))}</td><td>{citations}</td></tr>")
         for name, allowed in expected.items():
             if assessment.option(name) is None:

@@ -97,11 +97,12 @@ class Evidence(_Strict):
 
     @property
     def token(self) -> str:
-        """The grade in one short token, as shown beside a verdict: ``[evidence C · off-label]``."""
-        basis = self.basis.replace("_", "-")
-        if self.detail and self.basis in ("approved", "guideline"):
-            basis += f" ({self.detail})"
-        return f"[evidence {self.level} · {basis}]"
+        """The grade in one short token, as shown beside a verdict (``detail`` is in the JSON and catalogue).
+
+        >>> Evidence(level="C", basis="off_label").token
+        '[evidence C · off-label]'
+        """
+        return f"[evidence {self.level} · {self.basis.replace('_', '-')}]"
 
 
 class Suggest(_Strict):
