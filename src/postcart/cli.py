@@ -155,7 +155,7 @@ def check(
     require_lifecycle: Annotated[bool, typer.Option(
         help="Fail when an active rule lacks author, approved or review_by (default: warn).")] = False,
     max_evidence_age: Annotated[int | None, typer.Option(
-        min=1, help="Warn for a rule whose newest citation is older than this many years before the rulebook's "
+        min=1, help="Warn for a rule whose newest citation is older than this many years before the "
         "evidence_reviewed date (default: evidence_max_age_years in rulebook.yaml).")] = None,
 ) -> None:
     """Check the rulebook and report every problem at once."""
