@@ -126,6 +126,9 @@ class Audit(_Out):
         default_factory=lambda: dt.datetime.now(dt.UTC),
         description="When the assessment was made (UTC). The only part that differs between reruns.")
     rules_fired: list[str] = Field(description="Every rule that fired, in firing order.")
+    approving_reviews: dict[str, list[str]] | None = Field(
+        default=None, description="For each rule that fired, the recorded reviews (file names under the rules "
+        "directory's reviews/) approving its current version; an empty list names a rule awaiting review.")
 
 
 class Assessment(_Out):
@@ -189,6 +192,8 @@ def build_assessment(rulebook: Rulebook, situation: PatientSituation, result: En
             durable_rules_version=package_version("durable-rules"),
             evaluated_at=dt.datetime.now(dt.UTC),
             rules_fired=list(result.fired),
+            approving_reviews={rule_id: [review.name for review in rulebook.approvals(rulebook.rule(rule_id))]
+                               for rule_id in result.fired},
         ),
     )
 

@@ -3,6 +3,10 @@
 Field names are a public contract (batch, specifications and the EHR interface are written against
 them): add fields, never rename. Every field documents its units and grading system; the JSON Schema
 is generated from these models (``postcart schema``).
+
+It is one module because the input contract is one schema: every field sits beside its siblings with its
+description, units and grading system, and the JSON Schema, the field catalogue rules are checked against
+and the flattening into facts all come from that one place.
 """
 
 from __future__ import annotations

@@ -4,8 +4,7 @@ Layout of a rules directory (see docs/rulebook-format.md):
 
 - ``rulebook.yaml``: ``version``, ``description`` and ``unaddressed`` (disease x option cells deliberately
   left without rules, each with a reason);
-- ``references.yaml``: the bibliography every rule cites from;
-- ``link_hosts.yaml``: the allow-list of official hosts a bibliography ``url`` may point to;
+- ``references.yaml``: the bibliography every rule cites from (its links' hosts: ``link_hosts.yaml``);
 - every other ``*.yaml``: ``facts`` (declarations of derived facts) and ``rules``.
 
 Everything is checked when the rulebook loads, and every problem is reported at once with its file,
@@ -28,6 +27,7 @@ from pydantic import ValidationError
 from postcart.documents import parse_yaml_with_node
 from postcart.errors import Problem, RuleDefinitionError
 from postcart.rulebook import conditions as cond
+from postcart.rulebook.bibliography import _LinkHosts
 from postcart.rulebook.model import (
     Ask,
     Derive,
@@ -37,10 +37,10 @@ from postcart.rulebook.model import (
     Rule,
     Rulebook,
     Suggest,
-    _LinkHosts,
     _RulebookMeta,
     _RuleSpec,
 )
+from postcart.rulebook.reviews import load_reviews, rule_content_hash
 from postcart.situation import FieldSpec, field_catalogue
 
 __all__ = ["load_rulebook"]
@@ -49,6 +49,7 @@ __all__ = ["load_rulebook"]
 def load_rulebook(directory: Path, *, include_drafts: bool = False, today: dt.date | None = None) -> Rulebook:
     """Load and check every file of a rules directory (see :meth:`Rulebook.load`)."""
     return _Loader(directory, include_drafts, today or dt.date.today()).load()
+
 
 class _Loader:
     def __init__(self, directory: Path, include_drafts: bool, today: dt.date) -> None:
@@ -99,6 +100,8 @@ class _Loader:
         self.check_fact_graph(rules, facts)
         self.check_overrides(rules)
         self.check_override_cycles(rules)
+        reviews, problems = load_reviews(self.directory)
+        self.problems.extend(problems)
         if self.problems:
             raise RuleDefinitionError(self.problems, str(self.directory))
         runnable = tuple(rule for rule in rules
@@ -112,6 +115,8 @@ class _Loader:
             unaddressed=meta.unaddressed if meta else (),
             directory=str(self.directory),
             warnings=tuple(self.warnings),
+            reviews=reviews,
+            minimum_reviewers=meta.review.minimum_reviewers if meta else 1,
             evidence_reviewed=meta.evidence_reviewed if meta else None,
             evidence_max_age_years=meta.evidence_max_age_years if meta else 10,
         )
@@ -141,16 +146,13 @@ class _Loader:
             return None
 
     def load_link_hosts(self, document: tuple[Any, _Lines] | None) -> frozenset[str]:
-        """The official hosts a bibliography ``url`` may name (``link_hosts.yaml``)."""
-        if document is None:
-            self.problem("link_hosts.yaml", None, None, "", "missing",
-                         "the allow-list of official link hosts beside the bibliography", "no file")
+        if document is None:  # link_hosts.yaml: the official hosts a bibliography ``url`` may name
+            self.problem("link_hosts.yaml", None, None, "", "missing", "the allow-list of link hosts", "no file")
             return frozenset()
-        data, lines = document
         try:
-            return frozenset(host.lower() for host in _LinkHosts.model_validate(data).hosts)
+            return frozenset(host.lower() for host in _LinkHosts.model_validate(document[0]).hosts)
         except ValidationError as error:
-            self.pydantic_problems("link_hosts.yaml", lines, None, error, ())
+            self.pydantic_problems("link_hosts.yaml", document[1], None, error, ())
             return frozenset()
 
     def load_references(self, document: tuple[Any, _Lines] | None, hosts: frozenset[str]) -> dict[str, Reference]:
@@ -174,9 +176,9 @@ class _Loader:
                 continue
             if reference.key in references:
                 self.problem("references.yaml", line, None, "key", f"duplicate reference key '{reference.key}'")
-            for where, message, expected, got in reference.policy_problems(hosts):
-                self.problem("references.yaml", lines.line(("references", index, where)) or line, None,
-                             f"{reference.key}.{where}", message, expected, got)
+            for where, message, *rest in reference.policy_problems(hosts):  # the policy: bibliography.py
+                self.problem("references.yaml", lines.line(("references", index, where)), None, f"{key}.{where}",
+                             message, *rest)
             references[reference.key] = reference
         return references
 
@@ -248,6 +250,7 @@ class _Loader:
                 id=spec.id, title=spec.title, diseases=spec.diseases, condition=condition, then=spec.then,
                 status=spec.status, version=spec.version, file=file, line=line, author=spec.author,
                 approved=spec.approved, review_by=spec.review_by, notes=spec.notes,
+                content_hash=rule_content_hash(raw),
             ))
         return rules
 
@@ -275,26 +278,13 @@ class _Loader:
                 self.problem(file, line, spec.id, "then.citations", f"unknown citation key '{key}'",
                              "a key of references.yaml" + _suggest(key, references), key)
             elif references[key].status != "verified" and spec.status == "active":
-                self.problem(file, line, spec.id, "then.citations",
-                             f"active rule cites unverified reference '{key}'",
+                self.problem(file, line, spec.id, "then.citations", f"active rule cites unverified reference '{key}'",
                              "a verified reference (or drop the citation and any figure that rests on it)", key)
-        if isinstance(then, Suggest) and spec.status != "retired":
-            self.check_evidence(file, line, spec.id, then)
+        if isinstance(then, Suggest) and spec.status != "retired" and (graded := then.evidence_problem()):
+            self.problem(file, line, spec.id, "then.evidence", *graded)
         if isinstance(then, Ask) and then.ask not in catalogue:
             self.problem(file, line, spec.id, "then.ask", f"unknown situation field '{then.ask}'",
                          "a situation field" + _suggest(then.ask, catalogue), then.ask)
-
-    def check_evidence(self, file: str, line: int, rule_id: str, then: Suggest) -> None:
-        """recommended/consider carry a grade; recommended needs level A-C or a guideline's endorsement."""
-        if then.verdict == "not_advised":
-            return
-        if then.evidence is None:
-            self.problem(file, line, rule_id, "then.evidence", f"a {then.verdict} verdict carries its evidence grade",
-                         "evidence: {level: A-E, basis: approved|guideline|off_label|trial_only}", "none")
-        elif then.verdict == "recommended" and then.evidence.level in ("D", "E") and then.evidence.basis != "guideline":
-            self.problem(file, line, rule_id, "then.evidence",
-                         "recommended needs evidence level A-C or a guideline's endorsement",
-                         "level A, B or C, or basis guideline", f"level {then.evidence.level}, basis {then.evidence.basis}")
 
     def check_overrides(self, rules: list[Rule]) -> None:
         """``overrides`` names suggestion rules on the same option, never the rule itself."""

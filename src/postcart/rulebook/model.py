@@ -9,19 +9,20 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-import ipaddress
+import hashlib
+import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any, Literal
-from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator, model_validator
 
 from postcart.errors import Problem
 from postcart.rulebook import conditions as cond
+from postcart.rulebook.bibliography import Reference
 from postcart.situation import field_catalogue
 from postcart.vocabulary import DiseaseName, OptionName, VerdictName
 
@@ -30,12 +31,14 @@ __all__ = [
     "Derive",
     "Evidence",
     "FactDeclaration",
+    "RecordedReview",
     "Reference",
     "Rule",
     "Rulebook",
     "Suggest",
     "Unaddressed",
     "default_rules_dir",
+    "review_checksum",
 ]
 
 RuleDiseases = Literal["LBCL", "FL", "MCL", "B_ALL", "MM", "CLL", "all"]
@@ -115,6 +118,19 @@ class Suggest(_Strict):
     evidence: Evidence | None = Field(
         default=None, description="The grade of the evidence behind the verdict: required for recommended and "
         "consider, optional for not_advised.")
+
+    def evidence_problem(self) -> tuple[str, str, str] | None:
+        """(message, expected, got) when the grade breaks the policy: recommended/consider carry one, and
+        recommended needs level A-C or a guideline's endorsement (docs/rulebook-format.md)."""
+        if self.verdict == "not_advised":
+            return None
+        if self.evidence is None:
+            return (f"a {self.verdict} verdict carries its evidence grade",
+                    "evidence: {level: A-E, basis: approved|guideline|off_label|trial_only}", "none")
+        if self.verdict == "recommended" and self.evidence.level in "DE" and self.evidence.basis != "guideline":
+            return ("recommended needs evidence level A-C or a guideline's endorsement",
+                    "level A, B or C, or basis guideline", f"level {self.evidence.level}, basis {self.evidence.basis}")
+        return None
     contraindication: bool = False
     overrides: tuple[str, ...] = Field(
         default=(), description="Ids of rules on the same option whose verdict this rule's verdict replaces "
@@ -172,124 +188,11 @@ class FactDeclaration(_Strict):
     words: dict[str, str] = Field(default_factory=dict)
 
 
-PublishedDate = Annotated[str, Field(pattern=r"^\d{4}(-\d{2}(-\d{2})?)?$")]
+class ReviewPolicy(_Strict):
+    """How many clinicians must approve a rule's current version (``review:`` in ``rulebook.yaml``)."""
 
-
-class Reference(_Strict):
-    """One bibliography entry; every rule cites these by key.
-
-    The reference policy (docs/rulebook-format.md, checked when the rulebook loads): a ``verified`` entry
-    was seen on a stored page (``verified_at``, checked on ``checked``) showing its DOI or PMID, or, for what
-    has neither, its official page on a host of ``link_hosts.yaml``. The link shown is the DOI, else the
-    PubMed record, else that page. An ``unverified`` entry stays for the record; no active rule cites it.
-    """
-
-    key: str = Field(pattern=r"^[a-z0-9_]+$")
-    label: str = Field(min_length=3, description="How the reference is named in text, e.g. 'Dickinson 2022'.")
-    authors: str
-    title: str
-    source: str = Field(description="Journal (year;volume:pages) or the document it is.")
-    year: int | None = None
-    published: PublishedDate | None = Field(
-        default=None, description="Publication date as the stored page gives it: YYYY, YYYY-MM or YYYY-MM-DD "
-        "(online first when shown).", examples=["2022-12-11"])
-    doi: str | None = None
-    pmid: str | None = Field(default=None, pattern=r"^[0-9]{1,9}$")
-    url: str | None = Field(default=None, description="Only for what has neither DOI nor PMID (a regulator's notice, "
-                            "a guideline body's page, a trial record): an https page on an allow-listed host.")
-    status: Literal["verified", "unverified"] = Field(
-        description="verified: a stored page showed the identifiers (or the official page); unverified: kept for "
-        "the record, never cited by an active rule.")
-    verified_at: tuple[str, ...] = Field(
-        default=(), description="The stored pages that showed the identifiers or record (where they were read; "
-        "never shown as links).")
-    checked: dt.date | None = Field(default=None, description="When the entry was last checked against those pages.")
-    doi_seen: bool = Field(default=False, description="A stored page shows a DOI for this work: then `doi` must "
-                           "carry it.")
-    note: str | None = None
-    findings: str | None = Field(
-        default=None,
-        description="The source's key findings as seen (copied from the evidence base, or the seed "
-        "document's own sentences); every figure a rule quotes from it must appear here.",
-    )
-
-    @field_validator("doi")
-    @classmethod
-    def _doi_shape(cls, value: str | None) -> str | None:
-        if value is not None and not value.startswith("10."):
-            raise ValueError("a DOI starts with '10.'")
-        return value
-
-    @field_validator("published", mode="before")
-    @classmethod
-    def _published_text(cls, value: Any) -> Any:
-        # YAML reads an unquoted 2022-12-11 as a date, 2022 as an int
-        if isinstance(value, (dt.date, int)):
-            return str(value) if isinstance(value, int) else value.isoformat()
-        return value
-
-    @property
-    def link(self) -> str | None:
-        """The link a clinician clicks: https://doi.org/<doi>, else the PubMed record, else the official page."""
-        if self.doi:
-            return f"https://doi.org/{self.doi}"
-        if self.pmid:
-            return f"https://pubmed.ncbi.nlm.nih.gov/{self.pmid}/"
-        return self.url
-
-    @property
-    def published_year(self) -> int | None:
-        """The publication year, from ``published`` (else ``year``)."""
-        return int(self.published[:4]) if self.published else self.year
-
-    def policy_problems(self, allowed_hosts: frozenset[str]) -> list[tuple[str, str, str | None, str | None]]:
-        """What breaks the reference policy: (field, message, expected, got) for each finding."""
-        found: list[tuple[str, str, str | None, str | None]] = []
-        if self.doi_seen and not self.doi:
-            found.append(("doi", "a stored page shows a DOI for this work but none is given",
-                          "the DOI as the page shows it", "nothing"))
-        if self.url is not None:
-            problem = url_problem(self.url, allowed_hosts)
-            if problem:
-                found.append(("url", problem, "an https page on a host of link_hosts.yaml", self.url))
-        if self.status == "verified":
-            if not (self.doi or self.pmid or self.url):
-                found.append(("status", "a verified entry has a DOI, a PMID or an official page",
-                              "doi, pmid or url", "none"))
-            if not self.verified_at:
-                found.append(("verified_at", "a verified entry names the stored pages that showed it",
-                              "at least one page address", "none"))
-            if self.checked is None:
-                found.append(("checked", "a verified entry says when it was checked", "a date", "nothing"))
-            if self.published is None:
-                found.append(("published", "a verified entry has its publication date", "YYYY[-MM[-DD]]",
-                              "nothing"))
-        return found
-
-
-def url_problem(url: str, allowed_hosts: frozenset[str]) -> str | None:
-    """Why a link may not be shown (IP host, not https, host off the allow-list), or None if it may.
-
-    >>> url_problem("https://www.fda.gov/x", frozenset({"www.fda.gov"})) is None
-    True
-    >>> url_problem("http://47.251.13.51:8081/40181090", frozenset({"www.fda.gov"}))
-    'an IP address is never a link host'
-    """
-    parts = urlsplit(url)
-    host = (parts.hostname or "").rstrip(".") if parts.hostname else ""
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        pass
-    else:
-        return "an IP address is never a link host"
-    if parts.scheme != "https":
-        return "a link is https"
-    if parts.port is not None or parts.hostname is None or parts.hostname.endswith("."):
-        return f"host '{parts.netloc}' is not an official host as written"
-    if host not in allowed_hosts:
-        return f"host '{host}' is not on the allow-list of official hosts"
-    return None
+    minimum_reviewers: int = Field(default=1, ge=1, description="Distinct reviewers whose recorded reviews "
+                                   "approve a rule's current version before it counts as reviewed.")
 
 
 class _RulebookMeta(_Strict):
@@ -298,10 +201,80 @@ class _RulebookMeta(_Strict):
     evidence_reviewed: dt.date | None = None
     evidence_max_age_years: int = Field(default=10, ge=1)
     unaddressed: tuple[Unaddressed, ...] = ()
+    review: ReviewPolicy = ReviewPolicy()
 
 
-class _LinkHosts(_Strict):
-    hosts: tuple[str, ...] = Field(min_length=1)
+# --------------------------------------------------------------------------------------------------
+# recorded reviews (``reviews/*.json`` of a rules directory, written by ``postcart review import``)
+
+#: The format tag every review file carries.
+REVIEW_FORMAT = "postcart-review/1"
+
+
+def review_checksum(data: Mapping[str, Any]) -> str:
+    """SHA-256 of a review file's content without its ``checksum``: canonical JSON (sorted keys, no spaces).
+
+    The review page computes the same digest in the browser, so an edit made to the file after export
+    (by hand or by a tool) no longer matches. It detects alteration, it does not authenticate the reviewer.
+    """
+    body = {key: value for key, value in data.items() if key != "checksum"}
+    text = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+class Reviewer(_Strict):
+    name: str = Field(min_length=2, description="The reviewer's name as they sign.")
+    role: str = Field(min_length=2, description="Their role, e.g. 'consultant haematologist'.")
+
+
+class ReviewedRulebook(_Strict):
+    version: str
+    content_hash: str = Field(pattern=r"^[0-9a-f]{64}$")
+
+
+class ReviewedRule(_Strict):
+    """The reviewer's decision on one rule, at the version and content hash they read."""
+
+    id: str
+    version: int = Field(ge=1)
+    content_hash: str = Field(pattern=r"^[0-9a-f]{64}$")
+    decision: Literal["approve", "request_change"] | None = None
+    comment: str = ""
+
+
+class ReviewedScenario(_Strict):
+    """The reviewer's view of one feature scenario (``file:line`` plus the example row of an outline)."""
+
+    id: str
+    name: str
+    decision: Literal["agree", "disagree"] | None = None
+    comment: str = ""
+
+
+class RecordedReview(_Strict):
+    """One clinician's completed review of a rulebook: exported by the review page, recorded by import."""
+
+    format: Literal["postcart-review/1"]
+    reviewer: Reviewer
+    date: dt.date
+    review_by: dt.date | None = Field(default=None, description="When the approvals given here are due for "
+                                      "review again.")
+    rulebook: ReviewedRulebook
+    rules: tuple[ReviewedRule, ...]
+    scenarios: tuple[ReviewedScenario, ...] = ()
+    comment: str = ""
+    checksum: str = Field(pattern=r"^[0-9a-f]{64}$")
+    file: str | None = Field(default=None, exclude=True, description="Where it was loaded from (not in the file).")
+
+    @property
+    def name(self) -> str:
+        """How catalogues and audit records name this review: its file name, else reviewer and date."""
+        return self.file or f"{self.date.isoformat()} {self.reviewer.name}"
+
+    def decision(self, rule: Rule) -> ReviewedRule | None:
+        """This review's decision on the rule's current content, if it read that content."""
+        return next((entry for entry in self.rules if entry.id == rule.id
+                     and entry.content_hash == rule.content_hash and entry.version == rule.version), None)
 
 
 class Unaddressed(_Strict):
@@ -332,6 +305,9 @@ class Rule:
     approved: dt.date | None = None
     review_by: dt.date | None = None
     notes: str | None = None
+    #: SHA-256 of the rule's clinical content (everything but author, approved, review_by and notes):
+    #: what a recorded review approves.
+    content_hash: str = ""
 
     @property
     def applies_to_all_diseases(self) -> bool:
@@ -386,6 +362,8 @@ class Rulebook:
     unaddressed: tuple[Unaddressed, ...] = ()
     directory: str | None = None
     warnings: tuple[Problem, ...] = field(default_factory=tuple)
+    reviews: tuple[RecordedReview, ...] = ()
+    minimum_reviewers: int = 1
     evidence_reviewed: dt.date | None = None
     evidence_max_age_years: int = 10
 
@@ -425,6 +403,18 @@ class Rulebook:
     def rule(self, rule_id: str) -> Rule:
         """The rule with this id (KeyError if it is not in the rulebook)."""
         return self._by_id[rule_id]
+
+    def approvals(self, rule: Rule) -> tuple[RecordedReview, ...]:
+        """The recorded reviews approving the rule's current version and content, oldest first."""
+        return tuple(review for review in self.reviews
+                     if (decision := review.decision(rule)) is not None and decision.decision == "approve")
+
+    def lifecycle(self, rule: Rule) -> str:
+        """``active`` only when a recorded review approves the rule's current version; else ``awaiting
+        review`` (a rule the file marks active), ``draft`` or ``retired``."""
+        if rule.status != "active":
+            return rule.status
+        return "active" if self.approvals(rule) else "awaiting review"
 
     @functools.cached_property
     def _labels(self) -> dict[str, str]:

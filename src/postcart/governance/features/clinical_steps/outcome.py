@@ -9,12 +9,19 @@ from __future__ import annotations
 
 from typing import Any
 
-from clinical_steps.case import PatientCase
-from clinical_steps.registry import step
-from clinical_steps.vocabulary import INFORMATION, OPTIONS, VERDICTS, UnknownTerm, lookup, normalise
-
-from postcart import Engine, InvalidSituation
 from postcart.assessment import OptionAssessment, build_assessment
+from postcart.engine import Engine
+from postcart.errors import InvalidSituation
+from postcart.governance.features.clinical_steps.case import PatientCase
+from postcart.governance.features.clinical_steps.registry import step
+from postcart.governance.features.clinical_steps.vocabulary import (
+    INFORMATION,
+    OPTIONS,
+    VERDICTS,
+    UnknownTerm,
+    lookup,
+    normalise,
+)
 from postcart.situation import validate_situation
 
 _VERDICT_WORDS = {"recommended": "recommended", "consider": "to be considered", "not_advised": "not advised"}
