@@ -11,8 +11,11 @@ from postcart.vocabulary import OPTIONS
 
 REFERENCE: dict[str, Any] = {
     "key": "test_source", "label": "Test 2024", "authors": "Tester T", "title": "A test source",
-    "source": "Test J 2024;1:1-2", "year": 2024, "doi": "10.1000/test.1", "confidence": "verified",
+    "source": "Test J 2024;1:1-2", "year": 2024, "doi": "10.1000/test.1", "status": "verified",
+    "published": "2024-01-02", "verified_at": ["https://example.org/stored-page"], "checked": "2026-12-06",
 }
+
+LINK_HOSTS: dict[str, Any] = {"hosts": ["doi.org", "pubmed.ncbi.nlm.nih.gov", "www.fda.gov"]}
 
 FACTS: dict[str, Any] = {
     "failure_timing": {"title": "failure timing", "description": "Time from infusion to failure.",
@@ -44,7 +47,8 @@ def suggest(rule_id: str, option: str, verdict: str = "consider", when: Any = No
     rule: dict[str, Any] = {
         "id": rule_id, "title": f"Rule {rule_id}", "diseases": diseases or ["all"],
         "then": {"option": option, "verdict": verdict, "rationale": f"Rationale of {rule_id}, long enough.",
-                 "citations": ["test_source"], **then},
+                 "citations": ["test_source"],
+                 **({"evidence": {"level": "C", "basis": "off_label"}} if verdict != "not_advised" else {}), **then},
     }
     if when is not None:
         rule["when"] = when
@@ -63,6 +67,7 @@ def write_rulebook(directory: Path, rules: list[dict[str, Any]], *, facts: dict[
     meta = {"version": version, "description": "test rulebook", "unaddressed": unaddressed or []}
     (directory / "rulebook.yaml").write_text(yaml.safe_dump(meta, sort_keys=False))
     (directory / "references.yaml").write_text(yaml.safe_dump({"references": [REFERENCE]}, sort_keys=False))
+    (directory / "link_hosts.yaml").write_text(yaml.safe_dump(LINK_HOSTS, sort_keys=False))
     body = {"facts": FACTS if facts is None else facts, "rules": rules}
     (directory / "rules.yaml").write_text(yaml.safe_dump(body, sort_keys=False))
     return directory

@@ -27,6 +27,7 @@ SUGGEST = """
       contraindication: {contraindication}
       rationale: Rationale of {id}, long enough for the schema.
       citations: [{citation}]
+      evidence: {{level: {level}, basis: off_label}}
 """
 
 
@@ -39,7 +40,8 @@ def precedence_engine(tmp_path: Path) -> Any:
         shutil.copytree(RULES, directory)
         text = "rules:" + "".join(
             SUGGEST.format(id=rule_id, verdict=verdict, contraindication=str(contra).lower(),
-                           citation="dickinson2022_glofitamab" if contra else "seed_sermo_cart_failure")
+                           citation="cartron2025_bicar_glofitamab_post_cart" if contra else "zurko2023_allohct_after_cart",
+                           level={"recommended": "B", "consider": "C"}.get(verdict, "D"))
             for rule_id, verdict, contra in specs)
         (directory / "zz_precedence.yaml").write_text(textwrap.dedent(text), encoding="utf-8")
         return Engine(Rulebook.load(directory))
@@ -58,6 +60,7 @@ def test_strongest_suggestion_wins_and_every_reason_stays(precedence_engine: Any
     assert option.rationale.startswith("Rationale of t.rec")
     assert next(reason.rule for reason in option.reasons) == "t.rec"
     assert {reason.verdict for reason in option.reasons} == {"recommended", "consider", "not_advised"}
+    assert option.evidence is not None and option.evidence.level == "B"  # the deciding rule's grade, not another's
 
 
 def test_contraindication_wins_over_recommendation(precedence_engine: Any, baseline: dict[str, Any]) -> None:
@@ -68,7 +71,8 @@ def test_contraindication_wins_over_recommendation(precedence_engine: Any, basel
     assert option.verdict == "not_advised"
     assert option.rules == ["t.stop", "t.rec"]
     assert option.rationale.startswith("Rationale of t.stop")
-    assert [c.key for c in option.citations] == ["dickinson2022_glofitamab", "seed_sermo_cart_failure"]
+    assert [c.key for c in option.citations] == ["cartron2025_bicar_glofitamab_post_cart", "zurko2023_allohct_after_cart"]
+    assert option.evidence is not None and option.evidence.level == "D"  # the deciding (contraindication) rule's grade
 
 
 def test_options_ordered_by_verdict(baseline: dict[str, Any], engine: Engine) -> None:

@@ -298,3 +298,38 @@ def test_engine_disagreeing_with_a_condition_is_reported(tmp_path: Path) -> None
         findings = lint(rulebook, _SilentEngine(real))  # type: ignore[arg-type]
     found = _only(findings.problems, "cover.radiotherapy")
     assert found and all("compiled rule and its condition disagree" in text for text in found)
+
+
+def test_old_evidence_is_warned_about(tmp_path: Path) -> None:
+    """A rule whose newest citation is older than the configured age before the evidence review gets a warning."""
+    directory = write_rulebook(tmp_path / "rules", [*DERIVE_RULES, *covering_rules()])
+    meta = directory / "rulebook.yaml"
+    meta.write_text(meta.read_text(encoding="utf-8") + "evidence_reviewed: 2030-01-01\nevidence_max_age_years: 5\n",
+                    encoding="utf-8")
+    rulebook = Rulebook.load(directory)
+    assert rulebook.evidence_reviewed is not None and rulebook.evidence_max_age_years == 5
+    stale = _only(lint(rulebook).warnings, "newest citation published 2024")
+    assert len(stale) == len(covering_rules()) and "more than 5 years before the evidence review of 2030-01-01" in stale[0]
+    assert _only(lint(rulebook, max_evidence_age=6).warnings, "newest citation") == []
+
+
+def test_check_refuses_an_active_rule_citing_an_unverified_entry(tmp_path: Path) -> None:
+    """postcart check exits 2 and names the rule and the unverified key it cites."""
+    import shutil
+
+    from .conftest import RULES
+
+    directory = tmp_path / "rules"
+    shutil.copytree(RULES, directory)
+    (directory / "zz_unverified.yaml").write_text(
+        "rules:\n"
+        "  - id: test.cites_the_seed\n"
+        "    title: Cites an unverified seed article\n"
+        "    diseases: [LBCL]\n"
+        "    then: {option: clinical_trial, verdict: consider, rationale: A rationale long enough for the schema.,\n"
+        "           citations: [seed_sermo_cart_failure], evidence: {level: E, basis: trial_only}}\n",
+        encoding="utf-8")
+    result = CliRunner().invoke(app, ["check", "--rules", str(directory)])
+    assert result.exit_code == 2
+    assert "rule test.cites_the_seed" in result.output
+    assert "active rule cites unverified reference 'seed_sermo_cart_failure'" in result.output

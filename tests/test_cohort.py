@@ -38,19 +38,22 @@ rules:
     diseases: [all]
     when: {field: age, ge: 70}
     then: {option: quality_of_life_focus, verdict: consider, rationale: synthetic rule for cache tests only,
-           citations: [dickinson2022_glofitamab]}
+           citations: [cartron2025_bicar_glofitamab_post_cart],
+           evidence: {level: C, basis: off_label}}
   - id: zz.age.young_fit
     title: Synthetic young and fit
     diseases: [LBCL, FL]
     when: {all: [{field: age, lt: 40}, {field: fitness.ecog, le: 1}]}
     then: {option: clinical_trial, verdict: consider, rationale: synthetic rule for cache tests only,
-           citations: [dickinson2022_glofitamab]}
+           citations: [cartron2025_bicar_glofitamab_post_cart],
+           evidence: {level: C, basis: off_label}}
   - id: zz.hct_ci.high
     title: Synthetic comorbidity threshold
     diseases: [all]
     when: {field: fitness.hct_ci, gt: 3}
     then: {option: allogeneic_hct, verdict: not_advised, contraindication: true,
-           rationale: synthetic rule for cache tests only, citations: [dickinson2022_glofitamab]}
+           rationale: synthetic rule for cache tests only, citations: [cartron2025_bicar_glofitamab_post_cart],
+           evidence: {level: C, basis: off_label}}
   - id: zz.hct_ci.unknown
     title: Synthetic ask for comorbidity
     diseases: [all]
@@ -61,38 +64,44 @@ rules:
     diseases: [all]
     when: {field: car_t.max_crs_grade, eq: 3}
     then: {option: second_car_t_infusion, verdict: not_advised, contraindication: true,
-           rationale: synthetic rule for cache tests only, citations: [dickinson2022_glofitamab]}
+           rationale: synthetic rule for cache tests only, citations: [cartron2025_bicar_glofitamab_post_cart],
+           evidence: {level: C, basis: off_label}}
   - id: zz.icans.some
     title: Synthetic membership on a grade
     diseases: [MM, B_ALL]
     when: {field: car_t.max_icans_grade, in: [2, 4]}
     then: {option: second_car_t_infusion, verdict: consider, rationale: synthetic rule for cache tests only,
-           citations: [dickinson2022_glofitamab]}
+           citations: [cartron2025_bicar_glofitamab_post_cart],
+           evidence: {level: C, basis: off_label}}
   - id: zz.lines.not_two
     title: Synthetic inequality on lines
     diseases: [all]
     when: {field: history.prior_lines, ne: 2}
     then: {option: other_systemic_therapy, verdict: consider, rationale: synthetic rule for cache tests only,
-           citations: [dickinson2022_glofitamab]}
+           citations: [cartron2025_bicar_glofitamab_post_cart],
+           evidence: {level: C, basis: off_label}}
   - id: zz.months.window
     title: Synthetic window on a float field
     diseases: [all]
     when: {any: [{field: failure.months_since_infusion, lt: 6}, {field: failure.months_since_infusion, gt: 12.5}]}
     then: {option: radiotherapy, verdict: consider, rationale: synthetic rule for cache tests only,
-           citations: [dickinson2022_glofitamab]}
+           citations: [cartron2025_bicar_glofitamab_post_cart],
+           evidence: {level: C, basis: off_label}}
   - id: zz.bispecific.prior
     title: Synthetic list membership
     diseases: [all]
     when: {all: [{field: history.prior_bispecific, contains: CD20xCD3},
                  {not: {field: history.prior_bispecific, contains: BCMAxCD3}}]}
     then: {option: bispecific_antibody, verdict: not_advised, contraindication: true,
-           rationale: synthetic rule for cache tests only, citations: [dickinson2022_glofitamab]}
+           rationale: synthetic rule for cache tests only, citations: [cartron2025_bicar_glofitamab_post_cart],
+           evidence: {level: C, basis: off_label}}
   - id: zz.infusions.second
     title: Synthetic count threshold
     diseases: [all]
     when: {all: [{field: car_t.infusions, ge: 2}, {field: derived.failure_timing, eq: early}]}
     then: {option: alternate_target_car_t, verdict: consider, rationale: synthetic rule for cache tests only,
-           citations: [dickinson2022_glofitamab]}
+           citations: [cartron2025_bicar_glofitamab_post_cart],
+           evidence: {level: C, basis: off_label}}
 """
 
 

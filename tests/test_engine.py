@@ -148,6 +148,7 @@ def test_a_situation_no_rule_matches_is_not_an_error(tmp_path: Path, baseline: d
     directory.mkdir()
     shutil.copy(RULES / "rulebook.yaml", directory)
     shutil.copy(RULES / "references.yaml", directory)
+    shutil.copy(RULES / "link_hosts.yaml", directory)
     (directory / "only.yaml").write_text(textwrap.dedent("""
         rules:
           - id: test.never_for_this_patient
@@ -169,6 +170,7 @@ def test_strata_that_match_nothing_neither_crash_nor_leak(tmp_path: Path, baseli
     directory.mkdir()
     shutil.copy(RULES / "rulebook.yaml", directory)
     shutil.copy(RULES / "references.yaml", directory)
+    shutil.copy(RULES / "link_hosts.yaml", directory)
     (directory / "only.yaml").write_text(textwrap.dedent("""
         facts:
           fitness: {description: A fact no rule derives., values: [fit, unfit]}

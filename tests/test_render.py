@@ -221,9 +221,9 @@ def test_evidence_level_is_shown_next_to_the_option(assessments: dict[str, Asses
     """When an option carries an evidence grade, the report shows it by the option's name."""
     assessment = assessments["lbcl-late-relapse-fit-donor"]
     option = assessment.options[0]
-    fields = {name: getattr(option, name) for name in type(option).model_fields}
-    fields["evidence"] = {"level": "phase 2, single arm", "basis": "ELM-1 post-CAR-T cohort"}
-    graded: Any = SimpleNamespace(**fields)
+    graded: Any = SimpleNamespace(**{name: getattr(option, name) for name in type(option).model_fields
+                                     if name != "evidence"},
+                                  evidence={"level": "phase 2, single arm", "basis": "ELM-1 post-CAR-T cohort"})
     changed: Any = SimpleNamespace(**{name: getattr(assessment, name) for name in type(assessment).model_fields})
     changed.options = [graded, *assessment.options[1:]]
     changed.option = assessment.option

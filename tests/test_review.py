@@ -216,7 +216,8 @@ def test_require_review_fails_on_a_changed_rule_until_a_review_of_it_is_imported
 
     stale = _import(rules_copy, tmp_path / "first.json")
     assert stale.exit_code == 2
-    assert "refused" in stale.output and f"changed: {_EDITED_RULE} (version 1, content changed)" in stale.output
+    version = Rulebook.load(rules_copy).rule(_EDITED_RULE).version
+    assert "refused" in stale.output and f"changed: {_EDITED_RULE} (version {version}, content changed)" in stale.output
 
     second = _import(rules_copy, _review_file(Rulebook.load(rules_copy), tmp_path / "second.json"))
     assert second.exit_code == 0, second.output

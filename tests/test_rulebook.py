@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import shutil
 import textwrap
 from pathlib import Path
@@ -41,7 +42,8 @@ GOOD_RULE = """
       option: clinical_trial
       verdict: consider
       rationale: A valid rationale long enough to pass the schema.
-      citations: [seed_sermo_cart_failure]
+      citations: [zurko2023_allohct_after_cart]
+      evidence: {level: C, basis: trial_only}
 """
 
 
@@ -88,10 +90,10 @@ def test_value_outside_range(rules_dir: Path) -> None:
 
 def test_unknown_citation_key(rules_dir: Path) -> None:
     """A citation key missing from the bibliography is refused with a suggestion."""
-    add_rules(rules_dir, "rules:" + GOOD_RULE.replace("seed_sermo_cart_failure", "seed_sermo_cart_failur"))
+    add_rules(rules_dir, "rules:" + GOOD_RULE.replace("zurko2023_allohct_after_cart", "zurko2023_allohct_after_car"))
     (problem,) = load_problems(rules_dir)
-    assert "field then.citations" in problem and "unknown citation key 'seed_sermo_cart_failur'" in problem
-    assert "did you mean 'seed_sermo_cart_failure'" in problem
+    assert "field then.citations" in problem and "unknown citation key 'zurko2023_allohct_after_car'" in problem
+    assert "did you mean 'zurko2023_allohct_after_cart'" in problem
 
 
 def test_duplicate_id(rules_dir: Path) -> None:
@@ -103,7 +105,7 @@ def test_duplicate_id(rules_dir: Path) -> None:
 
 def test_suggestion_without_citation(rules_dir: Path) -> None:
     """A recommended or consider verdict without a citation is refused."""
-    add_rules(rules_dir, "rules:" + GOOD_RULE.replace("citations: [seed_sermo_cart_failure]", "citations: []"))
+    add_rules(rules_dir, "rules:" + GOOD_RULE.replace("citations: [zurko2023_allohct_after_cart]", "citations: []"))
     problems = load_problems(rules_dir)
     assert any("must cite" in problem for problem in problems)
 
@@ -237,3 +239,118 @@ def test_non_utf8_rule_file_is_a_located_problem(rules_dir: Path) -> None:
     problems = load_problems(rules_dir)
     assert any(problem.startswith("aa_latin1.yaml: not UTF-8 text") for problem in problems), problems
     assert any("unknown field 'fitness.ecgo'" in problem for problem in problems)
+
+
+# --- the reference policy (docs/rulebook-format.md): links, verification, what active rules may cite
+
+
+def add_reference(directory: Path, **fields: object) -> None:
+    """Append one bibliography entry (a verified test entry, changed by ``fields``) to the copied rules."""
+    import yaml
+
+    path = directory / "references.yaml"
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    entry: dict[str, object] = {
+        "key": "test_entry", "label": "Test 2025", "authors": "Tester T", "title": "A test entry",
+        "source": "Test J 2025;1:1", "year": 2025, "published": "2025-01-02", "status": "verified",
+        "verified_at": ["https://pubmed.ncbi.nlm.nih.gov/1/"], "checked": dt.date(2026, 12, 6), "pmid": "1"}
+    entry.update(fields)
+    data["references"].append(entry)
+    path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+
+
+def test_reference_policy_holds_for_the_bundled_bibliography(rulebook: Rulebook) -> None:
+    """Every bundled entry links to its DOI, PubMed record or an allow-listed page; verified ones say where and when."""
+    hosts = frozenset(yaml_hosts())
+    for key, reference in rulebook.references.items():
+        assert reference.policy_problems(hosts) == [], key
+        link = reference.link
+        if reference.doi:
+            assert link == f"https://doi.org/{reference.doi}"
+        elif reference.pmid:
+            assert link == f"https://pubmed.ncbi.nlm.nih.gov/{reference.pmid}/"
+        if reference.status == "verified":
+            assert link and reference.verified_at and reference.checked and reference.published, key
+
+
+def yaml_hosts() -> list[str]:
+    import yaml
+
+    return list(yaml.safe_load((RULES / "link_hosts.yaml").read_text(encoding="utf-8"))["hosts"])
+
+
+def test_a_mirror_url_is_refused(rules_dir: Path) -> None:
+    """A link to a mirror of a journal (a host off the allow-list) fails the load, naming entry and host."""
+    add_reference(rules_dir, pmid=None, url="http://ashpublications.net/blood/article/137/3/323/463850")
+    (problem,) = load_problems(rules_dir)
+    assert "references.yaml" in problem and "test_entry.url" in problem
+    assert "a link is https" in problem or "not on the allow-list" in problem
+    add_reference(rules_dir, key="test_entry2", pmid=None, url="https://fanyv88.com/pmc/articles/pmc8363505")
+    assert any("host 'fanyv88.com' is not on the allow-list" in p for p in load_problems(rules_dir))
+
+
+def test_an_ip_host_is_refused(rules_dir: Path) -> None:
+    """A link served from a raw IP address (a PubMed mirror) is never shown."""
+    add_reference(rules_dir, pmid=None, url="https://47.251.13.51:8081/40181090")
+    (problem,) = load_problems(rules_dir)
+    assert "test_entry.url" in problem and "an IP address is never a link host" in problem
+
+
+def test_a_doi_seen_on_the_page_must_be_given(rules_dir: Path) -> None:
+    """An entry recording that its stored page shows a DOI, with no DOI given, is refused."""
+    add_reference(rules_dir, doi_seen=True)
+    (problem,) = load_problems(rules_dir)
+    assert "test_entry.doi" in problem and "a stored page shows a DOI for this work but none is given" in problem
+
+
+def test_a_verified_entry_needs_its_record(rules_dir: Path) -> None:
+    """verified means a stored page, a check date, a publication date and something to link to."""
+    add_reference(rules_dir, pmid=None, verified_at=[], checked=None, published=None)
+    problems = load_problems(rules_dir)
+    for field_name in ("status", "verified_at", "checked", "published"):
+        assert any(f"test_entry.{field_name}" in p for p in problems), field_name
+
+
+def test_an_active_rule_may_not_cite_an_unverified_entry(rules_dir: Path) -> None:
+    """check refuses an active rule citing an unverified entry, naming rule and key; a retired one may."""
+    add_reference(rules_dir, status="unverified")
+    add_rules(rules_dir, "rules:" + GOOD_RULE.replace("[zurko2023_allohct_after_cart]", "[test_entry]"))
+    (problem,) = load_problems(rules_dir)
+    assert "rule test.good" in problem and "active rule cites unverified reference 'test_entry'" in problem
+    add_rules(rules_dir, "rules:" + GOOD_RULE.replace("[zurko2023_allohct_after_cart]", "[test_entry]")
+              .replace("title:", "status: retired\n    title:"))
+    assert "test.good" not in {rule.id for rule in Rulebook.load(rules_dir).rules}
+
+
+def test_the_bundled_bibliography_keeps_unverified_entries_uncited(rulebook: Rulebook) -> None:
+    """Unverified entries (the seed articles, the from-memory ones) are in the bibliography but no active rule cites them."""
+    unverified = {key for key, ref in rulebook.references.items() if ref.status == "unverified"}
+    assert {"seed_sermo_cart_failure", "baird2021_cd22_car_lbcl", "wang2023_pirtobrutinib_mcl"} <= unverified
+    cited = {key for rule in rulebook.rules if rule.status == "active" and hasattr(rule.then, "citations")
+             for key in rule.then.citations}
+    assert cited & unverified == set()
+
+
+# --- evidence grades
+
+
+def test_a_consider_verdict_needs_its_evidence_grade(rules_dir: Path) -> None:
+    """A consider rule without ``evidence`` is refused."""
+    add_rules(rules_dir, "rules:" + GOOD_RULE.replace("      evidence: {level: C, basis: trial_only}\n", ""))
+    (problem,) = load_problems(rules_dir)
+    assert "then.evidence" in problem and "a consider verdict carries its evidence grade" in problem
+
+
+def test_recommended_needs_level_a_to_c_or_a_guideline(rules_dir: Path) -> None:
+    """A recommended verdict on level E evidence without a guideline's endorsement is refused."""
+    add_rules(rules_dir, "rules:" + GOOD_RULE.replace("verdict: consider", "verdict: recommended")
+              .replace("{level: C, basis: trial_only}", "{level: E, basis: off_label}"))
+    (problem,) = load_problems(rules_dir)
+    assert "recommended needs evidence level A-C or a guideline's endorsement" in problem
+
+
+def test_an_approved_basis_names_the_regulator(rules_dir: Path) -> None:
+    """basis approved (or guideline) without ``detail`` is refused at load."""
+    add_rules(rules_dir, "rules:" + GOOD_RULE.replace("basis: trial_only", "basis: approved"))
+    (problem,) = load_problems(rules_dir)
+    assert "names its source in 'detail'" in problem

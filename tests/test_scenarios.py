@@ -57,3 +57,30 @@ def test_a_wrong_expectation_is_reported(engine: Engine) -> None:
     assert "citation no_such_key: expected cited, got not cited" in mismatches
     assert "missing information failure.cd20: expected asked for, got not asked for" in mismatches
     assert not any("rotz2024" in text for text in mismatches)
+
+
+@pytest.mark.parametrize("scenario_id", sorted(BY_ID))
+def test_every_suggestion_carries_its_evidence_grade_in_every_rendering(scenario_id: str, engine: Engine) -> None:
+    """Each recommended/consider option of a scenario has an evidence grade, shown in text, Markdown and JSON."""
+    from postcart.render import to_markdown, to_text
+
+    assessment = evaluate(BY_ID[scenario_id].situation, engine)
+    text, markdown, data = to_text(assessment), to_markdown(assessment), assessment.model_dump(mode="json")
+    for index, item in enumerate(assessment.options):
+        if item.verdict == "not_advised":
+            continue
+        assert item.evidence is not None, item.option
+        assert item.evidence.token in text and item.evidence.token in markdown
+        assert data["options"][index]["evidence"]["level"] == item.evidence.level
+
+
+def test_the_review_report_shows_each_grade_beside_its_verdict(engine: Engine) -> None:
+    """The batch HTML report puts the evidence token in the verdict cell of every graded option."""
+    from postcart.batch.suite import run_suite, to_html
+
+    suite = run_suite([SCENARIOS], engine)
+    page = to_html(suite)
+    for result in suite.results:
+        for item in (result.assessment.options if result.assessment else []):
+            if item.evidence is not None:
+                assert f"{item.verdict} {item.evidence.token}" in page

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 from pydantic import BaseModel, ConfigDict, Field
 
 from postcart.errors import EvaluationError
-from postcart.rulebook import Ask, Rule, Rulebook, Suggest
+from postcart.rulebook import Ask, Evidence, Rule, Rulebook, Suggest
 from postcart.rulebook import conditions as cond
 from postcart.situation import PatientSituation, field_catalogue
 from postcart.vocabulary import OPTIONS, VERDICTS, DiseaseName, OptionName, VerdictName
@@ -132,6 +132,9 @@ class OptionAssessment(_Out):
         default=[], description="Unknown inputs whose answers would change this verdict, most decisive first. "
         "An option no rule addresses on today's facts but that an answer would make recommended or consider "
         "is listed as consider with its pending questions (rules: the rules that would then decide).")
+    evidence: Evidence | None = Field(
+        default=None, description="The evidence grade of the deciding rule (level A-E and basis); always given for "
+        "recommended and consider, when the deciding rule states one for not_advised.")
 
 
 class MissingInformation(_Out):
@@ -328,6 +331,7 @@ def _option(rulebook: Rulebook, name: str, rules: list[Rule], facts: Mapping[str
         because=because,
         reasons=[_reason(rulebook, rule) for rule, _ in ordered],
         pending=unknowns.pending(name) if unknowns is not None else [],
+        evidence=next((then.evidence for _, then in deciding if then.evidence is not None), None),
     )
 
 

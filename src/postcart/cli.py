@@ -146,6 +146,9 @@ def check(
     rules: RulesOption = None,
     require_lifecycle: Annotated[bool, typer.Option(
         help="Fail when an active rule lacks author, approved or review_by (default: warn).")] = False,
+    max_evidence_age: Annotated[int | None, typer.Option(
+        min=1, help="Warn for a rule whose newest citation is older than this many years before the "
+        "evidence_reviewed date (default: evidence_max_age_years in rulebook.yaml).")] = None,
     require_review: Annotated[bool, typer.Option(
         help="Fail when an active rule's current version is not approved by a recorded review (by enough "
              "reviewers, not past review_by): for release builds (default: warn).")] = False,
@@ -157,7 +160,7 @@ def check(
         rulebook = _load_rulebook(rules, include_drafts=True)
     except RuleDefinitionError as error:
         _fail(error)
-    findings = lint(rulebook, require_lifecycle=require_lifecycle)
+    findings = lint(rulebook, require_lifecycle=require_lifecycle, max_evidence_age=max_evidence_age)
     review_findings(rulebook, findings, require=require_review)
     for warning in (*rulebook.warnings, *findings.warnings):
         typer.echo(f"warning: {warning}", err=True)

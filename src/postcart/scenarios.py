@@ -10,7 +10,7 @@ A scenario file (YAML, under ``scenarios/``) holds ``scenarios:``, a list of::
           bispecific_antibody: [recommended]
           allogeneic_hct: [recommended, consider]
           second_car_t_infusion: [not_addressed, not_advised]
-        citations: [dickinson2022_glofitamab]         # each must be cited somewhere in the assessment
+        citations: [thieblemont2024_epcore_2yr]       # each must be cited somewhere in the assessment
         missing_information: [failure.target_antigen] # each must be asked for
         derived: {failure_timing: late}               # optional
 

@@ -130,7 +130,8 @@ def synthetic_rules(directory: Path, count: int, seed: int = 5) -> Path:
 
     rng = random.Random(seed)
     shutil.copytree(default_rules_dir(), directory, dirs_exist_ok=True)
-    key = yaml.safe_load((directory / "references.yaml").read_text())["references"][0]["key"]
+    entries = yaml.safe_load((directory / "references.yaml").read_text())["references"]
+    key = next(entry["key"] for entry in entries if entry.get("status") == "verified")  # active rules cite only these
     catalogue = {path: spec for path, spec in field_catalogue().items() if path != "patient_id"}
     optional = [path for path, spec in catalogue.items() if spec.optional]
     months = [1, 2, 3, 6, 9, 12, 18, 24]
@@ -165,7 +166,8 @@ def synthetic_rules(directory: Path, count: int, seed: int = 5) -> Path:
             verdict = rng.choice(["recommended", "consider", "not_advised"])
             then = {"option": rng.choice(OPTIONS), "verdict": verdict, "citations": [key],
                     "rationale": "generated rule for the batch benchmark, not clinical",
-                    "contraindication": verdict == "not_advised" and rng.random() < 0.5}
+                    "contraindication": verdict == "not_advised" and rng.random() < 0.5,
+                    "evidence": {"level": "B", "basis": "off_label"}}
         rules.append({"id": f"zz.bench.{index:04d}", "title": f"Generated benchmark rule {index}",
                       "diseases": diseases, "when": {"all": condition}, "then": then})
     (directory / "zz_benchmark.yaml").write_text(yaml.safe_dump({"rules": rules}, sort_keys=False))

@@ -45,6 +45,13 @@ def _cell(text: str) -> str:
     return " ".join(text.replace("|", "\\|").split())
 
 
+def _evidence(then: Suggest) -> str:
+    """The grade beside a verdict, with the regulator or guideline when the basis names one."""
+    assert then.evidence is not None
+    detail = f" ({then.evidence.detail})" if then.evidence.detail else ""
+    return f"{then.evidence.token}{detail}"
+
+
 def _anchor(text: str) -> str:
     return "".join(ch if ch.isalnum() or ch in "-_" else "-" for ch in text.lower())
 
@@ -205,7 +212,7 @@ class _Catalogue:
             verdict += " (contraindication: wins over other verdicts)"
         self.out(f'<a id="{self.rule_anchor(rule, disease)}"></a>', "", f"#### {rule.title}", "",
                  f"- Rule: `{rule.id}`{self.status_mark(rule)}; diseases: {self.diseases(rule)}",
-                 f"- Verdict: **{verdict}**",
+                 f"- Verdict: **{verdict}**" + (f" {_evidence(then)}" if then.evidence else ""),
                  f"- When: {self.condition(rule)}")
         if then.overrides:
             self.out("- Overrides: " + ", ".join(f"`{other}`" for other in then.overrides))
@@ -266,7 +273,8 @@ class _Catalogue:
             self.out(f'<a id="ref-{_anchor(key)}"></a>', "",
                      f"- **{reference.label}** (`{key}`). {reference.authors}. *{reference.title}*. "
                      f"{reference.source}." + (f" {ident}." if ident else "") + link
-                     + f" Evidence status: {reference.confidence.replace('_', ' ')}.", "")
+                     + f" Published {reference.published or 'date not verified'}; status: {reference.status}"
+                     + (f" (checked {reference.checked.isoformat()})" if reference.checked else "") + ".", "")
 
     # --- helpers
 

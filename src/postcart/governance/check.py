@@ -83,7 +83,8 @@ class Contradiction:
     description: str
 
 
-def lint(rulebook: Rulebook, engine: Engine | None = None, require_lifecycle: bool = False) -> Findings:
+def lint(rulebook: Rulebook, engine: Engine | None = None, require_lifecycle: bool = False,
+         max_evidence_age: int | None = None) -> Findings:
     """Every finding about a loaded rulebook: problems fail ``postcart check``, warnings do not.
 
     Args:
@@ -91,11 +92,14 @@ def lint(rulebook: Rulebook, engine: Engine | None = None, require_lifecycle: bo
         engine: an engine for that rulebook to confirm witnesses on; default, a fresh one (closed after).
         require_lifecycle: an active rule without author, approval and review dates is a problem
             (default: a warning).
+        max_evidence_age: years past which a rule whose newest citation is older is warned about
+            (default: the rulebook's ``evidence_max_age_years``).
 
     The lifecycle the recorded reviews give is :func:`review_findings` (``postcart check`` runs both).
     """
     findings = Findings()
     _uncited_references(rulebook, findings)
+    _evidence_age(rulebook, findings, max_evidence_age)
     _lifecycle(rulebook, findings, require=require_lifecycle)
     own = engine is None
     if engine is None:
@@ -224,10 +228,30 @@ def _refused_rules(rulebook: Rulebook, error: EvaluationError) -> list[Problem]:
     return problems or [Problem("(rulebook)", str(error))]
 
 
+def _evidence_age(rulebook: Rulebook, findings: Findings, max_age: int | None = None) -> None:
+    """Warn for an active rule whose newest citation was published more than ``max_age`` years before the
+    rulebook's ``evidence_reviewed`` date (today when it states none)."""
+    limit = max_age if max_age is not None else rulebook.evidence_max_age_years
+    reviewed = rulebook.evidence_reviewed or dt.date.today()
+    for rule in rulebook.rules:
+        if rule.status != "active" or not isinstance(rule.then, (Suggest, Ask)) or not rule.then.citations:
+            continue
+        years = [year for key in rule.then.citations
+                 if (year := rulebook.references[key].published_year) is not None]
+        if not years:
+            findings.warnings.append(Problem(_where(rule), "no cited source has a publication date"))
+        elif reviewed.year - max(years) > limit:
+            findings.warnings.append(Problem(
+                _where(rule), f"newest citation published {max(years)}, more than {limit} years before the evidence "
+                f"review of {reviewed.isoformat()}", f"a source from {reviewed.year - limit} or later", str(max(years))))
+
+
 def _uncited_references(rulebook: Rulebook, findings: Findings) -> None:
     cited = {key for rule in rulebook.rules if isinstance(rule.then, (Suggest, Ask)) for key in rule.then.citations}
+    # unverified entries are kept for the record and may not be cited: only verified ones should be
     for key in sorted(set(rulebook.references) - cited):
-        findings.warnings.append(Problem(f"references.yaml key {key}", "cited by no rule"))
+        if rulebook.references[key].status == "verified":
+            findings.warnings.append(Problem(f"references.yaml key {key}", "cited by no rule"))
 
 
 def _where(rule: Rule) -> str:

@@ -7,6 +7,7 @@ rules and bibliography, ``postcart.rulebook.loading`` reads and checks a rules d
 from postcart.rulebook.model import (
     Ask,
     Derive,
+    Evidence,
     FactDeclaration,
     Reference,
     Rule,
@@ -20,6 +21,7 @@ from postcart.rulebook.model import (
 __all__ = [
     "Ask",
     "Derive",
+    "Evidence",
     "FactDeclaration",
     "Reference",
     "Rule",

@@ -4,7 +4,7 @@ Layout of a rules directory (see docs/rulebook-format.md):
 
 - ``rulebook.yaml``: ``version``, ``description`` and ``unaddressed`` (disease x option cells deliberately
   left without rules, each with a reason);
-- ``references.yaml``: the bibliography every rule cites from;
+- ``references.yaml``: the bibliography every rule cites from (its links' hosts: ``link_hosts.yaml``);
 - every other ``*.yaml``: ``facts`` (declarations of derived facts) and ``rules``.
 
 Everything is checked when the rulebook loads, and every problem is reported at once with its file,
@@ -27,9 +27,11 @@ from pydantic import ValidationError
 from postcart.documents import parse_yaml_with_node
 from postcart.errors import Problem, RuleDefinitionError
 from postcart.rulebook import conditions as cond
+from postcart.rulebook.bibliography import _LinkHosts
 from postcart.rulebook.model import (
     Ask,
     Derive,
+    Evidence,
     FactDeclaration,
     Reference,
     Rule,
@@ -86,7 +88,8 @@ class _Loader:
 
         documents = {name: self.parse_yaml(name, text) for name, text in texts.items()}
         meta = self.load_meta(documents.pop("rulebook.yaml", None))
-        references = self.load_references(documents.pop("references.yaml", None))
+        hosts = self.load_link_hosts(documents.pop("link_hosts.yaml", None))
+        references = self.load_references(documents.pop("references.yaml", None), hosts)
         raw_rules: list[tuple[str, int, dict[str, Any]]] = []
         facts: dict[str, FactDeclaration] = {}
         for name, (data, lines) in sorted(documents.items()):
@@ -115,6 +118,8 @@ class _Loader:
             warnings=tuple(self.warnings),
             reviews=reviews,
             minimum_reviewers=meta.review.minimum_reviewers if meta else 1,
+            evidence_reviewed=meta.evidence_reviewed if meta else None,
+            evidence_max_age_years=meta.evidence_max_age_years if meta else 10,
         )
 
     # --- files
@@ -155,7 +160,17 @@ class _Loader:
                              spec.describe(), item.unknown)
         return meta
 
-    def load_references(self, document: tuple[Any, _Lines] | None) -> dict[str, Reference]:
+    def load_link_hosts(self, document: tuple[Any, _Lines] | None) -> frozenset[str]:
+        if document is None:  # link_hosts.yaml: the official hosts a bibliography ``url`` may name
+            self.problem("link_hosts.yaml", None, None, "", "missing", "the allow-list of link hosts", "no file")
+            return frozenset()
+        try:
+            return frozenset(host.lower() for host in _LinkHosts.model_validate(document[0]).hosts)
+        except ValidationError as error:
+            self.pydantic_problems("link_hosts.yaml", document[1], None, error, ())
+            return frozenset()
+
+    def load_references(self, document: tuple[Any, _Lines] | None, hosts: frozenset[str]) -> dict[str, Reference]:
         references: dict[str, Reference] = {}
         if document is None:
             self.problem("references.yaml", None, None, "", "missing", "the bibliography", "no file")
@@ -176,6 +191,9 @@ class _Loader:
                 continue
             if reference.key in references:
                 self.problem("references.yaml", line, None, "key", f"duplicate reference key '{reference.key}'")
+            for where, message, *rest in reference.policy_problems(hosts):  # the policy: bibliography.py
+                self.problem("references.yaml", lines.line(("references", index, where)), None, f"{key}.{where}",
+                             message, *rest)
             references[reference.key] = reference
         return references
 
@@ -274,6 +292,11 @@ class _Loader:
             if key not in references:
                 self.problem(file, line, spec.id, "then.citations", f"unknown citation key '{key}'",
                              "a key of references.yaml" + _suggest(key, references), key)
+            elif references[key].status != "verified" and spec.status == "active":
+                self.problem(file, line, spec.id, "then.citations", f"active rule cites unverified reference '{key}'",
+                             "a verified reference (or drop the citation and any figure that rests on it)", key)
+        if isinstance(then, Suggest) and spec.status != "retired" and (graded := then.evidence_problem()):
+            self.problem(file, line, spec.id, "then.evidence", *graded)
         if isinstance(then, Ask) and then.ask not in catalogue:
             self.problem(file, line, spec.id, "then.ask", f"unknown situation field '{then.ask}'",
                          "a situation field" + _suggest(then.ask, catalogue), then.ask)
@@ -396,7 +419,8 @@ class _Loader:
 
 
 _KNOWN_KEYS = (set(_RuleSpec.model_fields) | set(Derive.model_fields) | set(Suggest.model_fields)
-               | set(Ask.model_fields) | set(Reference.model_fields) | set(FactDeclaration.model_fields))
+               | set(Ask.model_fields) | set(Reference.model_fields) | set(FactDeclaration.model_fields)
+               | set(Evidence.model_fields))
 
 
 def _expected(item: Mapping[str, Any]) -> str | None:

@@ -18,16 +18,18 @@ from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator, model_validator
 
 from postcart.errors import Problem
 from postcart.rulebook import conditions as cond
+from postcart.rulebook.bibliography import Reference
 from postcart.situation import field_catalogue
 from postcart.vocabulary import DiseaseName, OptionName, VerdictName
 
 __all__ = [
     "Ask",
     "Derive",
+    "Evidence",
     "FactDeclaration",
     "RecordedReview",
     "Reference",
@@ -63,6 +65,50 @@ class Derive(_Strict):
     value: str | bool
 
 
+EvidenceLevel = Literal["A", "B", "C", "D", "E"]
+EvidenceBasis = Literal["approved", "guideline", "off_label", "trial_only"]
+
+
+class Evidence(_Strict):
+    """How strong the evidence behind a suggestion is, and on what footing the option stands.
+
+    The scheme (docs/rulebook-format.md): ``level`` A = randomised or prospective trial in the post-CAR-T
+    setting, B = prospective trial outside it or a large registry, C = retrospective series,
+    D = guideline or expert consensus, E = extrapolated from another disease or setting.
+    """
+
+    level: EvidenceLevel = Field(description="A post-CAR-T prospective trial; B prospective trial outside the "
+                                 "post-CAR-T setting or large registry; C retrospective series; D guideline or "
+                                 "consensus; E extrapolated from another disease or setting.",
+                                 examples=["C"])
+    basis: EvidenceBasis = Field(description="approved (a regulator's approval for this use: say which and the "
+                                 "year), guideline (a guideline endorses it: say which), off_label, or trial_only "
+                                 "(available only within a clinical trial).", examples=["off_label"])
+    detail: str | None = Field(default=None, min_length=3,
+                               description="For approved: the regulator and year, e.g. 'FDA 2023'; for guideline: "
+                               "which guideline.", examples=["FDA 2023", "EBMT/JACIE/EHA 2022"])
+
+    @field_validator("detail")
+    @classmethod
+    def _detail_stripped(cls, value: str | None) -> str | None:
+        return value.strip() if value is not None else None
+
+    @model_validator(mode="after")
+    def _detail_named(self) -> Evidence:
+        if self.basis in ("approved", "guideline") and not self.detail:
+            raise ValueError(f"basis '{self.basis}' names its source in 'detail' (regulator and year, or the guideline)")
+        return self
+
+    @property
+    def token(self) -> str:
+        """The grade in one short token, as shown beside a verdict (``detail`` is in the JSON and catalogue).
+
+        >>> Evidence(level="C", basis="off_label").token
+        '[evidence C · off-label]'
+        """
+        return f"[evidence {self.level} · {self.basis.replace('_', '-')}]"
+
+
 class Suggest(_Strict):
     """Give an option a verdict, with a rationale a clinician reads and the sources behind it."""
 
@@ -70,6 +116,22 @@ class Suggest(_Strict):
     verdict: VerdictName
     rationale: str = Field(min_length=20)
     citations: tuple[str, ...] = ()
+    evidence: Evidence | None = Field(
+        default=None, description="The grade of the evidence behind the verdict: required for recommended and "
+        "consider, optional for not_advised.")
+
+    def evidence_problem(self) -> tuple[str, str, str] | None:
+        """(message, expected, got) when the grade breaks the policy: recommended/consider carry one, and
+        recommended needs level A-C or a guideline's endorsement (docs/rulebook-format.md)."""
+        if self.verdict == "not_advised":
+            return None
+        if self.evidence is None:
+            return (f"a {self.verdict} verdict carries its evidence grade",
+                    "evidence: {level: A-E, basis: approved|guideline|off_label|trial_only}", "none")
+        if self.verdict == "recommended" and self.evidence.level in "DE" and self.evidence.basis != "guideline":
+            return ("recommended needs evidence level A-C or a guideline's endorsement",
+                    "level A, B or C, or basis guideline", f"level {self.evidence.level}, basis {self.evidence.basis}")
+        return None
     contraindication: bool = False
     overrides: tuple[str, ...] = Field(
         default=(), description="Ids of rules on the same option whose verdict this rule's verdict replaces "
@@ -127,42 +189,6 @@ class FactDeclaration(_Strict):
     words: dict[str, str] = Field(default_factory=dict)
 
 
-class Reference(_Strict):
-    """One bibliography entry; every rule cites these by key."""
-
-    key: str = Field(pattern=r"^[a-z0-9_]+$")
-    label: str = Field(min_length=3, description="How the reference is named in text, e.g. 'Dickinson 2022'.")
-    authors: str
-    title: str
-    source: str = Field(description="Journal (year;volume:pages) or the document it is.")
-    year: int | None = None
-    doi: str | None = None
-    pmid: str | None = None
-    url: str | None = None
-    confidence: Literal["verified", "partially_verified", "from_memory_unverified", "seed_document"]
-    note: str | None = None
-    findings: str | None = Field(
-        default=None,
-        description="The source's key findings as seen (copied from the evidence base, or the seed "
-        "document's own sentences); every figure a rule quotes from it must appear here.",
-    )
-
-    @field_validator("doi")
-    @classmethod
-    def _doi_shape(cls, value: str | None) -> str | None:
-        if value is not None and not value.startswith("10."):
-            raise ValueError("a DOI starts with '10.'")
-        return value
-
-    @property
-    def link(self) -> str | None:
-        if self.doi:
-            return f"https://doi.org/{self.doi}"
-        if self.pmid:
-            return f"https://pubmed.ncbi.nlm.nih.gov/{self.pmid}/"
-        return self.url
-
-
 class ReviewPolicy(_Strict):
     """How many clinicians must approve a rule's current version (``review:`` in ``rulebook.yaml``)."""
 
@@ -173,6 +199,8 @@ class ReviewPolicy(_Strict):
 class _RulebookMeta(_Strict):
     version: str
     description: str | None = None
+    evidence_reviewed: dt.date | None = None
+    evidence_max_age_years: int = Field(default=10, ge=1)
     unaddressed: tuple[Unaddressed, ...] = ()
     review: ReviewPolicy = ReviewPolicy()
     unknowns: tuple[UnknownInput, ...] = ()
@@ -361,6 +389,8 @@ class Rulebook:
     warnings: tuple[Problem, ...] = field(default_factory=tuple)
     reviews: tuple[RecordedReview, ...] = ()
     minimum_reviewers: int = 1
+    evidence_reviewed: dt.date | None = None
+    evidence_max_age_years: int = 10
 
     @classmethod
     def load(cls, directory: str | os.PathLike[str] | None = None, *, include_drafts: bool = False,

@@ -12,7 +12,7 @@ Feature: Follicular lymphoma after CD19 CAR-T failure
       And CD20 is positive on the failure biopsy
       When postcart assesses the situation
       Then a bispecific antibody is to be considered
-      And the rationale cites Budde 2022
+      And the rationale cites Cartron 2025
       And long-term follow-up is recommended
       And the rationale cites Rejeski 2023
 

@@ -13,7 +13,7 @@ Feature: Large B-cell lymphoma after CD19 CAR-T failure
       And CD20 is positive on the failure biopsy
       When postcart assesses the situation
       Then a bispecific antibody is recommended
-      And the rationale cites Dickinson 2022
+      And the rationale cites Cartron 2025
       And the rationale mentions "CD20"
       And postcart finds no poor prognosis after CAR-T failure
       And long-term follow-up is recommended
@@ -26,7 +26,7 @@ Feature: Large B-cell lymphoma after CD19 CAR-T failure
       And a suitable clinical trial is available
       When postcart assesses the situation
       Then a bispecific antibody is not advised
-      And the rationale cites Dickinson 2022
+      And the rationale cites Cartron 2025
       And a clinical trial is recommended
 
     @bispecific_antibody @clinical_trial
@@ -46,7 +46,7 @@ Feature: Large B-cell lymphoma after CD19 CAR-T failure
       And a suitable clinical trial is available
       When postcart assesses the situation
       Then a bispecific antibody is to be considered
-      And a clinical trial is recommended
+      And a clinical trial is to be considered
 
     @bispecific_antibody @quality_of_life_focus @threshold
     Scenario Outline: Performance status decides between a bispecific antibody and comfort
@@ -126,7 +126,7 @@ Feature: Large B-cell lymphoma after CD19 CAR-T failure
       And CD19 is retained on re-biopsy
       When postcart assesses the situation
       Then other systemic therapy is to be considered
-      And the rationale cites Caimi 2021
+      And the rationale cites Caimi 2024
 
     @other_systemic_therapy
     Scenario: CAR-T cells still circulating at progression
@@ -134,7 +134,7 @@ Feature: Large B-cell lymphoma after CD19 CAR-T failure
       And CAR-T cells are still detectable
       When postcart assesses the situation
       Then other systemic therapy is to be considered
-      And the rationale cites Chong 2022
+      And the rationale cites Ghobadi 2024
 
   Rule: Very early failure carries a poor prognosis and brings trials and comfort forward
 
@@ -146,7 +146,7 @@ Feature: Large B-cell lymphoma after CD19 CAR-T failure
       Then postcart classes the failure timing as very early
       And postcart finds a poor prognosis after CAR-T failure
       And a clinical trial is recommended
-      And the rationale cites Di Blasi 2022
+      And the rationale cites Ghobadi 2024
       And a focus on quality of life is to be considered
       And a second CAR-T infusion is not advised
 

@@ -1,7 +1,8 @@
 @mcl
 Feature: Mantle cell lymphoma after brexu-cel or liso-cel failure
-  Mantle cell lymphoma that fails CAR-T early does badly (DESCAR-T MCL): failure within three months of
-  infusion is treated as a poor-prognosis failure, in which trials and comfort come forward.
+  Mantle cell lymphoma that fails CAR-T early is treated as a poor-prognosis failure (failure within three
+  months of infusion), in which trials and comfort come forward. Its registry source on salvage therapy
+  (DESCAR-T MCL) could not be verified, so other systemic therapy is left to the treating team.
 
   Rule: Failure within three months of CAR-T carries a poor prognosis in mantle cell lymphoma
 
@@ -18,7 +19,7 @@ Feature: Mantle cell lymphoma after brexu-cel or liso-cel failure
 
       Examples:
         | months | timing | prognosis | reason               |
-        | 2.9    | early  | a         | Share this prognosis |
+        | 2.9    | early  | a         | alongside treatment  |
         | 3.1    | late   | no        | alongside treatment  |
 
   Rule: Salvage choices depend on CD20 and on what was used before
@@ -28,8 +29,7 @@ Feature: Mantle cell lymphoma after brexu-cel or liso-cel failure
       Given a 71-year-old with mantle cell lymphoma who relapsed 10 months after brexu-cel
       And CD20 is positive on the failure biopsy
       When postcart assesses the situation
-      Then other systemic therapy is to be considered
-      And the rationale cites DESCAR-T MCL
+      Then other systemic therapy is not addressed
       And a bispecific antibody is to be considered
       And long-term follow-up is recommended
       And the rationale cites Rejeski 2023

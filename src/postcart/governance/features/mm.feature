@@ -11,7 +11,7 @@ Feature: Multiple myeloma after BCMA CAR-T failure
       And BCMA is retained on re-biopsy
       When postcart assesses the situation
       Then a bispecific antibody is recommended
-      And the rationale cites Chari 2022
+      And the rationale cites Chari 2025
       And the reasons include "BCMA"
       And other systemic therapy is to be considered
       And long-term follow-up is recommended

@@ -31,7 +31,7 @@ Feature: Severe toxicity with the first CAR-T
       Examples:
         | crs | verdict          | source       |
         | 3   | to be considered | Gauthier 2021 |
-        | 4   | not advised      | Lee 2019     |
+        | 4   | not advised      | Gauthier 2021 |
 
     @b_all @alternate_target_car_t @other_systemic_therapy
     Scenario: CD19-negative B-ALL after grade 4 ICANS
