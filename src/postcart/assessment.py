@@ -346,6 +346,9 @@ def _pending_option(rulebook: Rulebook, found: Any) -> OptionAssessment:
         because=list(found.because),
         reasons=[_reason(rulebook, rule) for rule in found.rules],
         pending=list(found.pending),
+        # the grade of the rule that would decide once the pending answers are in
+        evidence=next((rule.suggestion.evidence for rule in found.rules
+                       if rule.suggestion is not None and rule.suggestion.evidence is not None), None),
     )
 
 

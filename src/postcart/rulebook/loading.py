@@ -9,6 +9,9 @@ Layout of a rules directory (see docs/rulebook-format.md):
 
 Everything is checked when the rulebook loads, and every problem is reported at once with its file,
 line, rule id and field: the engine never meets a rule it cannot run.
+
+It is one module because every check a rule meets at load (schema, fields, values, citations, derived-fact
+graph, overrides, engine limits) reports into one list of located problems, all at once.
 """
 
 from __future__ import annotations
