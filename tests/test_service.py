@@ -978,3 +978,26 @@ def test_an_issuer_with_a_jku_is_trusted_through_its_key_set_url(tmp_path: Path,
     finally:
         keys.shutdown()
         keys.server_close()
+
+
+def test_cards_show_each_suggestions_evidence_grade() -> None:
+    """Every recommended or consider option's evidence grade stands in the card that carries it."""
+    import copy as _copy
+
+    from postcart.cds_hooks.cards import build_cards
+    from postcart.render import evidence_token
+
+    import sys as _sys
+    from pathlib import Path as _Path
+
+    _sys.path.insert(0, str(_Path(__file__).resolve().parent))
+    from conftest import BASELINE
+
+    assessment = evaluate(_copy.deepcopy(BASELINE))
+    cards = build_cards(assessment, [], "postcart").cards
+    text = "\n".join(card["detail"] for card in cards)
+    graded = [o for o in assessment.options if o.verdict in ("recommended", "consider")]
+    assert graded
+    for option in graded:
+        assert option.evidence is not None, option.option
+        assert evidence_token(option).strip() in text, option.option

@@ -19,7 +19,7 @@ from typing import Any
 from postcart.assessment import Assessment, Citation, MissingInformation, OptionAssessment
 from postcart.cds_hooks.feedback import IssuedCard
 from postcart.cds_hooks.fhir import Note, describe_notes
-from postcart.render import not_addressed, ordered_options
+from postcart.render import evidence_token, not_addressed, ordered_options
 from postcart.vocabulary import option_name
 
 __all__ = ["OPTION_SYSTEM", "OVERRIDE_REASONS", "OVERRIDE_REASON_SYSTEM", "CardSet", "build_cards"]
@@ -106,6 +106,8 @@ def _missing_lines(missing: Sequence[MissingInformation]) -> list[str]:
 def _option_section(option: OptionAssessment, heading: bool) -> list[str]:
     name = option_name(option.option)
     lines = [f"**{_VERDICT_WORDS[option.verdict]}: {name}**", ""] if heading else []
+    if evidence_token(option):  # the grade stands beside the verdict, as in every rendering
+        lines += [f"*{name}:{evidence_token(option)}*", ""]
     lines.append(option.rationale)
     if option.because:
         lines += ["", "**Because:** " + "; ".join(option.because) + "."]
