@@ -90,3 +90,23 @@ Feature: B-cell acute lymphoblastic leukemia after CD19 CAR-T failure
       When postcart assesses the situation
       Then a focus on quality of life is to be considered
       And the reasons include "short remission"
+
+  Rule: CD22 is checked before inotuzumab or a CD22 CAR-T
+
+    @other_systemic_therapy @alternate_target_car_t
+    Scenario: CD19-negative relapse whose blasts have also lost CD22
+      Given a 31-year-old with B-ALL who relapsed 5 months after tisa-cel
+      And CD19 is lost on re-biopsy
+      And CD22 is negative on re-biopsy
+      When postcart assesses the situation
+      Then other systemic therapy is not advised
+      And the rationale cites Inotuzumab review 2023
+      And CAR-T against another target is not addressed
+
+    @other_systemic_therapy
+    Scenario: CD19-negative relapse, CD22 not yet checked
+      Given a 40-year-old with B-ALL who relapsed 7 months after brexu-cel
+      And CD19 is lost on re-biopsy
+      When postcart assesses the situation
+      Then other systemic therapy is recommended
+      And postcart asks for the CD22 status
