@@ -3,6 +3,9 @@
 Field names are a public contract (batch, specifications and the EHR interface are written against
 them): add fields, never rename. Every field documents its units and grading system; the JSON Schema
 is generated from these models (``postcart schema``).
+
+It is one module because the models, the field catalogue the rulebook checks against and the flat form
+the engine reads must change together: a field added here reaches rules, cohorts and FHIR through them.
 """
 
 from __future__ import annotations
