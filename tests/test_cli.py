@@ -196,3 +196,29 @@ def test_internal_error_prints_type_and_reference_only(monkeypatch: Any, capsys:
     err = capsys.readouterr().err
     assert "internal error: RuntimeError (reference " in err and "report it" in err
     assert "123456" not in err and "MRN" not in err
+
+
+def test_cli_reference_is_current() -> None:
+    """docs/cli.md is the generated reference of every command and option (regenerate with the command below)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    reference = Path(__file__).resolve().parents[1] / "docs" / "cli.md"
+    generated = subprocess.run([sys.executable, "-m", "typer", "postcart.cli", "utils", "docs", "--name", "postcart"],
+                               capture_output=True, text=True, check=True).stdout
+    assert generated.strip() == reference.read_text(encoding="utf-8").strip(), (
+        "docs/cli.md is stale: python -m typer postcart.cli utils docs --name postcart --output docs/cli.md")
+
+
+def test_version_and_short_help() -> None:
+    """`postcart --version` names postcart's and durable-rules' versions; `-h` is help."""
+    from typer.testing import CliRunner
+
+    from postcart.cli import app
+
+    runner = CliRunner()
+    version = runner.invoke(app, ["--version"])
+    assert version.exit_code == 0 and version.output.startswith("postcart ") and "durable-rules 2.0.28" in version.output
+    short = runner.invoke(app, ["evaluate", "-h"])
+    assert short.exit_code == 0 and "--format" in short.output

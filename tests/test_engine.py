@@ -209,3 +209,23 @@ def test_tiny_numbers_reach_durable_in_a_form_it_parses(engine: Engine, baseline
     baseline["failure"]["months_since_infusion"] = months
     result = engine.run(validate_situation(baseline))
     assert result.derived["failure_timing"] == "very_early"
+
+
+def test_a_durable_rules_that_does_not_import_is_one_line_saying_how_to_reinstall() -> None:
+    """When the C extension cannot be imported (Python 3.13 without the build flag), the CLI says why and
+    how to reinstall in one line, not a traceback."""
+    import subprocess
+    import sys
+
+    code = ("import sys; sys.modules['durable_rules_engine'] = None\n"
+            "from postcart.cli import main\n"
+            "sys.argv = ['postcart', 'evaluate', 'scenarios/lbcl.yaml', '--scenario', 'lbcl-late-relapse-fit-donor']\n"
+            "main()\n")
+    completed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False,
+                               cwd=str(Path(__file__).resolve().parents[1]))
+    assert completed.returncode != 0
+    lines = completed.stderr.strip().splitlines()
+    assert len(lines) == 1, completed.stderr
+    assert "durable-rules' C extension does not import" in lines[0]
+    assert "CPPFLAGS=-DPyEval_CallObject=PyObject_CallObject pip install" in lines[0]
+    assert "Traceback" not in completed.stderr

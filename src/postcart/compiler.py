@@ -72,7 +72,7 @@ def compile_rulebook(rulebook: Rulebook, prefix: str = "postcart") -> CompiledRu
     top = max(levels.values(), default=-1) + 1
     strata: dict[str, tuple[Stratum, ...]] = {}
     for disease in DISEASES:
-        rules = [rule for rule in rulebook.rules if rule.applies_to_all_diseases or disease in rule.diseases]
+        rules = list(rulebook.rules_for(disease))
         ordered: list[Stratum] = []
         for level in range(top + 1):
             members = [rule for rule in rules if _level_of(rule, levels, top) == level]

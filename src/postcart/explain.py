@@ -37,7 +37,7 @@ from postcart.errors import EvaluationError, InvalidSituation, Problem, RuleDefi
 from postcart.evaluation import default_engine
 from postcart.rulebook import Derive, Rule, Rulebook, Suggest, default_rules_dir
 from postcart.rulebook import conditions as cond
-from postcart.situation import PatientSituation, field_catalogue, validate_situation
+from postcart.situation import PatientSituation, field_catalogue, set_path, validate_situation
 from postcart.vocabulary import OPTIONS
 
 __all__ = [
@@ -237,8 +237,7 @@ class _Explainer:
         self.result = engine.run(situation)
         self.facts: Mapping[str, Any] = self.result.facts
         self.assessment = build_assessment(self.rulebook, situation, self.result)
-        self.rules = [rule for rule in self.rulebook.rules
-                      if rule.applies_to_all_diseases or situation.disease in rule.diseases]
+        self.rules = list(self.rulebook.rules_for(situation.disease))
         self._reruns: dict[tuple[str, Any], Assessment | None] = {}
         self.notes: list[str] = []
 
@@ -423,11 +422,7 @@ class _Explainer:
         key = (field, value)
         if key not in self._reruns:
             data = self.situation.model_dump(mode="json")
-            node = data
-            *parents, leaf = field.split(".")
-            for part in parents:
-                node = node[part]
-            node[leaf] = value
+            set_path(data, field, value)
             try:
                 changed = validate_situation(data)
                 self._reruns[key] = build_assessment(self.rulebook, changed, self.engine.run(changed))

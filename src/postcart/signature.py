@@ -63,7 +63,7 @@ class SignatureScheme:
         self.facts: dict[str, tuple[str, ...]] = {}
         self._getters: dict[str, tuple[tuple[Callable[[Any], Any], tuple[float, ...] | None, bool], ...]] = {}
         for disease in DISEASES:
-            rules = [rule for rule in rulebook.rules if rule.applies_to_all_diseases or disease in rule.diseases]
+            rules = list(rulebook.rules_for(disease))
             thresholds: dict[str, set[float]] = {}
             read: set[str] = set()
             for rule in rules:

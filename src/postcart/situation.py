@@ -30,6 +30,8 @@ __all__ = [
     "PatientSituation",
     "field_catalogue",
     "flatten",
+    "nest",
+    "set_path",
     "validate_situation",
 ]
 
@@ -600,3 +602,29 @@ def _flatten_into(data: Mapping[str, Any], prefix: str, facts: dict[str, Any]) -
             facts[path] = tuple(value)
         elif value is not None:
             facts[path] = value
+
+
+def set_path(data: dict[str, Any], path: str, value: Any) -> None:
+    """Set a dotted path in nested mappings, making the parents it needs (the inverse step of flatten).
+
+    >>> data = {"fitness": {"ecog": 1}}
+    >>> set_path(data, "fitness.hct_ci", 2); data
+    {'fitness': {'ecog': 1, 'hct_ci': 2}}
+    """
+    *parents, leaf = path.split(".")
+    node = data
+    for part in parents:
+        node = node.setdefault(part, {})
+    node[leaf] = list(value) if isinstance(value, tuple) else value
+
+
+def nest(facts: Mapping[str, Any]) -> dict[str, Any]:
+    """Flat facts (dotted path -> value) back into the input contract's nested shape.
+
+    >>> nest({"age": 60, "failure.kind": "relapse", "history.prior_bispecific": ("CD20xCD3",)})
+    {'age': 60, 'failure': {'kind': 'relapse'}, 'history': {'prior_bispecific': ['CD20xCD3']}}
+    """
+    nested: dict[str, Any] = {}
+    for path, value in facts.items():
+        set_path(nested, path, value)
+    return nested

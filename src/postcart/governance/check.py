@@ -51,6 +51,7 @@ from postcart.situation import (
     PRODUCT_DISEASES,
     PRODUCT_TARGET,
     field_catalogue,
+    nest,
     validate_situation,
 )
 from postcart.vocabulary import DISEASES, OPTIONS
@@ -165,7 +166,7 @@ def _where(rule: Rule) -> str:
 
 
 def _applies(rule: Rule, disease: str) -> bool:
-    return rule.applies_to_all_diseases or disease in rule.diseases
+    return rule.applies_to(disease)
 
 
 def _diseases_of(rule: Rule) -> tuple[str, ...]:
@@ -198,14 +199,7 @@ def situation_from_facts(facts: Mapping[str, Any]) -> dict[str, Any]:
     if "failure.kind" not in facts:
         filled["failure.kind"], filled["car_t.best_response"] = "relapse", "CR"
     filled.update({path: value for path, value in facts.items() if value is not None})
-    nested: dict[str, Any] = {}
-    for path, value in filled.items():
-        *parents, leaf = path.split(".")
-        node = nested
-        for part in parents:
-            node = node.setdefault(part, {})
-        node[leaf] = list(value) if isinstance(value, tuple) else value
-    return nested
+    return nest(filled)
 
 
 # --------------------------------------------------------------------------------------------------
