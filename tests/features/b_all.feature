@@ -110,3 +110,20 @@ Feature: B-cell acute lymphoblastic leukemia after CD19 CAR-T failure
       When postcart assesses the situation
       Then other systemic therapy is recommended
       And postcart asks for the CD22 status
+
+  Rule: A product given outside its labelled age is accepted and flagged
+
+    @bispecific_antibody
+    Scenario: A 15-year-old relapsing after brexu-cel
+      Given a 15-year-old with B-ALL who relapsed 6 months after brexu-cel
+      And CD19 is retained on re-biopsy
+      When postcart assesses the situation
+      Then postcart classes the CAR-T product used outside its labelled age as below_labelled_age
+      And a bispecific antibody is recommended
+
+    @bispecific_antibody
+    Scenario: A 40-year-old relapsing after tisa-cel
+      Given a 40-year-old with B-ALL who relapsed 9 months after tisa-cel
+      And CD19 is retained on re-biopsy
+      When postcart assesses the situation
+      Then postcart classes the CAR-T product used outside its labelled age as above_labelled_age

@@ -82,3 +82,15 @@ Feature: Chronic lymphocytic leukemia after liso-cel failure
       Then allogeneic transplant is to be considered
       And the rationale cites HOSCT 2021
       And the rationale cites Kim 2020
+
+    @allogeneic_hct
+    Scenario: A Richter transformation still progressing on salvage, fit, with a donor
+      Given a 57-year-old with CLL who relapsed 7 months after liso-cel
+      And a biopsy confirms Richter transformation
+      And salvage therapy since the CAR-T has given progression
+      And the HCT-CI is 2
+      And organ function is adequate for intensive therapy
+      And a matched unrelated donor is available
+      When postcart assesses the situation
+      Then allogeneic transplant is not advised
+      And the rationale mentions "chemosensitive"
