@@ -156,3 +156,15 @@ Feature: Large B-cell lymphoma after CD19 CAR-T failure
       And ECOG performance status is 2
       When postcart assesses the situation
       Then a focus on quality of life is recommended
+
+  Rule: Not fit for transplant: polatuzumab with R-GemOx is an option beside the bispecific
+
+    @other_systemic_therapy
+    Scenario: A 78-year-old relapsing after liso-cel
+      Given a 78-year-old with large B-cell lymphoma who relapsed 9 months after liso-cel
+      And CD20 is positive on the failure biopsy
+      When postcart assesses the situation
+      Then other systemic therapy is to be considered
+      And the rationale cites Matasar 2025 (POLARGO)
+      And the rationale mentions "extrapolated"
+
