@@ -92,11 +92,15 @@ def test_recommended_and_consider_options_cite_resolvable_references(baseline: d
             assert citation.doi == reference.doi and citation.url == reference.link
 
 
-def test_because_names_values_and_thresholds(baseline: dict[str, Any], engine: Engine) -> None:
-    """The 'because' text gives the patient's value against the rule's threshold."""
+def test_because_says_the_patients_facts_in_clinical_words(baseline: dict[str, Any], engine: Engine) -> None:
+    """The 'because' text gives the patient's values as a clinician says them, each fact once per option."""
     assessment = evaluate(baseline, engine)
     texts = [text for option in assessment.options for text in option.because]
-    assert "ECOG performance status 1 (≤ 2)" in texts
+    assert "ECOG 1" in texts
+    assert "relapse 11 months after axi-cel (late)" in texts  # months and the derived timing, said once
+    for option in assessment.options:
+        assert len(option.because) == len(set(option.because))
+        assert not any(mark in text for text in option.because for mark in ("≠", "≤", "≥", "_"))
 
 
 def test_assessment_echoes_label_and_carries_rulebook_and_disclaimer(baseline: dict[str, Any],

@@ -56,7 +56,7 @@ def test_evaluate_markdown(tmp_path: Path, baseline: dict[str, Any]) -> None:
     """--format markdown gives headings per verdict and footnoted references."""
     result = runner.invoke(app, ["evaluate", str(write(tmp_path, baseline)), "-f", "markdown"])
     assert result.exit_code == 0
-    assert result.output.startswith("# postcart assessment: LBCL (test-001)")
+    assert result.output.startswith("# postcart assessment: large B-cell lymphoma (test-001)")
     assert "## Recommended" in result.output and "[^1]:" in result.output
 
 

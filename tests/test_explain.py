@@ -195,7 +195,7 @@ def test_contraindication_and_ecog_after_recovery(test_engine: Engine) -> None:
     """ECOG 3 contraindicates the bispecific; a lower ECOG after recovery flips it, verified by re-running."""
     item = explain(patient(**{"fitness.ecog": 3}), "bispecific_antibody", test_engine).option("bispecific_antibody")
     assert item is not None and item.verdict == "not_advised"
-    assert item.because == ["ECOG performance status 3 (> 2)"]
+    assert item.because == ["ECOG 3"]  # the patient's value; the threshold is in the near misses
     assert [check.rule for check in item.contraindications] == ["t.bispecific.unfit"]
     assert item.near_misses[0].failed[0].text == "ECOG performance status 3 (needs ≤ 2)"
     (change,) = item.changes
@@ -205,11 +205,11 @@ def test_contraindication_and_ecog_after_recovery(test_engine: Engine) -> None:
     assert recovered is not None and recovered.verdict == "recommended"
 
 
-def test_why_words_a_negated_comparison_with_its_threshold(test_engine: Engine) -> None:
-    """A comparison under `not` is given as the threshold the patient did not reach."""
+def test_why_words_a_negated_comparison_as_the_patients_value(test_engine: Engine) -> None:
+    """A comparison under `not` is given as the patient's value, in clinical words, without the threshold."""
     item = explain(patient(), "clinical_trial", test_engine).option("clinical_trial")
     assert item is not None and item.verdict == "recommended"
-    assert item.because == ["clinical trial access: available", "worst ICANS grade 1 (not ≥ 3)"]
+    assert item.because == ["a suitable clinical trial is open", "worst ICANS grade 1"]
 
 
 def test_missing_information_is_ranked_by_verdicts_it_changes(test_engine: Engine) -> None:

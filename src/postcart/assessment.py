@@ -14,6 +14,7 @@ import datetime as dt
 import functools
 import hashlib
 import json
+import re
 from collections.abc import Iterator, Mapping
 from importlib import metadata
 from typing import TYPE_CHECKING, Any
@@ -22,7 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from postcart.rulebook import Ask, Rule, Rulebook, Suggest
 from postcart.rulebook import conditions as cond
-from postcart.situation import PatientSituation
+from postcart.situation import PatientSituation, field_catalogue
 from postcart.vocabulary import OPTIONS, VERDICTS, DiseaseName, OptionName, VerdictName
 
 if TYPE_CHECKING:
@@ -37,6 +38,7 @@ __all__ = [
     "Reason",
     "build_assessment",
     "package_version",
+    "say",
     "situation_hash",
 ]
 
@@ -197,7 +199,8 @@ def _option(rulebook: Rulebook, name: str, rules: list[Rule], facts: Mapping[str
         deciding = [(rule, then) for rule, then in standing if then.verdict == verdict]
     deciding_ids = {rule.id for rule, _ in deciding}
     ordered = deciding + [pair for pair in suggestions if pair[0].id not in deciding_ids]
-    rationale = " ".join(then.rationale.strip() for _, then in deciding)
+    # the first deciding rule speaks: several rationales run together repeat their figures (all stay in reasons)
+    rationale = deciding[0][1].rationale.strip()
     keys = [key for _, then in ordered for key in then.citations]
     because: list[str] = []
     for rule, _ in ordered:
@@ -233,28 +236,85 @@ def _reason(rulebook: Rulebook, rule: Rule) -> Reason:
 
 
 def explain_true(rulebook: Rulebook, rule: Rule, facts: Mapping[str, Any]) -> list[str]:
-    """The comparisons that made a rule's condition true for these facts, in words with the actual values.
+    """The facts that made a rule's condition true, each said once in a clinician's words.
 
-    E.g. ``ECOG performance status 3 (> 2)``. A comparison under ``not`` counts when it is false, and is
-    worded with the threshold it missed (``worst ICANS grade 1 (not ≥ 3)``).
+    E.g. ``ECOG 1`` or ``relapse 11 months after axi-cel (late)``: the patient's value, not the rule's
+    threshold (that is the rule's, shown with its id in the detail). The words come from the input
+    model's field metadata and the derived facts' declarations (``said``), never from code per disease.
+    A rule that applies to every patient has no facts to give.
     """
     if rule.condition is None:
-        return [f"applies to every patient ({rule.title.lower()})"]
-    texts: list[str] = []
-    for leaf, wanted in _deciding_leaves(rule.condition, facts, True):
-        label = rulebook.label(leaf.field)
-        actual = facts.get(leaf.field)
-        shown = "unknown" if actual is None else cond.render_value(actual)
-        if leaf.op == "known":
-            texts.append(f"{label} {'known' if leaf.value == wanted else 'unknown'}")
-        elif wanted and leaf.op in ("eq", "in"):
-            texts.append(f"{label}: {shown}")
-        elif leaf.op == "contains":
-            texts.append(f"{label} {'include' if wanted else 'do not include'} {cond.render_value(leaf.value)}")
-        else:
-            texts.append(f"{label} {shown} ({cond.OPERATORS[leaf.op] if wanted else 'not ' + cond.OPERATORS[leaf.op]}"
-                         f" {cond.render_value(leaf.value)})")
-    return list(dict.fromkeys(texts))
+        return []
+    fields = dict.fromkeys(leaf.field for leaf, _ in _deciding_leaves(rule.condition, facts, True))
+    return list(dict.fromkeys(say(rulebook, field, facts) for field in fields))
+
+
+_PLACEHOLDER = re.compile(r"\{([a-z_][a-z0-9_.]*)\}")
+_ONE_MONTH = re.compile(r"(?<![\d.])1 months\b")
+
+
+def _words_for(rulebook: Rulebook, field: str) -> tuple[Mapping[str, str], Mapping[str, str], str]:
+    """A fact's value words, its phrases and its kind (``bool``, ``set``, ``number`` or ``enum``)."""
+    if field.startswith("derived."):
+        declaration = rulebook.facts.get(field.removeprefix("derived."))
+        if declaration is None:
+            return {}, {}, "enum"
+        kind = "bool" if all(isinstance(value, bool) for value in declaration.values) else "enum"
+        return declaration.words, declaration.said, kind
+    spec = field_catalogue().get(field)
+    if spec is None:
+        return {}, {}, "enum"
+    kind = {"int": "number", "float": "number", "bool": "bool", "set": "set"}.get(spec.kind, "enum")
+    return dict(spec.words), dict(spec.said), kind
+
+
+def _key(value: Any) -> str:
+    if value is None:
+        return "unknown"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (tuple, list)) and not value:
+        return "none"
+    return cond.render_value(value)
+
+
+def _word(rulebook: Rulebook, field: str, facts: Mapping[str, Any]) -> str:
+    """How a fact's value is said inside other words: ``late``, ``matched unrelated``, ``11``."""
+    value = facts.get(field)
+    words, _, _ = _words_for(rulebook, field)
+    key = _key(value)
+    if key in words:
+        return words[key]
+    if value is None:
+        return "not known"
+    return cond.render_value(value).replace("_", " ")
+
+
+def say(rulebook: Rulebook, field: str, facts: Mapping[str, Any]) -> str:
+    """One fact in a clinician's words, with the patient's value: ``ECOG 1``, ``no donor identified yet``."""
+    value = facts.get(field)
+    _, said, kind = _words_for(rulebook, field)
+    key = _key(value)
+    if key in said:
+        template = said[key]
+    elif value is None:
+        template = "{label} not known"
+    elif kind == "bool":
+        template = "{label}" if value else "no {label}"
+    elif kind == "set" and key == "none":
+        template = "no {label}"
+    else:
+        template = said.get("*", "{label} {value}" if kind == "number" else "{label}: {value}")
+
+    def fill(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name == "value":
+            return _word(rulebook, field, facts)
+        if name == "label":
+            return rulebook.label(field)
+        return _word(rulebook, name, facts)
+
+    return _ONE_MONTH.sub("1 month", _PLACEHOLDER.sub(fill, template))
 
 
 def _deciding_leaves(condition: cond.Condition, facts: Mapping[str, Any],

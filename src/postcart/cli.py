@@ -7,6 +7,7 @@ user reads in ``postcart -h`` (reference: docs/cli.md, generated)."""
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -130,10 +131,13 @@ def evaluate(
     rules: RulesOption = None,
     include_drafts: Annotated[bool, typer.Option(help="Also run rules whose status is draft.")] = False,
     scenario: Annotated[str | None, typer.Option(help="In a scenario file with several, the id to assess.")] = None,
+    detail: Annotated[bool, typer.Option(
+        help="Add the detail: each rule's id, title and rationale, the full survivorship follow-up.")] = False,
 ) -> None:
     """Assess one patient's situation and print the sourced options.
 
     FILE is a situation, or a scenario file (its situation is assessed; --scenario picks one of several).
+    The report opens with a three-line summary; rule ids are in --detail and in the JSON.
     """
     from postcart.engine import Engine
     from postcart.evaluation import evaluate as run_evaluation
@@ -146,7 +150,8 @@ def evaluate(
             assessment = run_evaluation(data, engine)
     except PostcartError as error:
         _fail(error)
-    _emit(assessment, output_format, to_text, to_markdown)
+    _emit(assessment, output_format, functools.partial(to_text, detail=detail),
+          functools.partial(to_markdown, detail=detail))
 
 
 @app.command()

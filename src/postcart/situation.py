@@ -117,18 +117,24 @@ class CarT(_Model):
     target: Target | None = Field(
         default=None,
         title="CAR target antigen",
+        json_schema_extra={"x-said": {"*": "{value} CAR-T"}},
         description="Antigen the CAR recognises. Derived from the product when absent; if given it must "
         "agree with the product. Required for an investigational product.",
         examples=["CD19"],
     )
     best_response: Response = Field(
         title="best response to CAR-T",
+        json_schema_extra={"x-said": {
+            "CR": "complete response to CAR-T", "PR": "partial response to CAR-T",
+            "SD": "stable disease at best after CAR-T", "PD": "no response to CAR-T",
+            "not_evaluable": "response to CAR-T not evaluable"}},
         description="Best response to the CAR-T by the disease's standard response criteria: complete (CR), "
         "partial (PR), stable (SD), progressive disease (PD) or not evaluable.",
         examples=["PR"],
     )
     infusions: int = Field(
         default=1, ge=1, title="CAR-T infusions received",
+        json_schema_extra={"x-said": {"*": "CAR-T infusions so far: {value}"}},
         description="Number of CAR-T infusions received so far (count).", examples=[1],
     )
     max_crs_grade: int | None = Field(
@@ -148,25 +154,40 @@ class Failure(_Model):
 
     kind: FailureKind = Field(
         title="kind of failure",
+        json_schema_extra={"x-words": {"primary_refractory": "progression without response"},
+                           "x-said": {"relapse": "relapse", "primary_refractory": "progression without response"}},
         description="primary_refractory: no response (best response SD/PD/not evaluable); relapse: "
         "progression after a CR or PR.", examples=["relapse"],
     )
     months_since_infusion: float = Field(
         ge=0, le=600, title="months from infusion to failure",
+        # worded as the derived failure timing is, so the figure is said once
+        json_schema_extra={"x-said": {
+            "*": "{failure.kind} {value} months after {car_t.product} ({derived.failure_timing})"}},
         description="Time from CAR-T infusion to documented failure, in months.", examples=[4.5],
     )
     target_antigen: AntigenStatus = Field(
         default="unknown", title="CAR target on the failure biopsy",
+        json_schema_extra={"x-said": {
+            "retained": "{car_t.target} retained on the failure biopsy",
+            "lost": "{car_t.target} lost on the failure biopsy",
+            "unknown": "{car_t.target} not yet tested on a failure biopsy"}},
         description="Expression of the CAR's target antigen (CD19, BCMA, ...) on the biopsy at failure.",
         examples=["retained"],
     )
     car_t_persistence: Persistence = Field(
         default="unknown", title="CAR-T persistence",
+        json_schema_extra={"x-said": {
+            "detectable": "CAR-T cells still detectable", "undetectable": "CAR-T cells no longer detectable",
+            "unknown": "CAR-T persistence not yet tested"}},
         description="Whether CAR-T cells are still detectable at failure (flow cytometry or transgene PCR; "
         "in B-ALL, B-cell recovery implies loss of persistence).", examples=["undetectable"],
     )
     cd20: Cd20Status = Field(
         default="unknown", title="CD20 at failure",
+        json_schema_extra={"x-said": {
+            "positive": "CD20 positive at failure", "negative": "CD20 negative at failure",
+            "unknown": "CD20 not yet tested at failure"}},
         description="CD20 expression at failure, for CD20-directed options in B-cell lymphomas.",
         examples=["positive"],
     )
@@ -202,6 +223,7 @@ class Fitness(_Model):
 
     ecog: int = Field(
         ge=0, le=4, title="ECOG performance status",
+        json_schema_extra={"x-said": {"*": "ECOG {value}"}},
         description="ECOG performance status, 0 (fully active) to 4 (completely disabled).", examples=[1],
     )
     hct_ci: int | None = Field(
@@ -211,6 +233,9 @@ class Fitness(_Model):
     )
     organ_function_adequate: bool | None = Field(
         default=None, title="adequate organ function",
+        json_schema_extra={"x-said": {
+            "true": "organ function adequate", "false": "organ function not adequate",
+            "unknown": "organ function not yet assessed"}},
         description="Cardiac, pulmonary, hepatic and renal function adequate for intensive therapy; absent "
         "means unknown.", examples=[True],
     )
@@ -362,14 +387,23 @@ class PatientSituation(_Model):
     disease_status: DiseaseStatus = Field(default_factory=DiseaseStatus)
     donor: Donor = Field(
         default="unknown", title="best available donor",
+        json_schema_extra={"x-said": {
+            "*": "{value} donor", "none": "no donor identified", "unknown": "no donor identified yet"}},
         description="Best available allogeneic donor.", examples=["matched_unrelated"],
     )
     goals: Goal = Field(
         default="undecided", title="patient's goal",
+        json_schema_extra={"x-said": {
+            "disease_control": "the patient's goal is disease control",
+            "quality_of_life": "the patient's goal is quality of life",
+            "undecided": "the patient's goals not yet discussed"}},
         description="The patient's stated priority.", examples=["disease_control"],
     )
     trial_access: TrialAccess = Field(
         default="unknown", title="clinical trial access",
+        json_schema_extra={"x-said": {
+            "available": "a suitable clinical trial is open", "not_available": "no suitable clinical trial",
+            "unknown": "trial access not yet checked"}},
         description="Whether a suitable clinical trial can be reached.", examples=["available"],
     )
 
@@ -520,6 +554,11 @@ class FieldSpec:
     minimum: float | None = None
     maximum: float | None = None
     optional: bool = False
+    #: How each value is said inside another fact's words (default: the value, underscores as spaces).
+    words: tuple[tuple[str, str], ...] = ()
+    #: How the fact is said on its own, per value ("*": any other; "unknown": not known); ``{value}`` is
+    #: the value's word, ``{label}`` the title, ``{<dotted path>}`` another fact's word.
+    said: tuple[tuple[str, str], ...] = ()
 
     def describe(self) -> str:
         if self.kind in ("enum", "set"):
@@ -561,20 +600,26 @@ def _walk(model: type[BaseModel], prefix: str) -> dict[str, FieldSpec]:
             minimum = getattr(meta, "ge", minimum)
             maximum = getattr(meta, "le", maximum)
         title = field.title or name
+        extra = field.json_schema_extra if isinstance(field.json_schema_extra, dict) else {}
+        words, said = _pairs(extra.get("x-words")), _pairs(extra.get("x-said"))
         if typing.get_origin(base) is list:
             (item,) = typing.get_args(base)
-            specs[path] = FieldSpec(path, "set", title, tuple(typing.get_args(item)))
+            specs[path] = FieldSpec(path, "set", title, tuple(typing.get_args(item)), words=words, said=said)
         elif typing.get_origin(base) is Literal:
-            specs[path] = FieldSpec(path, "enum", title, tuple(typing.get_args(base)), optional=optional)
+            specs[path] = FieldSpec(path, "enum", title, tuple(typing.get_args(base)), optional=optional, words=words, said=said)
         elif base is bool:
-            specs[path] = FieldSpec(path, "bool", title, optional=optional)
+            specs[path] = FieldSpec(path, "bool", title, optional=optional, words=words, said=said)
         elif base is int:
-            specs[path] = FieldSpec(path, "int", title, (), minimum, maximum, optional)
+            specs[path] = FieldSpec(path, "int", title, (), minimum, maximum, optional, words=words, said=said)
         elif base is float:
-            specs[path] = FieldSpec(path, "float", title, (), minimum, maximum, optional)
+            specs[path] = FieldSpec(path, "float", title, (), minimum, maximum, optional, words=words, said=said)
         else:
-            specs[path] = FieldSpec(path, "str", title, optional=optional)
+            specs[path] = FieldSpec(path, "str", title, optional=optional, words=words, said=said)
     return specs
+
+
+def _pairs(mapping: Any) -> tuple[tuple[str, str], ...]:
+    return tuple((str(key), str(value)) for key, value in mapping.items()) if isinstance(mapping, dict) else ()
 
 
 

@@ -22,6 +22,7 @@ from postcart.assessment import DISCLAIMER, Assessment
 from postcart.engine import Engine
 from postcart.errors import EvaluationError, Problem
 from postcart.evaluation import evaluate
+from postcart.render import evidence_token, not_addressed, ordered_options, summary_lines
 from postcart.scenarios import Mismatch, Scenario, check, load_scenarios
 from postcart.situation import flatten
 
@@ -269,18 +270,22 @@ def _scenario_html(result: ScenarioResult) -> str:
         expected = scenario.expected.options
         header = "<tr><th>option</th><th>verdict</th><th>expected</th><th>rules</th><th>citations</th></tr>"
         body = []
-        for option in assessment.options:
+        for option in ordered_options(assessment):
             allowed = expected.get(option.option)
             bad = allowed is not None and option.verdict not in allowed
             citations = "<br>".join(_citation_html(c.label, c.doi, c.url) for c in option.citations)
             body.append(f"<tr><td>{esc(option.option)}</td><td class=\"{'bad' if bad else ''}\">"
-                        f"{esc(option.verdict)}</td><td>{esc(' or '.join(allowed) if allowed else '')}</td>"
+                        f"{esc(option.verdict)}{esc(evidence_token(option))}</td>"
+                        f"<td>{esc(' or '.join(allowed) if allowed else '')}</td>"
                         f"<td>{esc(', '.join(option.rules))}</td><td>{citations}</td></tr>")
-        for name, allowed in expected.items():
-            if assessment.option(name) is None:
-                bad = "not_addressed" not in allowed
-                body.append(f"<tr><td>{esc(name)}</td><td class=\"{'bad' if bad else ''}\">not addressed</td>"
-                            f"<td>{esc(' or '.join(allowed))}</td><td></td><td></td></tr>")
+        for name, reason in not_addressed(assessment):
+            allowed = expected.get(name)
+            bad = allowed is not None and "not_addressed" not in allowed
+            body.append(f"<tr><td>{esc(name)}</td><td class=\"{'bad' if bad else ''}\">not addressed</td>"
+                        f"<td>{esc(' or '.join(allowed) if allowed else '')}</td>"
+                        f"<td colspan=\"2\">{esc(reason)}</td></tr>")
+        summary = "<br>".join(esc(line) for line in summary_lines(assessment))
+        out.append(f"<p class=\"summary-lines\">{summary}</p>")
         out.append(f"<table>{header}{''.join(body)}</table>")
         if assessment.missing_information:
             items = "".join(f"<li><code>{esc(m.field)}</code>: {esc(m.why)}</li>"

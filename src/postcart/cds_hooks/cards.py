@@ -14,6 +14,7 @@ from typing import Any
 from postcart.assessment import Assessment, Citation, OptionAssessment
 from postcart.cds_hooks.feedback import IssuedCard
 from postcart.cds_hooks.fhir import Note, describe_notes
+from postcart.render import ordered_options
 from postcart.vocabulary import option_name
 
 __all__ = ["OPTION_SYSTEM", "OVERRIDE_REASONS", "OVERRIDE_REASON_SYSTEM", "CardSet", "build_cards"]
@@ -121,7 +122,7 @@ def build_cards(assessment: Assessment, notes: Sequence[Note], service_id: str) 
     cards: list[dict[str, Any]] = []
     issued: list[IssuedCard] = []
     version = assessment.rulebook.version
-    for option in assessment.options:
+    for option in ordered_options(assessment):
         card_id = str(uuid.uuid4())
         cards.append(_option_card(assessment, option, card_id))
         issued.append(IssuedCard(card_id, service_id, "option", option.option, option.verdict,

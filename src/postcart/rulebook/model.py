@@ -116,6 +116,10 @@ class FactDeclaration(_Strict):
     values: tuple[str | bool, ...] = Field(min_length=1)
     default: str | bool | None = None
     title: str | None = None
+    #: How the fact is said in a "because" line, per value (see ``situation.FieldSpec.said``).
+    said: dict[str, str] = Field(default_factory=dict)
+    #: How a value is said inside another fact's words (default: the value, underscores as spaces).
+    words: dict[str, str] = Field(default_factory=dict)
 
 
 class Reference(_Strict):
