@@ -385,3 +385,30 @@ def test_a_rationale_naming_a_product_is_shown_only_after_that_product(rulebook:
         if named and not (pinned and pinned <= named):
             offenders[rule.id] = sorted(named)
     assert offenders == {}
+
+
+def test_an_infection_defers_even_an_approved_oral_drug(engine: Engine) -> None:
+    """CLL after a covalent BTK inhibitor: pirtobrutinib is recommended, but not during an uncontrolled infection."""
+    cll = {"age": 60, "disease": "CLL", "car_t": {"product": "liso-cel", "best_response": "CR"},
+           "failure": {"kind": "relapse", "months_since_infusion": 9}, "fitness": {"ecog": 1},
+           "history": {"prior_therapies": ["covalent_btk_inhibitor"]}}
+    found = option(evaluate(cll, engine), "other_systemic_therapy")
+    assert found.verdict == "recommended"
+    assert "bruin_cll321_fda2025_pirtobrutinib" in cited(found)
+    cll["fitness"]["active_infection"] = True
+    recommended = {o.option for o in evaluate(cll, engine).options if o.verdict == "recommended"}
+    assert recommended <= {"quality_of_life_focus", "long_term_follow_up"}
+
+
+def test_richter_transformation_follows_the_large_b_cell_advice(engine: Engine) -> None:
+    """CLL with Richter transformation gets the CD20xCD3 route (extrapolated), not pirtobrutinib."""
+    richter = {"age": 61, "disease": "CLL", "car_t": {"product": "liso-cel", "best_response": "PR"},
+               "failure": {"kind": "relapse", "months_since_infusion": 5, "cd20": "positive"}, "fitness": {"ecog": 1},
+               "history": {"prior_therapies": ["covalent_btk_inhibitor"]},
+               "disease_status": {"richter_transformation": True}}
+    assessment = evaluate(richter, engine)
+    bispecific = option(assessment, "bispecific_antibody")
+    assert bispecific.verdict == "consider" and "cll.richter.bispecific_cd20xcd3" in bispecific.rules
+    systemic = option(assessment, "other_systemic_therapy")
+    assert "cll.other_systemic.pirtobrutinib" not in systemic.rules
+    assert "alsawaf_rt1_zanubrutinib_tislelizumab" in cited(systemic)
