@@ -464,6 +464,18 @@ def serve(
         help="SQLAlchemy URL for feedback (default: $POSTCART_DATABASE_URL or sqlite:///postcart-feedback.sqlite3).")] = None,
     max_body_bytes: Annotated[int | None, typer.Option(help="Largest request body accepted (bytes).", min=1)] = None,
     rules: RulesOption = None,
+    trusted_issuers: Annotated[Path | None, typer.Option(
+        help="YAML/JSON file {issuers: [{iss, jwks} | {iss, jku}]}: the CDS Clients allowed to call.")] = None,
+    public_url: Annotated[str | None, typer.Option(
+        help="The URL clients call, e.g. https://cds.example.org (the JWT's aud; base of assessment links).")] = None,
+    insecure_no_auth: Annotated[bool, typer.Option(
+        "--insecure-no-auth", help="Local development only: accept calls without a JWT.")] = False,
+    ssl_certfile: Annotated[Path | None, typer.Option(help="TLS certificate (PEM) to serve HTTPS.")] = None,
+    ssl_keyfile: Annotated[Path | None, typer.Option(help="TLS private key (PEM).")] = None,
+    cors_origin: Annotated[list[str] | None, typer.Option(
+        help="A browser origin allowed to call (repeat for several), e.g. https://sandbox.cds-hooks.org.")] = None,
+    workers: Annotated[int, typer.Option(help="Worker processes (one per core; they share the JWT replay cache).",
+                                         min=1, max=64)] = 1,
 ) -> None:
     """Run the CDS Hooks 2.0 service (needs the optional 'service' extra of postcart)."""
     try:
@@ -474,22 +486,56 @@ def serve(
         typer.echo(f"error: the service needs the 'service' extra ({error.name} is missing): "
                    "pip install 'postcart[service]'", err=True)
         raise typer.Exit(2) from None
+    from postcart.cds_hooks.auth import load_trusted_issuers
+
+    if (ssl_certfile is None) != (ssl_keyfile is None):
+        typer.echo("error: give both --ssl-certfile and --ssl-keyfile, or neither", err=True)
+        raise typer.Exit(2)
+    if not insecure_no_auth and (trusted_issuers is None or public_url is None):
+        typer.echo("error: authentication is on: give --trusted-issuers FILE and --public-url URL "
+                   "(or --insecure-no-auth for local development only)", err=True)
+        raise typer.Exit(2)
+    scheme = "https" if ssl_certfile else "http"
     try:
+        issuers = tuple(load_trusted_issuers(trusted_issuers)) if trusted_issuers and not insecure_no_auth else ()
         settings = Settings.from_env(database_url=database_url, max_body_bytes=max_body_bytes,
-                                     rules_dir=str(rules) if rules else None)
+                                     rules_dir=str(rules) if rules else None, trusted_issuers=issuers,
+                                     public_url=public_url or f"{scheme}://{host}:{port}",
+                                     insecure_no_auth=insecure_no_auth or None,
+                                     cors_origins=tuple(cors_origin) if cors_origin else None)
     except ValueError as error:
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(2) from None
-    if host not in ("127.0.0.1", "::1", "localhost"):
-        typer.echo(f"warning: listening on {host}, beyond this machine: the service does not authenticate its "
-                   "callers itself; expose it only behind the EHR's authenticated gateway", err=True)
+    if insecure_no_auth:
+        typer.echo("WARNING: --insecure-no-auth: no caller is authenticated; any client gets cards and can post "
+                   "feedback. For local development only, never with patient data.", err=True)
+    if ssl_certfile is None and host not in ("127.0.0.1", "::1", "localhost"):
+        typer.echo(f"warning: listening on {host}, beyond this machine, without TLS: give --ssl-certfile and "
+                   "--ssl-keyfile, or put a TLS-terminating proxy in front", err=True)
     try:
         application = create_app(settings)
     except PostcartError as error:
         _fail(error)
     # postcart's own log lines (status and kind of each refusal, fault references): never request content
     logging.basicConfig(level=logging.INFO, format="%(levelname)s:     %(name)s: %(message)s")
-    uvicorn.run(application, host=host, port=port, log_level="info")
+    certfile = str(ssl_certfile) if ssl_certfile else None
+    keyfile = str(ssl_keyfile) if ssl_keyfile else None
+    if workers == 1:
+        uvicorn.run(application, host=host, port=port, log_level="info", ssl_certfile=certfile, ssl_keyfile=keyfile)
+        return
+    import dataclasses
+    import os
+    import tempfile
+
+    from cryptography.fernet import Fernet
+
+    # the workers build their own app from these settings, sharing the link key and the JWT replay cache
+    with tempfile.TemporaryDirectory(prefix="postcart-serve-") as shared:
+        shared_settings = dataclasses.replace(settings, link_key=settings.link_key or Fernet.generate_key().decode(),
+                                              replay_database=settings.replay_database or f"{shared}/seen-jti.sqlite3")
+        os.environ["POSTCART_SERVICE_SETTINGS"] = shared_settings.to_env()
+        uvicorn.run("postcart.cds_hooks.service:app_from_env", factory=True, workers=workers, host=host, port=port,
+                    log_level="info", ssl_certfile=certfile, ssl_keyfile=keyfile)
 
 
 @app.command("feedback-report")

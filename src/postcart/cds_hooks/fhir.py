@@ -1,17 +1,22 @@
 """FHIR R4 -> ``PatientSituation``: read the resources an EHR sends and map what can be mapped, never guess.
 
-The codes read are documented in ``docs/fhir.md``; the tables below are the single source of them.
-Standard codes are used where one exists and could be verified (LOINC 89247-1 for ECOG, SNOMED CT and
-ICD-10-CM for the diseases); every other fact is read from an Observation coded in postcart's own
-CodeSystem (``LOCAL_FIELD_SYSTEM``, one code per situation field, its dotted path) with a value coded in
-``LOCAL_VALUE_SYSTEM`` (the contract's enumeration values), an integer or a boolean.
+The codes read are documented in ``docs/fhir.md`` (each with where it was verified); the tables below are
+the single source of them. Standard codes are read where one exists and could be verified: LOINC 89247-1
+for ECOG, the mCODE CancerDiseaseStatus (LOINC 97509-4) for response and progression, SNOMED CT and
+ICD-10-CM for the diseases, HCPCS and ICD-10-PCS for the CAR-T product. Every other fact is read from an
+Observation coded in postcart's own CodeSystem (``LOCAL_FIELD_SYSTEM``, one code per situation field, its
+dotted path) with a value coded in ``LOCAL_VALUE_SYSTEM``, an integer or a boolean.
 
-What the bundle does not say becomes missing information: a required field that cannot be mapped is an
-``InvalidSituation`` naming the field and the FHIR data expected; an optional one keeps the input
-contract's default ("unknown", "false", none) and is listed in :attr:`FhirMapping.notes`, with every
-resource or code that was not read. Patient data is never logged here.
+Patient safety first: a resource is read only when its ``subject`` is a reference to the patient in the
+hook's context (``Patient/<id>``, an absolute URL ending so, or a ``urn:uuid`` fullUrl / contained reference
+that resolves to that Patient). A subject given by identifier only, no subject, another patient, a resource
+type or code postcart does not read: each is left out and listed in :attr:`FhirMapping.notes`, never a
+reason to refuse the call and never mixed in. Nested Bundles and contained resources are walked.
 
-Requires the ``service`` extra (``fhir.resources``, using its R4B package for R4 data).
+Only the elements read are parsed (plain JSON, no full FHIR validation): an element read that is not what
+FHIR R4 says it is (``valueInteger: "one"``) is a :class:`~postcart.errors.Problem` naming the entry.
+A record with no CAR-T failure raises :class:`NoCarTFailure` (the service answers it with no cards).
+Patient data is never logged here.
 
 It is one module because the code tables and the walk that reads them are one mapping, kept together so
 that docs/fhir.md and the code cannot drift apart.
@@ -20,14 +25,11 @@ that docs/fhir.md and the code cannot drift apart.
 from __future__ import annotations
 
 import datetime as dt
+import re
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from decimal import Decimal
 from typing import Any, Literal
-
-from fhir.resources.R4B import get_fhir_model_class
-from pydantic import ValidationError
 
 from postcart.errors import InvalidSituation, Problem
 from postcart.situation import FieldSpec, PatientSituation, field_catalogue, validate_situation
@@ -35,11 +37,15 @@ from postcart.situation import FieldSpec, PatientSituation, field_catalogue, val
 __all__ = [
     "CAR_T_PRODUCT_SYSTEM",
     "DISEASE_CODES",
+    "DISEASE_STATUS_LOINC",
+    "DISEASE_STATUS_VALUES",
     "ECOG_LOINC",
     "LOCAL_FIELDS",
     "LOCAL_FIELD_SYSTEM",
     "LOCAL_VALUE_SYSTEM",
+    "PRODUCT_CODES",
     "FhirMapping",
+    "NoCarTFailure",
     "Note",
     "bundle_from_situation",
     "collect_resources",
@@ -49,6 +55,10 @@ __all__ = [
 LOINC = "http://loinc.org"
 SNOMED = "http://snomed.info/sct"
 ICD10CM = "http://hl7.org/fhir/sid/icd-10-cm"
+HCPCS = "http://www.cms.gov/Medicare/Coding/HCPCSReleaseCodeSets"
+ICD10PCS = "http://www.cms.gov/Medicare/Coding/ICD10"
+CONDITION_CLINICAL = "http://terminology.hl7.org/CodeSystem/condition-clinical"
+CONDITION_VERIFICATION = "http://terminology.hl7.org/CodeSystem/condition-ver-status"
 
 #: Project-local CodeSystems: no standard code exists (or none could be verified) for these concepts.
 LOCAL_FIELD_SYSTEM = "https://postcart.example/fhir/CodeSystem/situation-field"
@@ -59,20 +69,66 @@ CAR_T_INFUSION_CODE = "car-t-infusion"  # Procedure.code in LOCAL_FIELD_SYSTEM
 #: ECOG performance status score (LOINC; the mCODE ECOG profile uses it with an integer value).
 ECOG_LOINC = "89247-1"
 
+#: mCODE CancerDiseaseStatus: Observation.code LOINC 97509-4, value from the condition status trend value
+#: sets (SNOMED CT). The meaning postcart gives each value; "undetermined" and metastasis are not read.
+DISEASE_STATUS_LOINC = "97509-4"
+DISEASE_STATUS_VALUES: dict[str, tuple[str, str]] = {
+    "268910001": ("improved", "Patient's condition improved (finding)"),
+    "359746009": ("stable", "Patient's condition stable (finding)"),
+    "271299001": ("worsened", "Patient's condition worsened (finding)"),
+    "709137006": ("undetermined", "Patient condition undetermined (finding)"),
+    "103338009": ("full_remission", "In full remission (qualifier value)"),
+    "550991000124107": ("full_remission", "Malignant neoplasm in full remission (disorder)"),
+    "103337004": ("partial_remission", "In partial remission (qualifier value)"),
+    "551001000124108": ("partial_remission", "Malignant neoplasm in partial remission (disorder)"),
+}
+#: The best response a disease status stands for (after the infusion, before the failure), best first.
+_STATUS_RESPONSE = {"full_remission": "CR", "partial_remission": "PR", "improved": "PR", "stable": "SD"}
+
 #: Condition codes read as the disease: (system, code or ICD-10-CM prefix) -> disease. Verified codes
 #: only; a code not listed here is reported, never matched by its text.
 DISEASE_CODES: dict[tuple[str, str], tuple[str, str]] = {
     (SNOMED, "109969005"): ("LBCL", "Diffuse large B-cell malignant lymphoma (disorder)"),
     (SNOMED, "444910004"): ("LBCL", "Primary mediastinal (thymic) large B-cell lymphoma (disorder)"),
+    (SNOMED, "1172704005"): ("LBCL", "High grade B-cell lymphoma with MYC and BCL2 and/or BCL6 rearrangements "
+                                     "(disorder)"),
     (SNOMED, "308121000"): ("FL", "Follicular non-Hodgkin's lymphoma (disorder)"),
     (SNOMED, "443487006"): ("MCL", "Mantle cell lymphoma (disorder)"),
     (SNOMED, "277571004"): ("B_ALL", "B-cell acute lymphoblastic leukemia (disorder)"),
     (SNOMED, "109989006"): ("MM", "Multiple myeloma (disorder)"),
+    (SNOMED, "94704006"): ("MM", "Multiple myeloma in remission (disorder)"),
     (SNOMED, "92814006"): ("CLL", "Chronic lymphoid leukemia, disease (disorder)"),
     (SNOMED, "277473004"): ("CLL", "B-cell chronic lymphocytic leukemia (disorder)"),
     (ICD10CM, "C83.3"): ("LBCL", "Diffuse large B-cell lymphoma (C83.3x)"),
+    (ICD10CM, "C85.2"): ("LBCL", "Mediastinal (thymic) large B-cell lymphoma (C85.2x)"),
+    (ICD10CM, "C83.1"): ("MCL", "Mantle cell lymphoma (C83.1x)"),
     (ICD10CM, "C90.0"): ("MM", "Multiple myeloma (C90.0x)"),
     (ICD10CM, "C91.1"): ("CLL", "Chronic lymphocytic leukemia of B-cell type (C91.1x)"),
+}
+#: Disease pairs read as a transformation when both are active and the second is the newer: transformed
+#: FL and CLL with Richter transformation are assessed as the large B-cell lymphoma they became.
+_TRANSFORMATIONS = {("FL", "LBCL"), ("CLL", "LBCL")}
+
+#: Codes naming a CAR-T infusion: (system, code) -> the product (None: a CAR-T infusion, product not named).
+#: HCPCS in MedicationAdministration / Medication.code / Procedure.code or usedCode; ICD-10-PCS in Procedure.code.
+PRODUCT_CODES: dict[tuple[str, str], str | None] = {
+    (HCPCS, "Q2041"): "axi-cel",
+    (HCPCS, "Q2042"): "tisa-cel",
+    (HCPCS, "Q2053"): "brexu-cel",
+    (HCPCS, "Q2054"): "liso-cel",
+    (HCPCS, "Q2055"): "ide-cel",
+    (HCPCS, "Q2056"): "cilta-cel",
+    (HCPCS, "Q2058"): "obe-cel",
+    (ICD10PCS, "XW033H7"): "axi-cel", (ICD10PCS, "XW043H7"): "axi-cel",
+    (ICD10PCS, "XW033J7"): "tisa-cel", (ICD10PCS, "XW043J7"): "tisa-cel",
+    (ICD10PCS, "XW033K7"): "ide-cel", (ICD10PCS, "XW043K7"): "ide-cel",
+    (ICD10PCS, "XW033M7"): "brexu-cel", (ICD10PCS, "XW043M7"): "brexu-cel",
+    (ICD10PCS, "XW23346"): "brexu-cel", (ICD10PCS, "XW24346"): "brexu-cel",
+    (ICD10PCS, "XW23376"): "liso-cel", (ICD10PCS, "XW24376"): "liso-cel",
+    (ICD10PCS, "XW033A7"): "cilta-cel", (ICD10PCS, "XW043A7"): "cilta-cel",
+    (ICD10PCS, "XW033C3"): None, (ICD10PCS, "XW043C3"): None,  # engineered autologous CAR-T, product not named
+    (SNOMED, "1156961008"): None,  # Chimeric antigen receptor T-cell immunotherapy (procedure), product not named
+    (LOCAL_FIELD_SYSTEM, CAR_T_INFUSION_CODE): None,
 }
 
 #: Fields read from a FHIR element other than a LOCAL_FIELD_SYSTEM Observation.
@@ -82,16 +138,32 @@ _SPECIAL = {"patient_id", "age", "disease", "car_t.product", "car_t.infusions", 
 #: Situation fields read from Observations coded in LOCAL_FIELD_SYSTEM (code = the dotted field path).
 LOCAL_FIELDS: tuple[str, ...] = tuple(path for path in field_catalogue() if path not in _SPECIAL)
 
+#: The resource types read; any other is listed and left out.
+READ_TYPES = ("Patient", "Condition", "Observation", "MedicationAdministration", "Procedure", "Medication")
+
 _READ_STATUSES = {"final", "amended", "corrected"}
+_NOT_VERIFIED = {"unconfirmed", "provisional", "differential", "refuted", "entered-in-error"}
+_INACTIVE = {"inactive", "remission", "resolved"}
 _MAX_CODES_SHOWN = 10
+_MAX_DEPTH = 6
 _DAYS_PER_MONTH = 365.25 / 12
+_DATE = re.compile(r"^(\d{4})(-(\d{2})(-(\d{2})(T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2})?)?)?)?$")
+
+
+class NoCarTFailure(LookupError):
+    """The record holds no CAR-T failure (no CAR-T infusion, or no failure after it): no guidance applies."""
+
+    def __init__(self, reason: str, notes: tuple[Note, ...] = ()) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.notes = notes
 
 
 @dataclass(frozen=True)
 class Note:
-    """Something in (or missing from) the record that postcart did not use, and what it did instead."""
+    """Something in (or missing from) the record that postcart did not use, or read indirectly."""
 
-    kind: Literal["not_read", "not_found", "conflict"]
+    kind: Literal["not_read", "not_found", "conflict", "derived"]
     message: str
     field: str | None = None
 
@@ -108,6 +180,25 @@ class FhirMapping:
     reference_date: dt.date
 
 
+@dataclass(frozen=True)
+class Entry:
+    """One resource of the prefetch: where it is, its JSON, its Bundle fullUrl and its container (if any)."""
+
+    where: str
+    resource: Mapping[str, Any]
+    full_url: str | None = None
+    container: Mapping[str, Any] | None = None
+
+    @property
+    def kind(self) -> str:
+        return str(self.resource.get("resourceType"))
+
+    @property
+    def label(self) -> str:
+        identity = self.resource.get("id")
+        return f"{self.kind}/{_short(identity)}" if isinstance(identity, str) and identity else f"{self.kind} at {self.where}"
+
+
 @dataclass
 class _Value:
     value: Any
@@ -118,120 +209,141 @@ class _Value:
 @dataclass
 class _Reader:
     patient_id: str | None
+    full_urls: dict[str, Entry]
+    servers: set[str]  # FHIR base URLs the prefetch comes from: absolute references elsewhere are not read
     notes: list[Note] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
     observations: dict[str, list[_Value]] = field(default_factory=dict)
-    diseases: list[_Value] = field(default_factory=list)
-    infusions: list[_Value] = field(default_factory=list)
-    patients: list[Any] = field(default_factory=list)
-    medications: dict[str, Any] = field(default_factory=dict)
+    disease_status: list[_Value] = field(default_factory=list)
+    diseases: list[tuple[_Value, bool]] = field(default_factory=list)  # (disease, active)
+    infusions: list[_Value] = field(default_factory=list)  # value: product or None
+    patients: list[Entry] = field(default_factory=list)
+    medications: dict[str, Entry] = field(default_factory=dict)
     unread: dict[str, dict[str, int]] = field(default_factory=dict)  # what -> code -> count
+    present: dict[str, int] = field(default_factory=dict)  # resource type -> count, about this patient
+    not_linked: list[str] = field(default_factory=list)
 
     def skip(self, what: str, code: str) -> None:
         """Count a resource whose type or code postcart does not read (summarised in one note per kind)."""
         counts = self.unread.setdefault(what, {})
         counts[code] = counts.get(code, 0) + 1
 
+    def invalid(self, entry: Entry, element: str, expected: str) -> None:
+        self.problems.append(Problem(entry.where, f"invalid FHIR R4 {entry.kind}: {element}: not {expected}",
+                                     expected))
 
-def collect_resources(prefetch: Mapping[str, Any]) -> tuple[list[tuple[str, Any]], list[dt.datetime]]:
-    """Parse every resource of a CDS Hooks prefetch (resources or Bundles) with ``fhir.resources`` R4B.
 
-    Returns ``(where, resource)`` pairs and the timestamps of the Bundles.
+def collect_resources(prefetch: Mapping[str, Any]) -> tuple[list[Entry], list[dt.datetime]]:
+    """Every resource of a CDS Hooks prefetch: Bundles walked (nested ones too), contained resources listed.
+
+    Returns the entries and the timestamps of the Bundles.
 
     Raises:
         InvalidSituation: a prefetch value is not a FHIR resource, naming the prefetch key and entry.
     """
-    resources: list[tuple[str, Any]] = []
+    entries: list[Entry] = []
     timestamps: list[dt.datetime] = []
     problems: list[Problem] = []
     for key, value in prefetch.items():
         if value is None:
             continue  # CDS Hooks: a prefetch the EHR could not satisfy is null
-        where = f"prefetch.{key}"
-        entries = value.get("entry") if isinstance(value, Mapping) and value.get("resourceType") == "Bundle" else None
-        if isinstance(entries, list):
-            # each entry's resource is validated on its own, so that a problem names its entry
-            shell = dict(value)
-            shell["entry"] = [{k: v for k, v in entry.items() if k != "resource"} if isinstance(entry, Mapping)
-                              else entry for entry in entries]
-            parsed = _parse(where, shell, problems)
-            if parsed is None:
-                continue
-            if parsed.timestamp is not None:
-                timestamps.append(parsed.timestamp)
-            for index, entry in enumerate(entries):
-                if isinstance(entry, Mapping) and entry.get("resource") is not None:
-                    resource = _parse(f"{where}.entry[{index}]", entry["resource"], problems)
-                    if resource is not None:
-                        resources.append((f"{where}.entry[{index}]", resource))
-            continue
-        parsed = _parse(where, value, problems)
-        if parsed is None:
-            continue
-        if parsed.__resource_type__ == "Bundle":
-            if parsed.timestamp is not None:
-                timestamps.append(parsed.timestamp)
-        else:
-            resources.append((where, parsed))
+        _walk(f"prefetch.{key}", value, None, None, entries, timestamps, problems, 0)
     if problems:
         raise InvalidSituation(problems, "FHIR prefetch")
-    return resources, timestamps
+    return entries, timestamps
 
 
-def _parse(where: str, value: Any, problems: list[Problem]) -> Any:
+def _walk(where: str, value: Any, full_url: str | None, container: Mapping[str, Any] | None,
+          entries: list[Entry], timestamps: list[dt.datetime], problems: list[Problem], depth: int) -> None:
     if not isinstance(value, Mapping):
         problems.append(Problem(where, "not a FHIR resource", "a JSON object with a resourceType",
                                 type(value).__name__))
-        return None
+        return
     kind = value.get("resourceType")
-    if not isinstance(kind, str):
+    if not isinstance(kind, str) or not kind:
         problems.append(Problem(where, "missing resourceType", "a FHIR R4 resource", "no resourceType"))
-        return None
-    try:
-        model = get_fhir_model_class(kind)
-    except (ValueError, KeyError, AttributeError, TypeError):
-        problems.append(Problem(where, "unknown FHIR resource type", "a FHIR R4 resource type", _short(kind)))
-        return None
-    try:
-        return model.model_validate(dict(value))
-    except ValidationError as error:
-        first = error.errors(include_url=False)
-        shown = "; ".join(f"{'.'.join(str(p) for p in item['loc'])}: {item['msg']}" for item in first[:3])
-        more = f" (and {len(first) - 3} more)" if len(first) > 3 else ""
-        problems.append(Problem(where, f"invalid FHIR R4 {kind}: {shown}{more}"))
-    except (TypeError, ValueError, AttributeError, KeyError, RecursionError) as error:
-        problems.append(Problem(where, f"invalid FHIR R4 {kind}: {type(error).__name__}"))
-    return None
+        return
+    if depth > _MAX_DEPTH:
+        problems.append(Problem(where, f"Bundles or contained resources nested more than {_MAX_DEPTH} deep",
+                                f"at most {_MAX_DEPTH} levels", "deeper"))
+        return
+    if kind == "Bundle":
+        stamp = value.get("timestamp")
+        if stamp is not None:
+            when = _instant(stamp)
+            if when is None:
+                problems.append(Problem(where, "invalid FHIR R4 Bundle: timestamp: not an instant",
+                                        "an instant such as 2025-12-15T09:00:00Z", _short(stamp)))
+            else:
+                timestamps.append(when)
+        items = value.get("entry", [])
+        if not isinstance(items, list):
+            problems.append(Problem(where, "invalid FHIR R4 Bundle: entry: not a list", "a list of entries",
+                                    type(items).__name__))
+            return
+        for index, item in enumerate(items):
+            place = f"{where}.entry[{index}]"
+            if not isinstance(item, Mapping):
+                problems.append(Problem(place, "invalid FHIR R4 Bundle entry", "a JSON object", type(item).__name__))
+                continue
+            resource = item.get("resource")
+            if resource is None:
+                continue  # an entry without a resource (e.g. a search's OperationOutcome link) holds no data
+            url = item.get("fullUrl")
+            _walk(place, resource, url if isinstance(url, str) else None, None, entries, timestamps, problems,
+                  depth + 1)
+        return
+    entries.append(Entry(where, value, full_url, container))
+    contained = value.get("contained")
+    if isinstance(contained, list):
+        for index, item in enumerate(contained):
+            _walk(f"{where}.contained[{index}]", item, None, value, entries, timestamps, problems, depth + 1)
+    elif contained is not None:
+        problems.append(Problem(where, f"invalid FHIR R4 {kind}: contained: not a list", "a list of resources",
+                                type(contained).__name__))
 
 
 def situation_from_fhir(prefetch: Mapping[str, Any], patient_id: str | None = None,
-                        today: dt.date | None = None) -> FhirMapping:
+                        today: dt.date | None = None, fhir_server: str | None = None) -> FhirMapping:
     """Map a CDS Hooks prefetch (FHIR R4 resources or Bundles) to a validated ``PatientSituation``.
 
     Args:
         prefetch: prefetch key -> a FHIR resource or Bundle (JSON objects).
-        patient_id: the hook context's patient id; resources about another patient are not read.
+        patient_id: the hook context's patient id; only resources whose subject references this patient are
+            read. Without it, the one Patient of the prefetch is the patient in context.
         today: the date ages are computed on; default, the latest Bundle.timestamp, else today (UTC).
+        fhir_server: the hook's ``fhirServer``: an absolute subject reference is read only when it is on this
+            server or on the server of a Bundle entry's fullUrl (another server's Patient/<id> is another patient).
 
     Raises:
-        InvalidSituation: a resource is not valid FHIR, required data is missing or contradictory, or the
-            mapped situation breaks the input contract; each problem names the field and the FHIR expected.
+        NoCarTFailure: no completed CAR-T infusion, or no failure after it, is on record.
+        InvalidSituation: an element read is not valid FHIR, required data is missing or contradictory, or
+            the mapped situation breaks the input contract; each problem names the field and the FHIR expected
+            and says what the record held instead.
     """
-    resources, timestamps = collect_resources(prefetch)
+    entries, timestamps = collect_resources(prefetch)
     if today is None:
         today = max(timestamps).date() if timestamps else dt.datetime.now(dt.UTC).date()
-    reader = _Reader(patient_id)
-    resources = _unique(resources)
-    for _where, resource in resources:
-        if resource.__resource_type__ == "Medication" and resource.id:
-            reader.medications[f"Medication/{resource.id}"] = resource
-    for where, resource in resources:
-        _read(reader, where, resource)
+    entries = _unique(entries)
+    if patient_id is None:
+        ids = {str(e.resource.get("id")) for e in entries if e.kind == "Patient" and e.container is None}
+        patient_id = ids.pop() if len(ids) == 1 else None
+    full_urls = {entry.full_url: entry for entry in entries if entry.full_url}
+    servers = {url.rstrip("/") for url in [fhir_server] if url}
+    servers |= {url.rsplit("/", 2)[0] for url in full_urls if url.startswith(("http://", "https://"))}
+    reader = _Reader(patient_id, full_urls, servers)
+    for entry in entries:
+        if entry.kind == "Medication":
+            _register_medication(reader, entry)
+    for entry in entries:
+        _read(reader, entry)
     for what, counts in reader.unread.items():
         listed = sorted(counts, key=lambda code: (-counts[code], code))
         shown = ", ".join(listed[:_MAX_CODES_SHOWN]) + (f", and {len(listed) - _MAX_CODES_SHOWN} more codes"
                                                         if len(listed) > _MAX_CODES_SHOWN else "")
         reader.notes.append(Note("not_read", f"{sum(counts.values())} {what}, not used: {shown}"))
+    if reader.problems:  # elements that are not valid FHIR: refused before anything is concluded
+        raise InvalidSituation(reader.problems, "FHIR prefetch")
     data = _assemble(reader, today)
     if reader.problems:
         raise InvalidSituation(reader.problems, "FHIR prefetch")
@@ -242,24 +354,19 @@ def situation_from_fhir(prefetch: Mapping[str, Any], patient_id: str | None = No
     return FhirMapping(situation, tuple(reader.notes), today)
 
 
-def _unique(resources: list[tuple[str, Any]]) -> list[tuple[str, Any]]:
+def _unique(entries: list[Entry]) -> list[Entry]:
     """One copy of each resource (type and id): prefetch keys may overlap, e.g. a Patient in two of them."""
     seen: set[tuple[str, str]] = set()
     unique = []
-    for where, resource in resources:
-        identity = getattr(resource, "id", None)
-        if identity:
-            key = (resource.__resource_type__, str(identity))
+    for entry in entries:
+        identity = entry.resource.get("id")
+        if isinstance(identity, str) and identity and entry.container is None:
+            key = (entry.kind, identity)
             if key in seen:
                 continue
             seen.add(key)
-        unique.append((where, resource))
+        unique.append(entry)
     return unique
-
-
-def _label(where: str, resource: Any) -> str:
-    kind = resource.__resource_type__
-    return f"{kind}/{resource.id}" if getattr(resource, "id", None) else f"{kind} at {where}"
 
 
 def _short(value: Any) -> str:
@@ -267,67 +374,186 @@ def _short(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-def _codings(concept: Any) -> list[Any]:
-    return list(getattr(concept, "coding", None) or []) if concept is not None else []
+def _codings(reader: _Reader, entry: Entry, element: str, concept: Any) -> list[tuple[str, str]]:
+    """(system, code) pairs of a CodeableConcept; a malformed one is a problem, an absent one is empty."""
+    if concept is None:
+        return []
+    if not isinstance(concept, Mapping):
+        reader.invalid(entry, element, "a CodeableConcept")
+        return []
+    codings = concept.get("coding", [])
+    if not isinstance(codings, list):
+        reader.invalid(entry, f"{element}.coding", "a list of Codings")
+        return []
+    pairs = []
+    for coding in codings:
+        if not isinstance(coding, Mapping):
+            reader.invalid(entry, f"{element}.coding", "a list of Codings")
+            return []
+        system, code = coding.get("system"), coding.get("code")
+        if not isinstance(system, str | None) or not isinstance(code, str | None):
+            reader.invalid(entry, f"{element}.coding", "Codings with a string system and code")
+            return []
+        pairs.append((system or "", code or ""))
+    return pairs
 
 
-def _code_text(concept: Any) -> str:
-    return _short(", ".join(f"{c.system}|{c.code}" for c in _codings(concept)) or "no coding")
+def _code_text(pairs: list[tuple[str, str]]) -> str:
+    return _short(", ".join(f"{system}|{code}" for system, code in pairs) or "no coding")
 
 
-def _about_other_patient(reader: _Reader, resource: Any) -> bool:
-    subject = getattr(resource, "subject", None) or getattr(resource, "patient", None)
-    reference = getattr(subject, "reference", None) if subject is not None else None
-    if reader.patient_id is None or not reference:
-        return False
-    return str(reference).split("/_history")[0].rstrip("/").split("/")[-1] != reader.patient_id
+def _date_of(reader: _Reader, entry: Entry, element: str, value: Any = None) -> dt.date | None:
+    """A date or dateTime element as a date: None when absent or partial (a year, a month); a problem when invalid."""
+    value = entry.resource.get(element) if value is None else value
+    if value is None:
+        return None
+    match = _DATE.match(value) if isinstance(value, str) else None
+    if match is None:
+        reader.invalid(entry, element, "a FHIR date or dateTime")
+        return None
+    if match.group(5) is None:
+        return None
+    try:
+        return dt.date(int(match.group(1)), int(match.group(3)), int(match.group(5)))
+    except ValueError:
+        reader.invalid(entry, element, "a FHIR date or dateTime")
+        return None
 
 
-def _date(value: Any) -> dt.date | None:
-    if isinstance(value, dt.datetime):
-        return value.date()
-    if isinstance(value, dt.date):
-        return value
-    return None
+def _period_start(reader: _Reader, entry: Entry, element: str) -> dt.date | None:
+    period = entry.resource.get(element)
+    if period is None:
+        return None
+    if not isinstance(period, Mapping):
+        reader.invalid(entry, element, "a Period")
+        return None
+    return _date_of(reader, entry, f"{element}.start", period.get("start"))
 
 
-def _read(reader: _Reader, where: str, resource: Any) -> None:
-    kind = resource.__resource_type__
-    label = _label(where, resource)
+def _instant(value: Any) -> dt.datetime | None:
+    if not isinstance(value, str) or _DATE.match(value) is None:
+        return None
+    try:
+        parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
+
+
+def _code(reader: _Reader, entry: Entry, element: str) -> str | None:
+    value = entry.resource.get(element)
+    if value is not None and not isinstance(value, str):
+        reader.invalid(entry, element, "a code")
+        return None
+    return value
+
+
+def _resolve(reader: _Reader, entry: Entry, reference: str) -> Entry | None:
+    """The resource a reference points to inside the prefetch: contained (#id), fullUrl, or Type/id."""
+    if reference.startswith("#"):
+        for item in (entry.container or entry.resource).get("contained") or []:
+            if isinstance(item, Mapping) and item.get("id") == reference[1:]:
+                return Entry(entry.where, item, None, entry.container or entry.resource)
+        return None
+    return reader.full_urls.get(reference)
+
+
+def _subject(reader: _Reader, entry: Entry) -> tuple[Literal["patient", "other", "unlinked"], str]:
+    """Whether a resource's subject is the patient in context, another patient, or cannot be tied to one."""
+    subject = entry.resource.get("subject")
+    if subject is None:
+        return "unlinked", "no subject"
+    if not isinstance(subject, Mapping):
+        reader.invalid(entry, "subject", "a Reference")
+        return "unlinked", "an invalid subject"
+    reference = subject.get("reference")
+    if not isinstance(reference, str) or not reference:
+        if subject.get("identifier") is not None:
+            return "unlinked", "a subject given by identifier only, not by reference"
+        return "unlinked", "a subject without a reference"
+    if reader.patient_id is None:
+        return "unlinked", "no patient in context"
+    target = _resolve(reader, entry, reference)
+    if target is not None:
+        if target.kind != "Patient":
+            return "unlinked", f"a subject that is a {target.kind}, not a Patient"
+        if target.container is not None:
+            return "unlinked", "a subject that is a contained Patient (it cannot be identified)"
+        return ("patient", "") if target.resource.get("id") == reader.patient_id else ("other", "another patient")
+    if reference.startswith(("#", "urn:")):
+        return "unlinked", f"a subject reference that does not resolve in the prefetch ({_short(reference)})"
+    parts = reference.split("/_history")[0].rstrip("/").split("/")
+    if len(parts) < 2 or parts[-2] != "Patient":
+        return "unlinked", f"a subject that is not a Patient ({_short(reference)})"
+    if parts[-1] != reader.patient_id:
+        return "other", "another patient"
+    if reference.startswith(("http://", "https://")) and "/".join(parts[:-2]) not in reader.servers:
+        return "unlinked", f"a subject on another FHIR server ({_short(reference)})"
+    return "patient", ""
+
+
+def _register_medication(reader: _Reader, entry: Entry) -> None:
+    identity = entry.resource.get("id")
+    if entry.full_url:
+        reader.medications[entry.full_url] = entry
+    if isinstance(identity, str) and identity:
+        key = f"#{identity}" if entry.container is not None else f"Medication/{identity}"
+        reader.medications[key if entry.container is None else f"{id(entry.container)}{key}"] = entry
+
+
+def _read(reader: _Reader, entry: Entry) -> None:
+    kind = entry.kind
     if kind == "Patient":
-        if reader.patient_id is None or resource.id in (None, reader.patient_id):
-            reader.patients.append((label, resource))
+        if entry.container is not None:
+            return  # a contained Patient cannot be the patient in context
+        if reader.patient_id is not None and entry.resource.get("id") == reader.patient_id:
+            reader.patients.append(entry)
         else:
-            reader.notes.append(Note("not_read", f"{label}: another patient than the hook's context; not read"))
+            reader.notes.append(Note("not_read", f"{entry.label}: another patient than the hook's context; not read"))
         return
-    if kind in ("Medication", "Bundle"):
+    if kind == "Medication":
         return
-    if kind == "OperationOutcome":  # CDS Hooks 2.0: what the EHR sends for a prefetch it could not fetch
-        reader.notes.append(Note("not_read", f"{where}: the EHR reported that it could not fetch this data "
+    if kind == "OperationOutcome":  # what an EHR may send for a prefetch it could not fetch
+        reader.notes.append(Note("not_read", f"{entry.where}: the EHR reported that it could not fetch this data "
                                  "(OperationOutcome)"))
         return
-    if kind not in ("Observation", "Condition", "MedicationAdministration", "Procedure"):
-        reader.skip("resources of a type postcart does not read", kind)
+    if kind not in READ_TYPES:
+        reader.skip("resources of a type postcart does not read", _short(kind))
         return
-    if _about_other_patient(reader, resource):
-        reader.notes.append(Note("not_read", f"{label}: about another patient than the hook's context; not read"))
+    link, why = _subject(reader, entry)
+    if link == "other":
+        reader.notes.append(Note("not_read", f"{entry.label}: about another patient than the hook's context; "
+                                 "not read"))
         return
+    if link == "unlinked":
+        reader.not_linked.append(entry.label)
+        reader.notes.append(Note("not_read", f"{entry.label}: {why}; not read, as it cannot be tied to the "
+                                 "patient in context"))
+        return
+    reader.present[kind] = reader.present.get(kind, 0) + 1
     {"Observation": _read_observation, "Condition": _read_condition,
-     "MedicationAdministration": _read_administration, "Procedure": _read_procedure}[kind](reader, label, resource)
+     "MedicationAdministration": _read_administration, "Procedure": _read_procedure}[kind](reader, entry)
 
 
-def _read_condition(reader: _Reader, label: str, resource: Any) -> None:
-    verification = [c.code for c in _codings(resource.verificationStatus)]
-    if any(code in ("refuted", "entered-in-error") for code in verification):
-        reader.notes.append(Note("not_read", f"{label}: verification status {verification[0]}; not read"))
+def _read_condition(reader: _Reader, entry: Entry) -> None:
+    verification = [code for system, code in _codings(reader, entry, "verificationStatus",
+                                                      entry.resource.get("verificationStatus"))
+                    if system in (CONDITION_VERIFICATION, "")]
+    clinical = [code for system, code in _codings(reader, entry, "clinicalStatus", entry.resource.get("clinicalStatus"))
+                if system in (CONDITION_CLINICAL, "")]
+    pairs = _codings(reader, entry, "code", entry.resource.get("code"))
+    when = _date_of(reader, entry, "onsetDateTime") or _date_of(reader, entry, "recordedDate")
+    disease = next((found for found in (_disease(system, code) for system, code in pairs) if found), None)
+    if disease is None:
+        reader.skip("Conditions with a code that is not one of postcart's diseases", _code_text(pairs))
         return
-    for coding in _codings(resource.code):
-        disease = _disease(str(coding.system or ""), str(coding.code or ""))
-        if disease is not None:
-            when = _date(resource.onsetDateTime) or _date(resource.recordedDate)
-            reader.diseases.append(_Value(disease, when, label))
-            return
-    reader.skip("Conditions with a code that is not one of postcart's diseases", _code_text(resource.code))
+    if any(code in _NOT_VERIFIED for code in verification):
+        status = next(code for code in verification if code in _NOT_VERIFIED)
+        reader.notes.append(Note("not_read", f"{entry.label}: {disease} with verification status {status}; "
+                                 "only confirmed (or unstated) diagnoses are read", "disease"))
+        return
+    active = not any(code in _INACTIVE for code in clinical)
+    reader.diseases.append((_Value(disease, when, entry.label), active))
 
 
 def _disease(system: str, code: str) -> str | None:
@@ -341,78 +567,117 @@ def _disease(system: str, code: str) -> str | None:
     return None
 
 
-def _product_of(reader: _Reader, concept: Any) -> str | None:
+def _products(pairs: list[tuple[str, str]]) -> tuple[bool, str | None]:
+    """Whether these codings name a CAR-T infusion, and the product when one is named."""
     allowed = field_catalogue()["car_t.product"].values
-    for coding in _codings(concept):
-        if coding.system == CAR_T_PRODUCT_SYSTEM and coding.code in allowed:
-            return str(coding.code)
-    return None
+    product, is_car_t = None, False
+    for system, code in pairs:
+        if system == CAR_T_PRODUCT_SYSTEM and code in allowed:
+            return True, code
+        if (system, code) in PRODUCT_CODES:
+            is_car_t = True
+            product = product or PRODUCT_CODES[(system, code)]
+    return is_car_t, product
 
 
-def _read_administration(reader: _Reader, label: str, resource: Any) -> None:
-    concept = resource.medicationCodeableConcept
-    if concept is None and resource.medicationReference is not None:
-        medication = reader.medications.get(str(resource.medicationReference.reference or ""))
-        concept = getattr(medication, "code", None)
-    product = _product_of(reader, concept)
-    if product is None:
-        reader.skip(f"medication administrations that are not CAR-T (coded in {CAR_T_PRODUCT_SYSTEM})",
-                    _code_text(concept))
+def _read_administration(reader: _Reader, entry: Entry) -> None:
+    concept = entry.resource.get("medicationCodeableConcept")
+    reference = entry.resource.get("medicationReference")
+    if concept is None and isinstance(reference, Mapping) and isinstance(reference.get("reference"), str):
+        target = str(reference["reference"])
+        medication = (reader.medications.get(f"{id(entry.resource)}{target}") if target.startswith("#")
+                      else reader.medications.get(target))
+        if medication is not None:
+            entry_code = medication.resource.get("code")
+            pairs = _codings(reader, medication, "code", entry_code)
+        else:
+            pairs = []
+    else:
+        pairs = _codings(reader, entry, "medicationCodeableConcept", concept)
+    is_car_t, product = _products(pairs)
+    if not is_car_t:
+        reader.skip("medication administrations that are not a CAR-T product postcart reads", _code_text(pairs))
         return
-    when = _date(resource.effectiveDateTime) or _date(getattr(resource.effectivePeriod, "start", None))
-    _record_infusion(reader, label, "CAR-T administration", resource.status, product, when)
+    when = _date_of(reader, entry, "effectiveDateTime") or _period_start(reader, entry, "effectivePeriod")
+    _record_infusion(reader, entry, "CAR-T administration", product, when)
 
 
-def _read_procedure(reader: _Reader, label: str, resource: Any) -> None:
-    if not any(c.system == LOCAL_FIELD_SYSTEM and c.code == CAR_T_INFUSION_CODE for c in _codings(resource.code)):
-        reader.skip("Procedures with a code postcart does not read", _code_text(resource.code))
+def _read_procedure(reader: _Reader, entry: Entry) -> None:
+    pairs = _codings(reader, entry, "code", entry.resource.get("code"))
+    is_car_t, product = _products(pairs)
+    if not is_car_t:
+        reader.skip("Procedures with a code postcart does not read", _code_text(pairs))
         return
-    product = None
-    for used in resource.usedCode or []:
-        product = product or _product_of(reader, used)
-    if product is None:
-        reader.notes.append(Note("not_read", f"{label}: CAR-T infusion without a product in usedCode "
-                                 f"({CAR_T_PRODUCT_SYSTEM}); not read", "car_t.product"))
-        return
-    when = _date(resource.performedDateTime) or _date(getattr(resource.performedPeriod, "start", None))
-    _record_infusion(reader, label, "CAR-T infusion", resource.status, product, when)
+    used = entry.resource.get("usedCode") or []
+    if not isinstance(used, list):
+        reader.invalid(entry, "usedCode", "a list of CodeableConcepts")
+        used = []
+    for index, concept in enumerate(used):
+        product = product or _products(_codings(reader, entry, f"usedCode[{index}]", concept))[1]
+    when = _date_of(reader, entry, "performedDateTime") or _period_start(reader, entry, "performedPeriod")
+    _record_infusion(reader, entry, "CAR-T infusion", product, when)
 
 
-def _record_infusion(reader: _Reader, label: str, kind: str, status: Any, product: str, when: Any) -> None:
+def _record_infusion(reader: _Reader, entry: Entry, kind: str, product: str | None, when: dt.date | None) -> None:
     """Count a CAR-T infusion only when it was completed; note any other status as not read."""
+    status = _code(reader, entry, "status")
     if status != "completed":
-        reader.notes.append(Note("not_read", f"{label}: {kind} with status {status}; only completed infusions count"))
+        reader.notes.append(Note("not_read", f"{entry.label}: {kind} with status {status}; only completed "
+                                 "infusions count"))
         return
-    reader.infusions.append(_Value(product, when, label))
+    reader.infusions.append(_Value(product, when, entry.label))
 
 
-def _read_observation(reader: _Reader, label: str, resource: Any) -> None:
+def _read_observation(reader: _Reader, entry: Entry) -> None:
+    pairs = _codings(reader, entry, "code", entry.resource.get("code"))
     path = None
-    for coding in _codings(resource.code):
-        if coding.system == LOINC and coding.code == ECOG_LOINC:
+    for system, code in pairs:
+        if system == LOINC and code == ECOG_LOINC:
             path = "fitness.ecog"
-        elif coding.system == LOCAL_FIELD_SYSTEM and coding.code in LOCAL_FIELDS:
-            path = str(coding.code)
+        elif system == LOINC and code == DISEASE_STATUS_LOINC:
+            path = "disease_status"
+        elif system == LOCAL_FIELD_SYSTEM and code in LOCAL_FIELDS:
+            path = code
         if path:
             break
     if path is None:
-        reader.skip("Observations with a code postcart does not read", _code_text(resource.code))
+        reader.skip("Observations with a code postcart does not read", _code_text(pairs))
         return
-    if resource.status not in _READ_STATUSES:
-        reader.notes.append(Note("not_read", f"{label}: status {resource.status}; only final, amended or "
+    status = _code(reader, entry, "status")
+    if status not in _READ_STATUSES:
+        reader.notes.append(Note("not_read", f"{entry.label}: status {status}; only final, amended or "
                                  "corrected observations are read", path))
         return
-    spec = field_catalogue()[path]
-    value = _observation_value(reader, label, path, spec, resource)
+    when = _date_of(reader, entry, "effectiveDateTime") or _period_start(reader, entry, "effectivePeriod")
+    if path == "disease_status":
+        _read_disease_status(reader, entry, when)
+        return
+    value = _observation_value(reader, entry, path, field_catalogue()[path])
     if value is not None:
-        when = _date(resource.effectiveDateTime) or _date(getattr(resource.effectivePeriod, "start", None))
-        reader.observations.setdefault(path, []).append(_Value(value, when, label))
+        reader.observations.setdefault(path, []).append(_Value(value, when, entry.label))
 
 
-def _observation_value(reader: _Reader, label: str, path: str, spec: FieldSpec, resource: Any) -> Any:
-    where = f"{path} ({label})"
+def _read_disease_status(reader: _Reader, entry: Entry, when: dt.date | None) -> None:
+    pairs = _codings(reader, entry, "valueCodeableConcept", entry.resource.get("valueCodeableConcept"))
+    meaning = next((DISEASE_STATUS_VALUES[code][0] for system, code in pairs
+                    if system == SNOMED and code in DISEASE_STATUS_VALUES), None)
+    if meaning is None or meaning == "undetermined":
+        reader.notes.append(Note("not_read", f"{entry.label}: cancer disease status {_code_text(pairs)}; only "
+                                 "improved, stable, worsened and remission are read", "car_t.best_response"))
+        return
+    if when is None:
+        reader.notes.append(Note("not_read", f"{entry.label}: cancer disease status without a full date; not read",
+                                 "car_t.best_response"))
+        return
+    reader.disease_status.append(_Value(meaning, when, entry.label))
+
+
+def _observation_value(reader: _Reader, entry: Entry, path: str, spec: FieldSpec) -> Any:
+    where = f"{path} ({entry.label})"
+    resource = entry.resource
     if spec.kind in ("enum", "set"):
-        codes = [c.code for c in _codings(resource.valueCodeableConcept) if c.system == LOCAL_VALUE_SYSTEM]
+        pairs = _codings(reader, entry, "valueCodeableConcept", resource.get("valueCodeableConcept"))
+        codes = [code for system, code in pairs if system == LOCAL_VALUE_SYSTEM]
         if not codes:
             reader.problems.append(Problem(where, "no coded value", f"valueCodeableConcept with a coding in "
                                            f"{LOCAL_VALUE_SYSTEM}: one of {', '.join(spec.values)}",
@@ -424,16 +689,27 @@ def _observation_value(reader: _Reader, label: str, path: str, spec: FieldSpec, 
             return None
         return codes[0]
     if spec.kind == "bool":
-        if resource.valueBoolean is None:
+        value = resource.get("valueBoolean")
+        if not isinstance(value, bool):
+            if value is not None:
+                reader.invalid(entry, "valueBoolean", "a boolean")
+                return None
             reader.problems.append(Problem(where, "no boolean value", "valueBoolean true or false",
                                            _value_kind(resource)))
             return None
-        return bool(resource.valueBoolean)
-    number: Any = resource.valueInteger
-    if number is None and resource.valueQuantity is not None:
-        number = resource.valueQuantity.value
-    if isinstance(number, Decimal) and number == number.to_integral_value():
-        number = int(number)
+        return value
+    number: Any = resource.get("valueInteger")
+    if number is not None and (not isinstance(number, int) or isinstance(number, bool)):
+        reader.invalid(entry, "valueInteger", "an integer")
+        return None
+    quantity = resource.get("valueQuantity")
+    if number is None and quantity is not None:
+        if not isinstance(quantity, Mapping):
+            reader.invalid(entry, "valueQuantity", "a Quantity")
+            return None
+        number = quantity.get("value")
+        if isinstance(number, float) and number.is_integer():
+            number = int(number)
     if not isinstance(number, int) or isinstance(number, bool):
         reader.problems.append(Problem(where, "no integer value", "valueInteger (or a whole valueQuantity) "
                                        + spec.describe(), _value_kind(resource)))
@@ -441,10 +717,10 @@ def _observation_value(reader: _Reader, label: str, path: str, spec: FieldSpec, 
     return number
 
 
-def _value_kind(resource: Any) -> str:
+def _value_kind(resource: Mapping[str, Any]) -> str:
     for name in ("valueCodeableConcept", "valueBoolean", "valueInteger", "valueQuantity", "valueString",
                  "valueDateTime", "valuePeriod", "valueRange", "valueRatio"):
-        if getattr(resource, name, None) is not None:
+        if resource.get(name) is not None:
             return name
     return "no value"
 
@@ -465,6 +741,48 @@ def _latest(reader: _Reader, path: str, values: list[_Value], required: bool) ->
     return last.value
 
 
+def _present(reader: _Reader, kind: str) -> str:
+    """What the record held of a kind, for a problem's 'got': never 'nothing' when something was there."""
+    count = reader.present.get(kind, 0)
+    others = f"; {len(reader.not_linked)} resources not tied to the patient were left out" if reader.not_linked else ""
+    if not count:
+        return "nothing" + others
+    codes = next((counts for what, counts in reader.unread.items() if what.startswith(kind)), {})
+    shown = ", ".join(sorted(codes, key=lambda code: -codes[code])[:5])
+    return f"{count} {kind}{'s' if count != 1 else ''} of this patient, none with the code expected" + (
+        f" (codes: {shown})" if shown else "") + others
+
+
+def _choose_disease(reader: _Reader) -> str | None:
+    """The disease the CAR-T treated: active Conditions first; a transformation is read as what it became."""
+    active = [value for value, is_active in reader.diseases if is_active]
+    pool = active or [value for value, _ in reader.diseases]
+    if active:
+        for value, is_active in reader.diseases:
+            if not is_active and value.value not in {item.value for item in active}:
+                reader.notes.append(Note("not_read", f"{value.source}: {value.value} with an inactive, remission or "
+                                         "resolved clinical status; not read as active disease", "disease"))
+    kinds = {value.value for value in pool}
+    if len(kinds) == 1:
+        if not active:
+            reader.notes.append(Note("derived", "read from a Condition whose clinical status is not active "
+                                     "(inactive, remission or resolved)", "disease"))
+        return str(kinds.pop())
+    if len(kinds) == 2 and all(value.when is not None for value in pool):
+        first = {kind: min(v.when for v in pool if v.value == kind and v.when is not None) for kind in kinds}
+        older, newer = sorted(kinds, key=lambda kind: first[kind])
+        if (older, newer) in _TRANSFORMATIONS and first[newer] > first[older]:
+            reader.notes.append(Note("derived", f"{older} transformed to {newer} (diagnosed {first[newer]}, after "
+                                     f"{older} in {first[older]}): assessed as {newer}", "disease"))
+            return str(newer)
+    reader.problems.append(Problem("disease", "several active diseases recorded ("
+                                   + ", ".join(item.source for item in pool) + ")",
+                                   "one disease the CAR-T treated (a transformation FL or CLL -> LBCL is read as "
+                                   "LBCL when both Conditions are dated; an inactive or resolved one is not read "
+                                   "as active disease)", ", ".join(sorted(kinds))))
+    return None
+
+
 def _assemble(reader: _Reader, today: dt.date) -> dict[str, Any]:
     data: dict[str, Any] = {}
     catalogue = field_catalogue()
@@ -476,35 +794,62 @@ def _assemble(reader: _Reader, today: dt.date) -> dict[str, Any]:
         else:
             data[head] = value
 
+    # Is there a CAR-T failure on record at all? Without one, no guidance applies (and nothing is refused).
+    infusions_dated = sorted((item for item in reader.infusions if item.when is not None),
+                             key=lambda item: item.when or dt.date.min)
+    undated = [item.source for item in reader.infusions if item.when is None]
+    if undated:
+        reader.notes.append(Note("not_read", "CAR-T infusion without a full date, not counted: " + ", ".join(undated),
+                                 "car_t.infusions"))
+    local_failures = reader.observations.get("failure.kind") or []
+    failure_date: dt.date | None = None
+    derived_response: str | None = None
+    derived_kind: str | None = None
+    if local_failures:
+        failure_dates = [item.when for item in local_failures if item.when is not None]
+        failure_date = max(failure_dates) if failure_dates else None
+        if failure_date is None:
+            reader.problems.append(Problem("failure.months_since_infusion", "the failure observation has no date",
+                                           "Observation.effectiveDateTime on the failure.kind observation",
+                                           "nothing"))
+    elif not infusions_dated:
+        raise NoCarTFailure("no completed, dated CAR-T infusion on record", tuple(reader.notes))
+    else:
+        failure_date, derived_response, derived_kind = _failure_from_disease_status(reader, infusions_dated)
+        if failure_date is None:
+            raise NoCarTFailure("no progression recorded after the last CAR-T infusion", tuple(reader.notes))
+
     # age, from Patient.birthDate on the reference date
     if not reader.patients:
         reader.problems.append(Problem("age", "no Patient resource for the hook's patient",
-                                       "a Patient with birthDate (YYYY-MM-DD)", "nothing"))
+                                       "a Patient with birthDate (YYYY-MM-DD) and the id of context.patientId",
+                                       "nothing"))
     else:
-        label, patient = reader.patients[0]
-        birth = patient.birthDate
-        if not isinstance(birth, dt.date):
+        patient = reader.patients[0]
+        birth = patient.resource.get("birthDate")
+        match = _DATE.match(birth) if isinstance(birth, str) else None
+        if match is None and birth is not None:
+            reader.invalid(patient, "birthDate", "a FHIR date")
+        elif match is None or match.group(5) is None or match.group(6):
             got = "a partial date" if birth else "nothing"
-            reader.problems.append(Problem("age", f"{label}: birthDate missing or not a full date",
+            reader.problems.append(Problem("age", f"{patient.label}: birthDate missing or not a full date",
                                            "Patient.birthDate as YYYY-MM-DD", got))
         else:
-            age = today.year - birth.year - ((today.month, today.day) < (birth.month, birth.day))
-            put("age", age)
+            born = dt.date(int(match.group(1)), int(match.group(3)), int(match.group(5)))
+            put("age", today.year - born.year - ((today.month, today.day) < (born.month, born.day)))
 
     # disease, from Condition
-    diseases = {item.value for item in reader.diseases}
-    if not diseases:
+    if not reader.diseases:
         reader.problems.append(Problem("disease", "no Condition with a disease postcart reads",
-                                       "a Condition coded with one of the SNOMED CT / ICD-10-CM codes in "
-                                       "docs/fhir.md", "nothing"))
-    elif len(diseases) > 1:
-        reader.problems.append(Problem("disease", "several diseases recorded ("
-                                       + ", ".join(item.source for item in reader.diseases) + ")",
-                                       "one disease the CAR-T treated", ", ".join(sorted(diseases))))
+                                       "a confirmed Condition coded with one of the SNOMED CT / ICD-10-CM codes in "
+                                       "docs/fhir.md", _present(reader, "Condition")))
     else:
-        put("disease", diseases.pop())
+        disease = _choose_disease(reader)
+        if disease is not None:
+            put("disease", disease)
 
     # observations, latest value per field (union for list fields)
+    derived = {"car_t.best_response": derived_response, "failure.kind": derived_kind}
     for path in ("fitness.ecog", *LOCAL_FIELDS):
         spec = catalogue[path]
         values = reader.observations.get(path)
@@ -517,48 +862,78 @@ def _assemble(reader: _Reader, today: dt.date) -> dict[str, Any]:
                 continue
             if required:
                 continue
+        elif derived.get(path) is not None:
+            put(path, derived[path])
+            continue
         elif required:
             system, code = (LOINC, ECOG_LOINC) if path == "fitness.ecog" else (LOCAL_FIELD_SYSTEM, path)
+            also = (f", or mCODE CancerDiseaseStatus ({LOINC}|{DISEASE_STATUS_LOINC}) after the infusion"
+                    if path != "fitness.ecog" else "")
             reader.problems.append(Problem(path, "not found in the record", f"an Observation coded "
-                                           f"{system}|{code} ({spec.title})", "nothing"))
+                                           f"{system}|{code} ({spec.title}){also}", _present(reader, "Observation")))
             continue
         if path == "car_t.target":
             continue  # derived from the product by the input contract
-        reader.notes.append(Note("not_found", "not documented in the record; "
-                                 + _default_text(path), path))
+        reader.notes.append(Note("not_found", "not documented in the record; " + _default_text(path), path))
 
-    # CAR-T product, infusions and timing, from MedicationAdministration / Procedure and the failure date
-    failures = reader.observations.get("failure.kind") or []
-    failure_dates = [item.when for item in failures if item.when is not None]
-    failure_date = max(failure_dates) if failure_dates else None
-    if failures and failure_date is None:
-        reader.problems.append(Problem("failure.months_since_infusion", "the failure observation has no date",
-                                       "Observation.effectiveDateTime on the failure.kind observation",
-                                       "nothing"))
-    infusions = [item for item in reader.infusions
-                 if item.when is not None and (failure_date is None or item.when <= failure_date)]
-    undated = [item.source for item in reader.infusions if item.when is None]
-    if undated:
-        reader.notes.append(Note("not_read", "CAR-T infusion without a date, not counted: " + ", ".join(undated),
-                                 "car_t.infusions"))
+    # CAR-T product, infusions and timing
+    infusions = [item for item in infusions_dated if failure_date is None or item.when <= failure_date]  # type: ignore[operator]
     if not infusions:
         reader.problems.append(Problem("car_t.product", "no completed, dated CAR-T infusion before the failure",
-                                       "a MedicationAdministration (or Procedure) coded in "
-                                       f"{CAR_T_PRODUCT_SYSTEM} with its date", "nothing"))
+                                       "a MedicationAdministration or Procedure coded with a CAR-T product (HCPCS, "
+                                       f"ICD-10-PCS or {CAR_T_PRODUCT_SYSTEM}, see docs/fhir.md) with its date",
+                                       _present(reader, "MedicationAdministration")))
+        return data
+    last = infusions[-1]
+    same_day = {item.value for item in infusions if item.when == last.when and item.value is not None}
+    if len(same_day) > 1:
+        reader.problems.append(Problem("car_t.product", "different CAR-T products on the same date",
+                                       "one product", ", ".join(sorted(same_day))))
+    elif not same_day:
+        reader.problems.append(Problem("car_t.product", f"the CAR-T infusion of {last.when} does not name its product "
+                                       f"({last.source})", "a product code (HCPCS, a product-specific ICD-10-PCS code, "
+                                       f"or {CAR_T_PRODUCT_SYSTEM}) on the infusion or a record of the same date",
+                                       "a CAR-T infusion without a product"))
     else:
-        infusions.sort(key=lambda item: item.when or dt.date.min)
-        last = infusions[-1]
-        same_day = {item.value for item in infusions if item.when == last.when}
-        if len(same_day) > 1:
-            reader.problems.append(Problem("car_t.product", "different CAR-T products on the same date",
-                                           "one product", ", ".join(sorted(same_day))))
-        else:
-            put("car_t.product", last.value)
-            # one infusion per date: an EHR may record the same infusion as a MedicationAdministration and a Procedure
-            put("car_t.infusions", len({item.when for item in infusions}))
-            if failure_date is not None and last.when is not None:
-                put("failure.months_since_infusion", (failure_date - last.when).days / _DAYS_PER_MONTH)
+        put("car_t.product", same_day.pop())
+        # one infusion per date: an EHR may record the same infusion as a MedicationAdministration and a Procedure
+        put("car_t.infusions", len({item.when for item in infusions}))
+        if failure_date is not None and last.when is not None:
+            put("failure.months_since_infusion", (failure_date - last.when).days / _DAYS_PER_MONTH)
     return data
+
+
+def _failure_from_disease_status(reader: _Reader, infusions: list[_Value]) -> tuple[dt.date | None, str | None,
+                                                                                     str | None]:
+    """The failure after the last CAR-T infusion, read from mCODE CancerDiseaseStatus observations.
+
+    The failure is the first "worsened" status after the last infusion that precedes a "worsened" status; the
+    best response is the best status between that infusion and the failure (PD when none was recorded);
+    the kind is a relapse after CR or PR, else primary refractory.
+    """
+    statuses = sorted(reader.disease_status, key=lambda item: item.when or dt.date.min)
+    worsened = [item for item in statuses if item.value == "worsened"]
+    last_infusion = None
+    failure = None
+    for item in reversed(infusions):
+        after = [w for w in worsened if item.when is not None and w.when is not None and w.when > item.when]
+        if after:
+            last_infusion, failure = item, after[0]
+            break
+    if failure is None or last_infusion is None:
+        return None, None, None
+    between = [s for s in statuses if s.when is not None and last_infusion.when is not None
+               and last_infusion.when < s.when < (failure.when or dt.date.max) and s.value in _STATUS_RESPONSE]
+    responses = [_STATUS_RESPONSE[s.value] for s in between]
+    best = min(responses, key=("CR", "PR", "SD").index) if responses else "PD"
+    kind = "relapse" if best in ("CR", "PR") else "primary_refractory"
+    reader.notes.append(Note("derived", f"{best}, read from mCODE cancer disease status after the infusion of "
+                             f"{last_infusion.when} (" + (", ".join(f"{s.value} {s.when}" for s in between)
+                                                          or "no status before the progression") + ")",
+                             "car_t.best_response"))
+    reader.notes.append(Note("derived", f"{kind}, from the status 'worsened' of {failure.when} ({failure.source})",
+                             "failure.kind"))
+    return failure.when, best, kind
 
 
 def _default_text(path: str) -> str:
@@ -573,8 +948,8 @@ def _default_text(path: str) -> str:
 
 
 def describe_notes(notes: Iterable[Note]) -> list[str]:
-    """Notes as lines for a clinician, grouped: conflicts, not documented, not read."""
-    order = {"conflict": 0, "not_found": 1, "not_read": 2}
+    """Notes as lines for a clinician, grouped: conflicts, read indirectly, not documented, not read."""
+    order = {"conflict": 0, "derived": 1, "not_found": 2, "not_read": 3}
     return [str(note) for note in sorted(notes, key=lambda note: order[note.kind])]
 
 

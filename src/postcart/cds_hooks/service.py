@@ -1,58 +1,74 @@
 """The CDS Hooks 2.0 service: FHIR in, cards out, feedback stored. Thin: no clinical logic here.
 
 - ``GET /cds-services``: discovery, one ``patient-view`` service with its prefetch templates.
-- ``POST /cds-services/{id}``: a hook call; the prefetch (FHIR R4) is mapped to a situation
-  (``postcart.cds_hooks.fhir``), assessed (``postcart.evaluate``) and answered as cards (``postcart.cds_hooks.cards``).
-- ``POST /cds-services/{id}/feedback``: accepted / overridden outcomes with their coded reasons.
+- ``POST /cds-services/{id}``: a hook call; the prefetch (FHIR R4, or what is fetched from ``fhirServer`` with
+  ``fhirAuthorization`` when prefetch keys are missing) is mapped to a situation (``postcart.cds_hooks.fhir``),
+  assessed (``postcart.evaluate``) and answered as cards (``postcart.cds_hooks.cards``); a patient with no
+  CAR-T failure on record gets ``{"cards": []}``.
+- ``POST /cds-services/{id}/feedback``: accepted / overridden outcomes, once per card and outcome, from the
+  client the card was issued to.
 - ``GET /reports/override-rates``: each rule's override rate.
+- ``GET /assessments/{token}``: the full assessment behind a call's cards, for one hour (the link carries the
+  situation, sealed; nothing is stored).
 
-Bad input gets a 4xx naming the reason (400 malformed request or wrong hook, 404 unknown service or card,
-412 no prefetch, 413 body too large, 422 FHIR data that cannot be mapped); an unexpected fault gets a 500
-with a reference id and no internals, and the service keeps serving. Logs carry the status and the kind of
-problem, never the request's content: patient data is not logged.
+Every call but discovery needs the client's JWT (``postcart.cds_hooks.auth``), unless the service runs with
+``insecure_no_auth`` for local development. Bad input gets a 4xx naming the reason (400 malformed request or
+wrong hook, 401 no or bad JWT, 404 unknown service or card, 412 prefetch keys missing and the FHIR server not
+reachable, 413 body too large, 422 FHIR data that cannot be mapped, with what the record held); an unexpected
+fault gets a 500 with a reference id and no internals, and the service keeps serving. Recording cards and
+feedback never fails a hook call. Logs carry the status and the kind of problem, never the request's
+content: patient data is not logged.
 
 Run with ``postcart serve`` (needs the ``service`` extra).
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import uuid
-from collections.abc import AsyncIterator, Callable
+import zlib
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Annotated, Any
 
-from fastapi import FastAPI, Request
+from cryptography.fernet import Fernet, InvalidToken
+from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import JSONResponse, PlainTextResponse
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from postcart.assessment import DISCLAIMER, Assessment
+from postcart.cds_hooks.auth import AuthenticationFailed, Authenticator, SqliteReplayCache, TrustedIssuer
 from postcart.cds_hooks.cards import OVERRIDE_REASON_SYSTEM, OVERRIDE_REASONS, build_cards
-from postcart.cds_hooks.feedback import DEFAULT_DATABASE_URL, FeedbackStore
-from postcart.cds_hooks.fhir import (
-    ECOG_LOINC,
-    LOCAL_FIELD_SYSTEM,
-    LOCAL_FIELDS,
-    LOINC,
-    situation_from_fhir,
+from postcart.cds_hooks.feedback import DEFAULT_DATABASE_URL, CardRecorder, FeedbackStore
+from postcart.cds_hooks.fhir import NoCarTFailure, collect_resources, situation_from_fhir
+from postcart.cds_hooks.models import (
+    HOOK,
+    CardsResponse,
+    ErrorOut,
+    FeedbackRequest,
+    HookRequest,
+    OverrideReport,
+    ProblemOut,
 )
+from postcart.cds_hooks.prefetch import PrefetchUnavailable, fetch_missing, missing_keys, prefetch_templates
 from postcart.engine import Engine
-from postcart.errors import PostcartError, Problem
+from postcart.errors import InvalidSituation, PostcartError, Problem
 from postcart.evaluation import evaluate
+from postcart.render import to_markdown
 from postcart.rulebook import Rulebook
-from postcart.situation import PatientSituation
+from postcart.situation import PatientSituation, validate_situation
 
 __all__ = ["SERVICE_ID", "Settings", "create_app"]
 
 log = logging.getLogger("postcart.cds_hooks.service")
 
 SERVICE_ID = "postcart-after-car-t"
-HOOK = "patient-view"
 DEFAULT_MAX_BODY_BYTES = 2 * 1024 * 1024
 
 Evaluator = Callable[[PatientSituation], Assessment]
@@ -66,6 +82,36 @@ class Settings:
     database_url: str = DEFAULT_DATABASE_URL
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     rules_dir: str | None = None
+    #: The URL clients call (the JWT's aud), e.g. https://cds.example.org; also the base of assessment links.
+    public_url: str = "http://127.0.0.1:8080"
+    #: Clients allowed to call (``postcart.cds_hooks.auth.load_trusted_issuers``); empty: nobody, unless insecure.
+    trusted_issuers: tuple[TrustedIssuer, ...] = ()
+    #: Local development only: no JWT is required (a warning is logged on every start).
+    insecure_no_auth: bool = False
+    #: Browser origins allowed to call (CORS), e.g. the CDS Hooks sandbox.
+    cors_origins: tuple[str, ...] = ()
+    #: Seconds allowed for all requests to the EHR's FHIR server during one hook call.
+    fhir_timeout_seconds: float = 10.0
+    #: Fetch from a plain-http FHIR server (tests, a closed network); https only otherwise.
+    allow_http_fhir_server: bool = False
+    #: Fernet key sealing the assessment links (shared by worker processes); default, a new one per start.
+    link_key: str | None = None
+    #: SQLite file of the JWT ids seen, shared by worker processes; default, this process's memory.
+    replay_database: str | None = None
+
+    def to_env(self) -> str:
+        """These settings as JSON, for worker processes started by uvicorn (:func:`app_from_env`)."""
+        data = {name: getattr(self, name) for name in self.__dataclass_fields__}
+        data["trusted_issuers"] = [{"iss": i.iss, "jwks": i.jwks, "jku": i.jku} for i in self.trusted_issuers]
+        data["cors_origins"] = list(self.cors_origins)
+        return json.dumps(data)
+
+    @classmethod
+    def from_json(cls, text: str) -> Settings:
+        data = json.loads(text)
+        data["trusted_issuers"] = tuple(TrustedIssuer(**item) for item in data["trusted_issuers"])
+        data["cors_origins"] = tuple(data["cors_origins"])
+        return cls(**data)
 
     @classmethod
     def from_env(cls, **overrides: Any) -> Settings:
@@ -81,100 +127,15 @@ class Settings:
         return cls(**values)
 
 
-# ---- request and response models (they make the OpenAPI schema) ----------------------------------------
-
-class PatientViewContext(BaseModel):
-    """CDS Hooks patient-view context."""
-
-    model_config = ConfigDict(extra="allow")
-    userId: str = Field(min_length=1, max_length=256, description="Who is viewing, e.g. Practitioner/123.")
-    patientId: str = Field(min_length=1, max_length=64, description="FHIR id of the patient in context.")
-    encounterId: str | None = Field(default=None, max_length=64)
-
-
-class HookRequest(BaseModel):
-    """A CDS Hooks 2.0 call."""
-
-    model_config = ConfigDict(extra="allow")
-    hook: str = Field(max_length=64, description=f"The hook; this service answers {HOOK!r}.")
-    hookInstance: uuid.UUID = Field(description="UUID of this hook call.")
-    fhirServer: str | None = Field(default=None, max_length=2048)
-    fhirAuthorization: dict[str, Any] | None = None
-    context: PatientViewContext
-    prefetch: dict[str, Any] | None = Field(
-        default=None, description="FHIR R4 resources or Bundles, by prefetch key (see discovery).")
-
-
-class Coding(BaseModel):
-    model_config = ConfigDict(extra="allow")
-    system: str | None = Field(default=None, max_length=512)
-    code: str = Field(max_length=128)
-    display: str | None = Field(default=None, max_length=512)
-
-
-class OverrideReason(BaseModel):
-    model_config = ConfigDict(extra="allow")
-    reason: Coding | None = None
-    userComment: str | None = Field(default=None, max_length=4096, description="Not stored.")
-
-
-class AcceptedSuggestion(BaseModel):
-    model_config = ConfigDict(extra="allow")
-    id: str = Field(max_length=64)
-
-
-class FeedbackItem(BaseModel):
-    model_config = ConfigDict(extra="allow")
-    card: str = Field(max_length=64, description="uuid of the card.")
-    outcome: Literal["accepted", "overridden"]
-    acceptedSuggestions: list[AcceptedSuggestion] = Field(default_factory=list, max_length=20)
-    overrideReason: OverrideReason | None = None
-    outcomeTimestamp: AwareDatetime
-
-
-class FeedbackRequest(BaseModel):
-    model_config = ConfigDict(extra="allow")
-    feedback: list[FeedbackItem] = Field(min_length=1, max_length=100)
-
-
-class CardsResponse(BaseModel):
-    cards: list[dict[str, Any]]
-
-
-class RuleRateOut(BaseModel):
-    rule: str
-    cards_shown: int
-    accepted: int
-    overridden: int
-    override_rate: float | None
-
-
-class OverrideReport(BaseModel):
-    rules: list[RuleRateOut]
-    override_reasons: dict[str, int]
-    disclaimer: str
-
-
-class ProblemOut(BaseModel):
-    location: str
-    message: str
-    expected: str | None = None
-    got: str | None = None
-
-
-class ErrorOut(BaseModel):
-    error: str
-    message: str
-    problems: list[ProblemOut] = []
-
-
 # ---- errors -------------------------------------------------------------------------------------------
 
 class _ClientError(HTTPException):
-    def __init__(self, status: int, error: str, message: str, problems: list[Problem] | None = None) -> None:
-        super().__init__(status, message)
+    def __init__(self, status: int, error: str, message: str, problems: list[Problem] | None = None,
+                 present: dict[str, int] | None = None, headers: dict[str, str] | None = None) -> None:
+        super().__init__(status, message, headers=headers)
         self.error = error
         self.problems = problems or []
+        self.present = present
 
 
 class _TooLarge(_ClientError):
@@ -182,10 +143,15 @@ class _TooLarge(_ClientError):
         super().__init__(413, "body_too_large", f"request body larger than {limit} bytes")
 
 
-def _error_response(status: int, error: str, message: str, problems: list[Problem] | None = None) -> JSONResponse:
-    body = ErrorOut(error=error, message=message, problems=[ProblemOut(**vars(p)) for p in problems or []])
+def _error_response(status: int, error: str, message: str, problems: list[Problem] | None = None,
+                    present: dict[str, int] | None = None, headers: Mapping[str, str] | None = None) -> JSONResponse:
+    body = ErrorOut(error=error, message=message, problems=[ProblemOut(**vars(p)) for p in problems or []],
+                    present=present)
     log.info("answered %s %s (%d problems)", status, error, len(problems or []))
-    return JSONResponse(body.model_dump(), status_code=status)
+    data = body.model_dump()
+    if present is None:
+        data.pop("present")
+    return JSONResponse(data, status_code=status, headers=headers)
 
 
 class _Guard:
@@ -263,29 +229,60 @@ def _too_large_response(limit: int) -> JSONResponse:
 
 def discovery_document() -> dict[str, Any]:
     """The CDS Hooks discovery response: one patient-view service with minimal prefetch templates."""
-    observation_codes = ",".join([f"{LOINC}|{ECOG_LOINC}"] + [f"{LOCAL_FIELD_SYSTEM}|{path}" for path in LOCAL_FIELDS])
     return {"services": [{
         "hook": HOOK,
         "id": SERVICE_ID,
         "title": "postcart: next steps after CAR-T cell therapy failure",
         "description": "Suggests next steps after CAR-T failure (verdicts, rationale, citations) from the "
                        "patient's FHIR record. " + DISCLAIMER,
-        "prefetch": {
-            "patient": "Patient/{{context.patientId}}",
-            # no code filter: FHIR token search is exact, and ICD-10-CM sub-codes (C83.38) must reach postcart
-            "conditions": "Condition?patient={{context.patientId}}",
-            "observations": "Observation?patient={{context.patientId}}&code=" + observation_codes,
-            "medicationAdministrations": "MedicationAdministration?patient={{context.patientId}}",
-            "procedures": "Procedure?patient={{context.patientId}}",
-        },
-        "usageRequirements": "Send the prefetch: this service never queries the FHIR server itself.",
+        "prefetch": prefetch_templates(),
+        "usageRequirements": "Send the prefetch, or fhirServer with fhirAuthorization (read access to Patient, "
+                             "Condition, Observation, MedicationAdministration, Procedure) for the keys not sent.",
     }]}
+
+
+class _Links:
+    """Links to the full assessment: the situation, compressed and sealed (Fernet: AES + HMAC, with its time).
+
+    Nothing is kept on the server: the link carries the situation, readable only with the key, for one
+    hour; the page re-runs the assessment. Worker processes share the key, so any of them can open it.
+    """
+
+    ttl_seconds = 3600
+
+    def __init__(self, key: str | None) -> None:
+        self._fernet = Fernet(key.encode() if key else Fernet.generate_key())
+
+    def seal(self, situation: PatientSituation) -> str:
+        return self._fernet.encrypt(zlib.compress(situation.model_dump_json().encode(), 6)).decode()
+
+    def open(self, token: str) -> dict[str, Any] | None:
+        try:
+            data: dict[str, Any] = json.loads(zlib.decompress(self._fernet.decrypt(token, ttl=self.ttl_seconds)))
+        except (InvalidToken, ValueError, zlib.error):
+            return None
+        return data
+
+
+def _open_store(url: str) -> FeedbackStore | None:
+    try:
+        return FeedbackStore(url)
+    except Exception as error:  # the hooks still answer: cards are given, feedback cannot be kept
+        log.error("feedback store unavailable (%s): hook calls are answered, cards and feedback are not recorded",
+                  type(error).__name__)
+        return None
 
 
 def create_app(settings: Settings | None = None, evaluator: Evaluator | None = None) -> FastAPI:
     """The FastAPI application. ``evaluator`` replaces ``postcart.evaluate`` (tests inject faults)."""
     settings = settings or Settings.from_env()
-    store = FeedbackStore(settings.database_url)
+    store = _open_store(settings.database_url)
+    recorder = CardRecorder(store)
+    links = _Links(settings.link_key)
+    public_url = settings.public_url.rstrip("/")
+    replay = SqliteReplayCache(settings.replay_database) if settings.replay_database else None
+    authenticator = (None if settings.insecure_no_auth
+                     else Authenticator(list(settings.trusted_issuers), public_url, replay=replay))
     if evaluator is None:
         engine = Engine(Rulebook.load(settings.rules_dir))
 
@@ -297,8 +294,13 @@ def create_app(settings: Settings | None = None, evaluator: Evaluator | None = N
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        if settings.insecure_no_auth:
+            log.warning("INSECURE: running without authentication (--insecure-no-auth); any caller gets cards and "
+                        "can post feedback. For local development only.")
         yield
-        store.close()
+        recorder.close()
+        if store is not None:
+            store.close()
         if engine is not None:
             engine.close()
 
@@ -309,6 +311,8 @@ def create_app(settings: Settings | None = None, evaluator: Evaluator | None = N
         description="CDS Hooks 2.0 decision support after CAR-T failure. " + DISCLAIMER,
     )
     app.state.store = store
+    app.state.recorder = recorder
+    app.state.authenticator = authenticator
     app.state.settings = settings
 
     @app.exception_handler(RequestValidationError)
@@ -332,7 +336,8 @@ def create_app(settings: Settings | None = None, evaluator: Evaluator | None = N
     @app.exception_handler(HTTPException)
     async def _http_error(request: Request, error: HTTPException) -> JSONResponse:
         if isinstance(error, _ClientError):
-            return _error_response(error.status_code, error.error, str(error.detail), error.problems)
+            return _error_response(error.status_code, error.error, str(error.detail), error.problems, error.present,
+                                   error.headers)
         if error.status_code == 400:  # FastAPI could not read the body (not UTF-8, or JSON nested too deeply)
             return _error_response(400, "malformed_json", "the body could not be read as JSON (not UTF-8, or "
                                    "nested too deeply)")
@@ -349,30 +354,52 @@ def create_app(settings: Settings | None = None, evaluator: Evaluator | None = N
         return discovery_document()
 
     @app.post("/cds-services/{service_id}", response_model=CardsResponse, summary="Call the service",
-              responses={400: {"model": ErrorOut}, 404: {"model": ErrorOut}, 412: {"model": ErrorOut},
-                         413: {"model": ErrorOut}, 422: {"model": ErrorOut}})
-    def call_service(service_id: str, request: HookRequest) -> dict[str, Any]:
+              responses={400: {"model": ErrorOut}, 401: {"model": ErrorOut}, 404: {"model": ErrorOut},
+                         412: {"model": ErrorOut}, 413: {"model": ErrorOut}, 422: {"model": ErrorOut}})
+    def call_service(service_id: str, request: HookRequest, caller: Caller) -> JSONResponse:
         _check_service(service_id)
         if request.hook != HOOK:
             raise _ClientError(400, "wrong_hook", f"service {SERVICE_ID!r} answers the {HOOK!r} hook, not "
                                f"{request.hook[:64]!r}")
-        if not request.prefetch:
-            raise _ClientError(412, "prefetch_required", "no prefetch: send the FHIR data named by the "
-                               "discovery's prefetch templates (this service does not query the FHIR server)")
+        prefetch = dict(request.prefetch or {})
+        missing = missing_keys(prefetch, request.fhirAuthorization is not None)
+        if missing:
+            try:
+                prefetch.update(fetch_missing(missing, request.context.patientId, request.fhirServer,
+                                              request.fhirAuthorization, settings.fhir_timeout_seconds,
+                                              settings.allow_http_fhir_server))
+            except PrefetchUnavailable as error:
+                raise _ClientError(412, error.error, error.message, error.problems) from None
         try:
-            mapping = situation_from_fhir(request.prefetch, request.context.patientId)
+            mapping = situation_from_fhir(prefetch, request.context.patientId, fhir_server=request.fhirServer)
+        except NoCarTFailure:
+            return JSONResponse({"cards": []})  # CDS Hooks: no decision support for this patient: no cards
         except PostcartError as error:
             problems = getattr(error, "problems", [])
             raise _ClientError(422, "unusable_fhir_data", "the FHIR data cannot be mapped to a patient "
-                               "situation: required data is missing, invalid or contradictory", problems) from None
+                               "situation: required data is missing, invalid or contradictory", problems,
+                               _present(prefetch)) from None
         assessment = run(mapping.situation)
-        cards = build_cards(assessment, mapping.notes, SERVICE_ID)
-        store.record_cards(cards.issued)
-        return {"cards": cards.cards}
+        link = f"{public_url}/assessments/{links.seal(mapping.situation)}"
+        cards = build_cards(assessment, mapping.notes, SERVICE_ID, link)
+        recorder.record(cards.issued, caller)
+        # returned as is: the cards are built by this service, validating them again costs each call
+        return JSONResponse({"cards": cards.cards})
+
+    @app.get("/assessments/{token}", summary="The full assessment behind a call's cards (one hour)",
+             response_class=PlainTextResponse, responses={404: {"model": ErrorOut}})
+    def assessment_page(token: str) -> PlainTextResponse:
+        data = links.open(token)
+        if data is None:
+            raise _ClientError(404, "unknown_assessment", "no such assessment: links expire after one hour")
+        text = to_markdown(run(validate_situation(data)))
+        return PlainTextResponse(text, media_type="text/markdown; charset=utf-8",
+                                 headers={"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"})
 
     @app.post("/cds-services/{service_id}/feedback", summary="Feedback on cards",
-              responses={400: {"model": ErrorOut}, 404: {"model": ErrorOut}})
-    def feedback(service_id: str, request: FeedbackRequest) -> dict[str, int]:
+              responses={400: {"model": ErrorOut}, 401: {"model": ErrorOut}, 404: {"model": ErrorOut},
+                         503: {"model": ErrorOut}})
+    def feedback(service_id: str, request: FeedbackRequest, caller: Caller) -> dict[str, int]:
         _check_service(service_id)
         problems: list[Problem] = []
         rows: list[dict[str, Any]] = []
@@ -384,30 +411,81 @@ def create_app(settings: Settings | None = None, evaluator: Evaluator | None = N
                                         "reason", "no overrideReason with outcome accepted", "an overrideReason"))
             if item.overrideReason is not None and item.overrideReason.reason is not None:
                 reason = item.overrideReason.reason
-                if reason.system not in (None, OVERRIDE_REASON_SYSTEM) or reason.code not in OVERRIDE_REASONS:
+                if reason.system in (None, OVERRIDE_REASON_SYSTEM) and reason.code not in OVERRIDE_REASONS:
                     problems.append(Problem(f"{where}.overrideReason.reason", "not one of the card's override "
                                             "reasons", f"{OVERRIDE_REASON_SYSTEM} code one of "
                                             + ", ".join(OVERRIDE_REASONS), f"{reason.system}|{reason.code}"[:100]))
-                code = reason.code
+                # CDS Hooks 2.0.1: a client MAY add its own override reasons; kept as 'ehr:' + its code
+                code = reason.code if reason.system in (None, OVERRIDE_REASON_SYSTEM) else f"ehr:{reason.code}"[:64]
             rows.append({"card": item.card, "outcome": item.outcome, "override_reason": code,
                          "accepted_suggestions": len(item.acceptedSuggestions),
                          "outcome_at": item.outcomeTimestamp})
         if problems:
             raise _ClientError(400, "invalid_feedback", "the feedback cannot be stored", problems)
+        if store is None:
+            raise _ClientError(503, "feedback_unavailable", "the feedback store is unavailable; feedback is not kept")
+        recorder.flush()
         cards = [item.card for item in request.feedback]
-        known = store.known_cards(cards, SERVICE_ID)
-        unknown = [card for card in cards if card not in known]
-        if unknown:
-            raise _ClientError(404, "unknown_card", "feedback on cards this service did not issue",
-                               [Problem("feedback.card", "unknown card uuid", "the uuid of a card this service "
-                                        "returned", card[:64]) for card in dict.fromkeys(unknown)])
-        return {"stored": store.record_feedback(rows)}
+        try:
+            known = store.known_cards(cards, SERVICE_ID, caller)
+            unknown = [card for card in cards if card not in known]
+            if unknown:
+                raise _ClientError(404, "unknown_card", "feedback on cards this service did not issue to this "
+                                   "client", [Problem("feedback.card", "unknown card uuid", "the uuid of a card this "
+                                                      "service returned to the caller", card[:64])
+                                              for card in dict.fromkeys(unknown)])
+            return {"stored": store.record_feedback(rows)}
+        except _ClientError:
+            raise
+        except Exception as error:
+            log.error("feedback not recorded (%s)", type(error).__name__)
+            raise _ClientError(503, "feedback_unavailable", "the feedback could not be stored; try again later") from None
 
-    @app.get("/reports/override-rates", response_model=OverrideReport, summary="Override rate per rule")
-    def override_report() -> dict[str, Any]:
+    @app.get("/reports/override-rates", response_model=OverrideReport, summary="Override rate per rule",
+             responses={401: {"model": ErrorOut}, 503: {"model": ErrorOut}})
+    def override_report(caller: Caller) -> dict[str, Any]:
+        if store is None:
+            raise _ClientError(503, "feedback_unavailable", "the feedback store is unavailable")
+        recorder.flush()
         return {"rules": [rate.as_json() for rate in store.override_rates()],
                 "override_reasons": store.override_reasons(), "disclaimer": DISCLAIMER}
 
+    if settings.cors_origins:
+        app.add_middleware(CORSMiddleware, allow_origins=list(settings.cors_origins), allow_methods=["GET", "POST"],
+                           allow_headers=["Authorization", "Content-Type"], max_age=600)
     app.add_middleware(_Guard, max_body_bytes=settings.max_body_bytes)
     return app
 
+
+def app_from_env() -> FastAPI:
+    """The app of one worker process: settings from ``POSTCART_SERVICE_SETTINGS`` (``postcart serve --workers``)."""
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s:     %(name)s: %(message)s")
+    return create_app(Settings.from_json(os.environ["POSTCART_SERVICE_SETTINGS"]))
+
+
+def _authenticated(request: Request) -> str | None:
+    """The verified issuer of the caller's JWT (None when the service runs without authentication)."""
+    authenticator: Authenticator | None = request.app.state.authenticator
+    if authenticator is None:
+        return None
+    try:
+        return authenticator.verify(request.headers.get("authorization"), request.url.path)
+    except AuthenticationFailed as error:
+        raise _ClientError(401, "unauthorized", str(error),
+                           headers={"WWW-Authenticate": 'Bearer realm="postcart"'}) from None
+
+
+Caller = Annotated[str | None, Depends(_authenticated)]
+
+
+def _present(prefetch: Mapping[str, Any]) -> dict[str, int]:
+    """How many resources of each type the prefetch held: what a 422 says was there (no content)."""
+    try:
+        entries, _ = collect_resources(prefetch)
+    except InvalidSituation:
+        return {}
+    counts: dict[str, int] = {}
+    for entry in entries:
+        kind = entry.kind[:64]
+        counts[kind] = counts.get(kind, 0) + 1
+    return dict(sorted(counts.items()))
