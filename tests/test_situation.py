@@ -215,7 +215,7 @@ def test_prior_therapies_as_pairs_fill_both_lists(baseline: dict[str, Any]) -> N
     baseline["history"] = {"prior_therapies": [{"agent_class": "covalent_btk_inhibitor", "refractory": True},
                                                {"agent_class": "venetoclax", "refractory": False}]}
     history = validate_situation(baseline).history
-    assert history.prior_therapies == ["covalent_btk_inhibitor", "venetoclax"]
+    assert history.prior_therapies == ["covalent_btk_inhibitor", "venetoclax"]  # sorted: a set in meaning
     assert history.refractory_to == ["covalent_btk_inhibitor"]
     baseline["history"] = {"refractory_to": ["polatuzumab"]}
     facts = flatten(validate_situation(baseline))

@@ -308,8 +308,9 @@ class History(_Model):
 
     @model_validator(mode="after")
     def _refractory_counts_as_received(self) -> History:
-        self.prior_therapies = list(dict.fromkeys([*self.prior_therapies, *self.refractory_to]))
-        self.refractory_to = list(dict.fromkeys(self.refractory_to))
+        # sets in meaning: one sorted order, so that every interface (FHIR, cohorts) round-trips them
+        self.prior_therapies = sorted({*self.prior_therapies, *self.refractory_to})
+        self.refractory_to = sorted(set(self.refractory_to))
         return self
 
 
