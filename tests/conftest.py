@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import os
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,10 @@ import pytest
 from hypothesis import settings
 
 from postcart import Engine, Rulebook
+
+# the audit key (postcart.assessment.audit_key_path) of the test run: a temporary file, never the user's
+if "POSTCART_AUDIT_KEY" not in os.environ or not os.environ["POSTCART_AUDIT_KEY"].startswith(tempfile.gettempdir()):
+    os.environ["POSTCART_AUDIT_KEY"] = str(Path(tempfile.mkdtemp(prefix="postcart-audit-")) / "audit.key")
 
 ROOT = Path(__file__).resolve().parents[1]
 RULES = ROOT / "rules"

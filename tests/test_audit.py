@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import hmac
 import json
 import re
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +15,7 @@ import pytest
 from typer.testing import CliRunner
 
 from postcart import Engine, Rulebook, evaluate
-from postcart.assessment import situation_hash
+from postcart.assessment import audit_key_path, situation_hash
 from postcart.cli import app
 from postcart.governance.check import lint
 from postcart.scenarios import load_scenarios
@@ -62,8 +64,26 @@ def test_input_hash_identifies_clinical_input_not_the_label(engine: Engine, base
     older = dict(baseline, age=baseline["age"] + 1)
     assert evaluate(older, engine).audit.input_hash != first
     canonical = validate_situation(baseline).model_dump(mode="json", exclude={"patient_id"})
-    expected = hashlib.sha256(json.dumps(canonical, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+    key = audit_key_path().read_text().strip().encode()
+    expected = hmac.new(key, json.dumps(canonical, sort_keys=True, separators=(",", ":")).encode(),
+                        hashlib.sha256).hexdigest()
     assert situation_hash(validate_situation(baseline)) == expected
+    plain = hashlib.sha256(json.dumps(canonical, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+    assert first != plain  # not the unkeyed hash anyone could recompute by enumeration
+
+
+def test_audit_key_is_made_once_owner_only_and_another_key_gives_another_hash(
+        tmp_path: Path, baseline: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    """The key is created on first use with mode 0600 at $POSTCART_AUDIT_KEY; another site's key differs."""
+    situation = validate_situation(baseline)
+    here = situation_hash(situation)
+    assert situation_hash(situation) == here
+    other = tmp_path / "site-b" / "audit.key"
+    monkeypatch.setenv("POSTCART_AUDIT_KEY", str(other))
+    elsewhere = situation_hash(situation)
+    assert other.is_file() and stat.S_IMODE(other.stat().st_mode) == 0o600
+    assert elsewhere != here and re.fullmatch(r"[0-9a-f]{64}", elsewhere)
+    assert audit_key_path() == other
 
 
 def test_audit_holds_no_patient_data(engine: Engine, baseline: dict[str, Any]) -> None:

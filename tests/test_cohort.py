@@ -17,7 +17,9 @@ from hypothesis import HealthCheck, given, settings
 from typer.testing import CliRunner
 
 from postcart import Rulebook, evaluate
-from postcart.batch.cohort import Evaluator, read_results, run_cohort
+from postcart.batch.cohort import run_cohort
+from postcart.batch.evaluator import Evaluator
+from postcart.batch.tables import read_results
 from postcart.cli import app
 from postcart.signature import SignatureScheme
 from postcart.testing import COLUMNS, flat_row, random_situation, synthetic_rules
@@ -299,11 +301,11 @@ def test_list_column_is_semicolon_separated(tmp_path: Path, rulebook: Rulebook) 
         writer.writerow(["" if row[column] is None else row[column] for column in COLUMNS])
     evaluator = Evaluator(rulebook)
     try:
-        from postcart.batch.cohort import read_chunks
+        from postcart.batch.tables import read_chunks
 
         (chunk,) = read_chunks(source, 10)
         ((_, data),) = list(evaluator._records(chunk))
-        assert data["history"] == {"prior_bispecific": ["CD20xCD3", "CD19xCD3"], "prior_lines": "2"}
+        assert data["history"] == {"prior_bispecific": ["CD20xCD3", "CD19xCD3"], "prior_lines": 2}  # converted
     finally:
         evaluator.close()
 
@@ -324,7 +326,7 @@ def test_csv_records_with_quoted_newlines_blank_lines_and_bad_quotes(tmp_path: P
     assert [row["status"] for row in rows] == ["ok", "ok", "invalid"]
     assert rows[0]["patient_id"] == "case, with\na newline"
     assert rows[0]["bispecific_antibody"] == rows[1]["bispecific_antibody"] is not None
-    assert rows[2]["error"] == "expected 27 cells (one per column), got 1"  # the open quote ran to the end
+    assert rows[2]["error"] == "line 6: expected 27 cells (one per column), got 1"  # the open quote ran to the end
     assert summary.invalid_fields == {"(record)": 1}
 
 
@@ -449,11 +451,19 @@ def test_cli_cohort_without_output_is_refused(tmp_path: Path) -> None:
     assert "--output" in result.output
 
 
-def test_non_utf8_csv_error_names_the_file(tmp_path: Path, rulebook: Rulebook) -> None:
-    """A CSV that is not UTF-8 is refused with its path and the encoding problem, by the library and the CLI."""
+def test_non_utf8_bytes_make_an_invalid_row_with_its_line_and_the_rest_is_read(tmp_path: Path,
+                                                                              rulebook: Rulebook) -> None:
+    """A latin-1 byte is reported in its own row (line, byte, column) when read; the next rows are evaluated."""
+    good = flat_row(json.loads(json.dumps(BASELINE)))
+    cells = ["" if good[column] is None else str(good[column]) for column in COLUMNS]
+    text = ",".join(COLUMNS) + "\n" + ",".join(cells) + "\n"
+    latin = ",".join("Jos\xe9" if column == "patient_id" else cell for column, cell in zip(COLUMNS, cells, strict=True))
     source = tmp_path / "latin1.csv"
-    source.write_bytes("id,disease\n1,café\n".encode("latin-1"))
-    with pytest.raises(ValueError, match=r"latin1\.csv: not UTF-8 text \(found byte 0xe9\)"):
-        run_cohort(source, tmp_path / "out.csv", rulebook)
-    result = CliRunner().invoke(app, ["batch", str(source), "--output", str(tmp_path / "out.csv")])
-    assert result.exit_code == 2 and f"{source}: not UTF-8 text" in result.output
+    source.write_bytes(text.encode() + latin.encode("latin-1") + b"\n" + ",".join(cells).encode() + b"\n")
+    summary = run_cohort(source, tmp_path / "out.csv", rulebook)
+    rows = read_results(tmp_path / "out.csv")
+    assert [row["status"] for row in rows] == ["ok", "invalid", "ok"]
+    assert rows[1]["error"] == "line 3: not UTF-8 text (byte 0xe9 in column patient_id)"
+    assert (summary.records_read, summary.rows) == (3, 3)
+    result = CliRunner().invoke(app, ["batch", str(source), "--output", str(tmp_path / "out2.csv")])
+    assert result.exit_code == 0 and "records read 3 = rows written 3" in result.output

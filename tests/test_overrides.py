@@ -71,3 +71,35 @@ def test_bad_overrides_are_refused_at_load(tmp_path: Path, overrides: list[str],
         Rulebook.load(write_rulebook(tmp_path, rules))
     assert message in str(caught.value)
     assert "rule allo.unfit field then.overrides" in str(caught.value)
+
+
+@pytest.mark.parametrize("length", [3, 5])
+def test_an_overrides_circle_of_any_length_is_refused_with_its_rule_ids(tmp_path: Path, length: int) -> None:
+    """a -> b -> c -> a (or longer) is refused at load and by `postcart check`, naming every rule of the circle."""
+    ids = [f"allo.r{index}" for index in range(length)]
+    rules = [*covering_rules(skip=("allogeneic_hct",)),
+             *(suggest(rule_id, "allogeneic_hct", "consider", when=FIT, overrides=[ids[(index + 1) % length]])
+               for index, rule_id in enumerate(ids))]
+    with pytest.raises(RuleDefinitionError) as caught:
+        Rulebook.load(write_rulebook(tmp_path / "rules", rules))
+    text = str(caught.value)
+    assert "overrides go round in a circle: " + " -> ".join([*ids, ids[0]]) in text
+    assert text.count("go round in a circle") == 1
+    from typer.testing import CliRunner
+
+    from postcart.cli import app
+
+    result = CliRunner().invoke(app, ["check", "--rules", str(tmp_path / "rules")])
+    assert result.exit_code == 2 and "allo.r0" in result.output and "circle" in result.output
+
+
+@pytest.mark.parametrize("name", ['timing"x', "timing x", "Timing", "timing\\"])
+def test_an_unsafe_derived_fact_name_is_refused_with_the_rules_using_it(tmp_path: Path, name: str) -> None:
+    """A fact name with a quote, space, capital or backslash is refused, naming the rules that derive it."""
+    facts = {name: {"title": "odd", "description": "A fact with an unsafe name.", "values": [True, False]}}
+    rules = [*covering_rules(),
+             {"id": "derive.odd", "title": "Derive the odd fact", "diseases": ["all"],
+              "when": {"field": "age", "gt": 50}, "then": {"derive": name, "value": True}}]
+    with pytest.raises(RuleDefinitionError) as caught:
+        Rulebook.load(write_rulebook(tmp_path, rules, facts=facts))
+    assert "unsafe derived-fact name (used by rules derive.odd)" in str(caught.value)

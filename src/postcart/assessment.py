@@ -13,14 +13,19 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import hashlib
+import hmac
 import json
+import os
 import re
+import secrets
 from collections.abc import Iterator, Mapping
 from importlib import metadata
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from postcart.errors import EvaluationError
 from postcart.rulebook import Ask, Rule, Rulebook, Suggest
 from postcart.rulebook import conditions as cond
 from postcart.situation import PatientSituation, field_catalogue
@@ -107,8 +112,9 @@ class RulebookInfo(_Out):
 class Audit(_Out):
     """Enough to reproduce the assessment, without the patient's data."""
 
-    input_hash: str = Field(description="SHA-256 of the validated situation (canonical JSON, without the patient label), "
-                            "not the data.")
+    input_hash: str = Field(description="HMAC-SHA256 under this installation's audit key of the validated situation "
+                            "(canonical JSON, without the patient label), not the data; the same input gives the same "
+                            "hash on one installation only.")
     rulebook_version: str = Field(description="The rulebook's version.")
     rulebook_hash: str = Field(description="The rulebook's content hash.")
     postcart_version: str = Field(description="The postcart release that evaluated.")
@@ -344,14 +350,63 @@ def _citations(rulebook: Rulebook, keys: list[str]) -> list[Citation]:
 
 
 def situation_hash(situation: PatientSituation) -> str:
-    """SHA-256 of the validated situation's canonical JSON (the data itself is never stored).
+    """HMAC-SHA256, under this installation's audit key, of the validated situation's canonical JSON.
 
-    The pseudonymous ``patient_id`` label is left out: it plays no part in the assessment, so the same
-    clinical input hashes the same whoever it is labelled as, and the hash does not carry the label.
+    Keyed, because a plain hash of a low-entropy input is reversed by enumerating plausible situations
+    (11 hidden fields were recovered in 41 s) and links one patient's records across sites: with a key
+    per installation the same input still gives the same hash on one site (``reproducible()`` keeps its
+    meaning) and nothing elsewhere. The key: :func:`audit_key_path`. The pseudonymous ``patient_id``
+    label is left out: the same clinical input hashes the same whoever it is labelled as.
     """
     canonical = json.dumps(situation.model_dump(mode="json", exclude={"patient_id"}), sort_keys=True,
                            separators=(",", ":"))
-    return hashlib.sha256(canonical.encode()).hexdigest()
+    return hmac.new(_audit_key(), canonical.encode(), hashlib.sha256).hexdigest()
+
+
+def audit_key_path() -> Path:
+    """Where this installation's audit key lives: ``$POSTCART_AUDIT_KEY`` (a file path) if set, else
+    ``$XDG_CONFIG_HOME/postcart/audit.key``, else ``~/.config/postcart/audit.key``. The key (32 random
+    bytes, hex) is created there on first use, readable by its owner only (mode 0600). Keep it with the
+    audit records: without it, an audit hash can no longer be recomputed; share it with no one."""
+    explicit = os.environ.get("POSTCART_AUDIT_KEY")
+    if explicit:
+        return Path(explicit).expanduser()
+    config = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(config) / "postcart" / "audit.key"
+
+
+_AUDIT_KEYS: dict[str, bytes] = {}
+
+
+def _audit_key() -> bytes:
+    # No lock: two threads reading the key at once both read the same file (its creation is O_EXCL), and
+    # a lock held by another thread at fork() time would deadlock the child's first evaluation.
+    path = str(audit_key_path())
+    key = _AUDIT_KEYS.get(path)
+    if key is None:
+        key = _AUDIT_KEYS[path] = _read_or_create_key(Path(path))
+    return key
+
+
+def _read_or_create_key(path: Path) -> bytes:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        try:
+            descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            pass
+        else:
+            with os.fdopen(descriptor, "w") as handle:
+                handle.write(secrets.token_hex(32) + "\n")
+        text = path.read_text(encoding="ascii").strip()
+    except (OSError, UnicodeDecodeError) as error:
+        raise EvaluationError(f"{path}: the audit key cannot be read or created "
+                              f"({getattr(error, 'strerror', None) or type(error).__name__}); set POSTCART_AUDIT_KEY "
+                              "to a writable file path") from None
+    if len(text) < 32:
+        raise EvaluationError(f"{path}: the audit key is too short (a file of at least 32 hex characters is "
+                              "expected; delete it to have a new one made)")
+    return text.encode("ascii")
 
 
 @functools.cache

@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
 import typer
-import yaml
 
 from postcart.errors import InvalidSituation, PostcartError, Problem, RuleDefinitionError
 
@@ -78,22 +77,10 @@ def _emit(result: Any, output_format: Format, as_text: Callable[[Any], str],
 
 
 def read_document(source: str) -> Any:
-    """Read YAML or JSON (JSON is YAML) from a path or ``-`` for standard input, safely."""
-    name = "standard input" if source == "-" else source
-    try:
-        text = sys.stdin.read() if source == "-" else Path(source).read_text(encoding="utf-8")
-    except OSError as error:
-        raise InvalidSituation(Problem(name, f"cannot read: {error.strerror}", "a readable YAML or JSON file",
-                                       source)) from None
-    except UnicodeDecodeError:
-        raise InvalidSituation(Problem(name, "not text", "UTF-8 YAML or JSON", "binary data")) from None
-    try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        where = f"{name}:{mark.line + 1}" if mark else name
-        raise InvalidSituation(Problem(where, f"not valid YAML or JSON: {getattr(error, 'problem', error)}"),
-                               ) from None
+    """Read a YAML or JSON document from a path or ``-`` (standard input) with the strict reader."""
+    from postcart.documents import read_document as read_strictly
+
+    return read_strictly(source)
 
 
 def situation_from_document(data: Any, scenario: str | None, name: str) -> Any:
@@ -447,7 +434,8 @@ def _batch_cohort(source: Path, output: Path, rulebook: Any, output_format: Form
                        "resume", err=True)
             raise typer.Exit(130) from None
     if output_format is Format.json:
-        typer.echo(json.dumps({"output": summary.output, "rows": summary.rows, "ok": summary.ok,
+        typer.echo(json.dumps({"output": summary.output, "records_read": summary.records_read,
+                               "rows": summary.rows, "ok": summary.ok,
                                "invalid": summary.invalid, "error": summary.error,
                                "resumed_rows": summary.resumed_rows, "evaluated_rows": summary.evaluated_rows,
                                "seconds": round(summary.seconds, 3),

@@ -17,6 +17,14 @@ How durable-rules is driven, and why (measurements in shared/notes/durable-rules
   of us while testing.
 - Ruleset definitions are deep-copied before registration (durable mutates them) and registered under
   names unique to this Engine; :meth:`Engine.close` deletes them from the core.
+- The compiler keeps every ruleset inside the C core's fixed tables (``postcart.compiler.LIMITS``). Should
+  the core still answer an error for a session, that session is *not* deleted: deleting a session the
+  core reported broken corrupted its heap (SIGABRT/SIGSEGV). It is left behind (a leak, not a crash).
+- Fork: ``fork()`` waits until no thread is inside an evaluation (:data:`FORK_GATE`) and the lock is made
+  anew in a forked child (``os.register_at_fork``), because the parent may fork
+  while another of its threads holds it. An Engine belongs to the process that created it: a child that
+  inherits one gets :class:`EvaluationError` and creates its own (the C core's state for the parent's
+  sessions may be half-updated at the moment of the fork).
 """
 
 from __future__ import annotations
@@ -26,6 +34,7 @@ import copy
 import decimal
 import itertools
 import json
+import os
 import re
 import threading
 from collections.abc import Mapping
@@ -49,9 +58,64 @@ from postcart.errors import EvaluationError
 from postcart.rulebook import Derive, Rulebook
 from postcart.situation import PatientSituation, flatten
 
-__all__ = ["Engine", "EngineResult"]
+__all__ = ["FORK_GATE", "Engine", "EngineResult"]
 
 _CORE_LOCK = threading.Lock()
+
+
+def _new_lock_after_fork() -> None:
+    global _CORE_LOCK  # noqa: PLW0603 - the one lock of the C core, renewed in a forked child
+    _CORE_LOCK = threading.Lock()  # the parent's may be held by a thread that does not exist here
+
+
+os.register_at_fork(after_in_child=_new_lock_after_fork)
+
+
+class _ForkGate:
+    """Makes ``fork()`` wait until no thread is inside an evaluation, and evaluations wait during a fork.
+
+    Renewing our own lock in the child is not enough: a thread of the parent may be inside pydantic-core
+    (validating or dumping a situation) when another thread forks, and the child then deadlocks on a lock
+    the vanished thread held (measured: 2 of 6 children hung in ``model_dump``). Evaluations are many
+    readers; a fork is the one writer. Re-entrant per thread (``evaluate`` enters, then ``Engine.run``).
+    """
+
+    def __init__(self) -> None:
+        self._condition = threading.Condition(threading.Lock())
+        self._active = 0
+        self._local = threading.local()
+
+    def __enter__(self) -> None:
+        depth = getattr(self._local, "depth", 0)
+        self._local.depth = depth + 1
+        if depth == 0:
+            with self._condition:
+                self._active += 1
+
+    def __exit__(self, *exc: object) -> None:
+        self._local.depth -= 1
+        if self._local.depth == 0:
+            with self._condition:
+                self._active -= 1
+                if self._active == 0:
+                    self._condition.notify_all()
+
+    def before_fork(self) -> None:
+        self._condition.acquire()
+        own = getattr(self._local, "depth", 0) > 0  # a thread forking from inside an evaluation
+        while self._active > (1 if own else 0):
+            self._condition.wait()
+
+    def after_fork_in_parent(self) -> None:
+        self._condition.release()
+
+    def after_fork_in_child(self) -> None:
+        self.__init__()  # type: ignore[misc]  # the parent's threads do not exist here
+
+
+FORK_GATE = _ForkGate()
+os.register_at_fork(before=FORK_GATE.before_fork, after_in_parent=FORK_GATE.after_fork_in_parent,
+                    after_in_child=FORK_GATE.after_fork_in_child)
 _ENGINE_IDS = itertools.count(1)
 _SESSION_IDS = itertools.count(1)
 
@@ -90,6 +154,7 @@ class Engine:
         self.compiled: CompiledRulebook = compile_rulebook(self.rulebook, prefix)
         self._handles: dict[str, int] = {}
         self._closed = False
+        self._pid = os.getpid()
         with _CORE_LOCK:
             try:
                 for strata in self.compiled.strata.values():
@@ -104,11 +169,19 @@ class Engine:
     # --- lifecycle
 
     def close(self) -> None:
-        """Delete this engine's rulesets from durable-rules. Idempotent."""
-        if not self._closed:
-            with _CORE_LOCK:
-                self._delete_rulesets()
+        """Delete this engine's rulesets from durable-rules. Idempotent.
+
+        An evaluation running in another thread meanwhile ends with :class:`EvaluationError`. In a forked
+        child, closing a parent's engine only marks it closed (its rulesets are the parent's).
+        """
+        if self._closed:
+            return
+        if self._pid != os.getpid():
             self._closed = True
+            return
+        with _CORE_LOCK:
+            self._closed = True
+            self._delete_rulesets()
 
     def _delete_rulesets(self) -> None:
         for handle in self._handles.values():
@@ -126,13 +199,25 @@ class Engine:
 
     def run(self, situation: PatientSituation) -> EngineResult:
         """Run every stratum for the situation's disease; return fired rule ids and derived facts."""
+        with FORK_GATE:
+            self._check_usable()
+            facts = flatten(situation)
+            return self.run_facts(facts, situation.disease)
+
+    def _check_usable(self) -> None:
         if self._closed:
             raise EvaluationError("this Engine is closed")
-        facts = flatten(situation)
-        return self.run_facts(facts, situation.disease)
+        if self._pid != os.getpid():
+            raise EvaluationError(f"this Engine was created in process {self._pid} and this is process "
+                                  f"{os.getpid()} (a fork): create a new Engine in this process")
 
     def run_facts(self, facts: Mapping[str, Any], disease: str) -> EngineResult:
         """Run on already-flattened facts (dotted path -> value). Used by batch and explanations."""
+        with FORK_GATE:
+            return self._run_facts(facts, disease)
+
+    def _run_facts(self, facts: Mapping[str, Any], disease: str) -> EngineResult:
+        self._check_usable()
         facts = dict(facts)
         # The situation is encoded once; each stratum appends the facts derived so far and its session id.
         body = _positional_numbers(json.dumps(to_engine_fact(facts)))[:-1]
@@ -171,9 +256,16 @@ class Engine:
         payload = f'{fact_json}, "sid": "{sid}", "id": "situation"}}'
         fired: list[str] = []
         with _CORE_LOCK:
-            handle = self._handles[name]
+            handle = self._handles.get(name)
+            if handle is None or self._closed:
+                raise EvaluationError("this Engine was closed during the evaluation")
+            broken = False
             try:
-                result = _core.assert_fact(handle, payload)
+                try:
+                    result = _core.assert_fact(handle, payload)
+                except Exception:
+                    broken = True  # the core refused the session half-way: never delete_state it
+                    raise
                 if result[0] == _NOT_HANDLED:
                     return fired
                 if result[0] != _HANDLED:
@@ -185,14 +277,20 @@ class Engine:
                     rule_id = _action_name(text)
                     if rule_id != _SEEN_RULE and rule_id not in fired:  # `$or` activates once per true branch
                         fired.append(rule_id)
-                    text = _core.complete_and_start_action(handle, state)
+                    try:
+                        text = _core.complete_and_start_action(handle, state)
+                    except Exception:
+                        broken = True
+                        raise
             except EvaluationError:
                 raise
             except Exception as error:
-                raise EvaluationError(f"durable-rules failed in ruleset {name}: {error}") from error
+                raise EvaluationError(f"durable-rules failed in ruleset {name}: {error}; the session is left "
+                                      "in the core (deleting a broken session corrupts its heap)") from error
             finally:
-                with contextlib.suppress(Exception):
-                    _core.delete_state(handle, sid)
+                if not broken:
+                    with contextlib.suppress(Exception):
+                        _core.delete_state(handle, sid)
         return fired
 
 

@@ -8,12 +8,13 @@ changed, say).
 from __future__ import annotations
 
 import atexit
+import os
 import threading
 from collections.abc import Mapping
 from typing import Any
 
 from postcart.assessment import Assessment, build_assessment
-from postcart.engine import Engine
+from postcart.engine import FORK_GATE, Engine
 from postcart.rulebook import Rulebook
 from postcart.situation import PatientSituation, validate_situation
 
@@ -23,8 +24,17 @@ _DEFAULT: dict[str, Engine] = {}
 _DEFAULT_LOCK = threading.Lock()
 
 
+def _after_fork() -> None:
+    global _DEFAULT_LOCK  # noqa: PLW0603 - renewed in a forked child
+    _DEFAULT_LOCK = threading.Lock()
+    _DEFAULT.clear()  # the parent's engine belongs to the parent (see postcart.engine): make a new one here
+
+
+os.register_at_fork(after_in_child=_after_fork)
+
+
 def default_engine() -> Engine:
-    """The process's engine for the default rulebook, created on first use."""
+    """The process's engine for the default rulebook, created on first use (and anew in a forked child)."""
     with _DEFAULT_LOCK:
         if "engine" not in _DEFAULT:
             _DEFAULT["engine"] = Engine(Rulebook.load())
@@ -54,6 +64,7 @@ def evaluate(situation: PatientSituation | Mapping[str, Any], engine: Engine | N
         InvalidSituation: the situation breaks the input contract (every problem is listed).
         EvaluationError: the engine failed.
     """
-    validated = validate_situation(situation)
-    engine = engine or default_engine()
-    return build_assessment(engine.rulebook, validated, engine.run(validated))
+    with FORK_GATE:  # no fork() while this thread is inside pydantic-core (see postcart.engine)
+        validated = validate_situation(situation)
+        engine = engine or default_engine()
+        return build_assessment(engine.rulebook, validated, engine.run(validated))

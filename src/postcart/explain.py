@@ -28,10 +28,10 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from postcart.assessment import DISCLAIMER, Assessment, Audit, build_assessment, explain_true
+from postcart.documents import parse_yaml, read_text
 from postcart.engine import Engine
 from postcart.errors import EvaluationError, InvalidSituation, Problem, RuleDefinitionError
 from postcart.evaluation import default_engine
@@ -110,9 +110,8 @@ def _read_policy(name: str, mtime_ns: int) -> ChangeablePolicy:
     """Parse and check a policy file (cached by path and modification time: the file is read once)."""
     path = Path(name)
     try:
-        policy = ChangeablePolicy.model_validate(yaml.safe_load(path.read_text(encoding="utf-8")) or {})
-    except yaml.YAMLError as error:
-        raise RuleDefinitionError(Problem(str(path), f"not valid YAML: {error}")) from None
+        text, name = read_text(path, error=RuleDefinitionError)
+        policy = ChangeablePolicy.model_validate(parse_yaml(text, name, error=RuleDefinitionError) or {})
     except ValidationError as error:
         raise RuleDefinitionError([Problem(f"{path} {'.'.join(map(str, item['loc']))}", item["msg"])
                                    for item in error.errors(include_url=False)]) from None

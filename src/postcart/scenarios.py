@@ -14,7 +14,8 @@ A scenario file (YAML, under ``scenarios/``) holds ``scenarios:``, a list of::
         missing_information: [failure.target_antigen] # each must be asked for
         derived: {failure_timing: late}               # optional
 
-Options not listed under ``expected.options`` are not checked. Loading never stops at a bad scenario:
+Files are read with the strict reader (:mod:`postcart.documents`: no YAML 1.1 surprises, no duplicate
+keys, no aliases). Options not listed under ``expected.options`` are not checked. Loading never stops at a bad scenario:
 each problem is reported with its file, scenario id and field, and the others still load.
 """
 
@@ -25,10 +26,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from postcart.assessment import Assessment
+from postcart.documents import read_document
 from postcart.errors import InvalidSituation, Problem
 from postcart.situation import PatientSituation, validate_situation
 
@@ -110,9 +111,11 @@ def load_scenarios(*paths: str | Path) -> ScenarioLoad:
         for file in _files(Path(root)):
             name = str(file)
             try:
-                data = yaml.safe_load(file.read_text(encoding="utf-8"))
-            except (OSError, UnicodeDecodeError, yaml.YAMLError) as error:
-                load.invalid.append((name, "", Problem(name, f"unreadable scenario file: {error}")))
+                data = read_document(file)
+            except InvalidSituation as error:
+                for problem in error.problems:
+                    load.invalid.append((name, "", Problem(problem.location, f"unreadable scenario file: "
+                                                           f"{problem.message}", problem.expected, problem.got)))
                 continue
             entries = data.get("scenarios") if isinstance(data, dict) else None
             if not isinstance(entries, list):

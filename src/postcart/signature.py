@@ -14,7 +14,7 @@ and derived facts they read. A group's *key* is their classes and values, so two
 disease with equal keys for a group fire the same rules of that group; the value of a derived fact
 follows from its group's key. Within a group, a field's classes are merged down to the distinctions the
 group's own comparisons on that field make. The rulesets are per disease, and so are the fields, thresholds and groups here. All of it is computed from
-the rulebook, so it stays right as rules are added; ``postcart.batch.cohort`` uses it to run durable-rules only
+the rulebook, so it stays right as rules are added; ``postcart.batch.evaluator`` uses it to run durable-rules only
 for situations whose outcome it has not seen, and a test compares that against direct evaluation.
 """
 

@@ -103,6 +103,10 @@ PRODUCT_TARGET: dict[str, str] = {
 
 
 class _Model(BaseModel):
+    """Numbers and booleans are strict (``Field(strict=True)``): ``true`` is not ECOG 1, ``1.0`` or ``"5"``
+    not a count. A float field accepts an integer (11 months). Text tables are converted cell by cell,
+    strictly, before validation (``postcart.batch.tables``)."""
+
     model_config = ConfigDict(extra="forbid", validate_default=True)
 
 
@@ -132,17 +136,17 @@ class CarT(_Model):
         "partial (PR), stable (SD), progressive disease (PD) or not evaluable.",
         examples=["PR"],
     )
-    infusions: int = Field(
+    infusions: int = Field(strict=True,
         default=1, ge=1, title="CAR-T infusions received",
         json_schema_extra={"x-said": {"*": "CAR-T infusions so far: {value}"}},
         description="Number of CAR-T infusions received so far (count).", examples=[1],
     )
-    max_crs_grade: int | None = Field(
+    max_crs_grade: int | None = Field(strict=True,
         default=None, ge=0, le=5, title="worst CRS grade",
         description="Worst cytokine release syndrome grade after CAR-T, ASTCT consensus grading (0-5); "
         "absent means unknown.", examples=[2],
     )
-    max_icans_grade: int | None = Field(
+    max_icans_grade: int | None = Field(strict=True,
         default=None, ge=0, le=5, title="worst ICANS grade",
         description="Worst immune effector cell-associated neurotoxicity syndrome grade after CAR-T, ASTCT "
         "consensus grading (0-5); absent means unknown.", examples=[1],
@@ -159,7 +163,7 @@ class Failure(_Model):
         description="primary_refractory: no response (best response SD/PD/not evaluable); relapse: "
         "progression after a CR or PR.", examples=["relapse"],
     )
-    months_since_infusion: float = Field(
+    months_since_infusion: float = Field(strict=True,
         ge=0, le=600, title="months from infusion to failure",
         # worded as the derived failure timing is, so the figure is said once
         json_schema_extra={"x-said": {
@@ -191,11 +195,11 @@ class Failure(_Model):
         description="CD20 expression at failure, for CD20-directed options in B-cell lymphomas.",
         examples=["positive"],
     )
-    localized: bool = Field(
+    localized: bool = Field(strict=True,
         default=False, title="localized disease",
         description="Limited-site disease at failure, amenable to radiotherapy.", examples=[False],
     )
-    cns_involvement: bool = Field(
+    cns_involvement: bool = Field(strict=True,
         default=False, title="CNS involvement", description="Central nervous system involvement at failure.",
         examples=[False],
     )
@@ -221,17 +225,17 @@ class Failure(_Model):
 class Fitness(_Model):
     """Performance status and comorbidity."""
 
-    ecog: int = Field(
+    ecog: int = Field(strict=True,
         ge=0, le=4, title="ECOG performance status",
         json_schema_extra={"x-said": {"*": "ECOG {value}"}},
         description="ECOG performance status, 0 (fully active) to 4 (completely disabled).", examples=[1],
     )
-    hct_ci: int | None = Field(
+    hct_ci: int | None = Field(strict=True,
         default=None, ge=0, le=30, title="HCT-CI",
         description="Hematopoietic cell transplantation-specific comorbidity index (Sorror score, points); "
         "absent means unknown.", examples=[2],
     )
-    organ_function_adequate: bool | None = Field(
+    organ_function_adequate: bool | None = Field(strict=True,
         default=None, title="adequate organ function",
         json_schema_extra={"x-said": {
             "true": "organ function adequate", "false": "organ function not adequate",
@@ -239,7 +243,7 @@ class Fitness(_Model):
         description="Cardiac, pulmonary, hepatic and renal function adequate for intensive therapy; absent "
         "means unknown.", examples=[True],
     )
-    active_infection: bool = Field(
+    active_infection: bool = Field(strict=True,
         default=False, title="active infection",
         description="Uncontrolled active infection at assessment.", examples=[False],
     )
@@ -254,15 +258,15 @@ class Fitness(_Model):
 class History(_Model):
     """Treatment history."""
 
-    prior_lines: int | None = Field(
+    prior_lines: int | None = Field(strict=True,
         default=None, ge=0, le=30, title="prior lines of therapy",
         description="Lines of systemic therapy before the CAR-T (count).", examples=[2],
     )
-    prior_allo_hct: bool = Field(
+    prior_allo_hct: bool = Field(strict=True,
         default=False, title="prior allogeneic HCT", description="Allogeneic transplant received before.",
         examples=[False],
     )
-    prior_auto_hct: bool = Field(
+    prior_auto_hct: bool = Field(strict=True,
         default=False, title="prior autologous HCT", description="Autologous transplant received before.",
         examples=[False],
     )
@@ -369,7 +373,7 @@ class PatientSituation(_Model):
         description="A pseudonymous label, echoed back in the assessment and never logged.",
         examples=["case-017"],
     )
-    age: int = Field(ge=0, le=120, title="age", description="Age in years.", examples=[58])
+    age: int = Field(strict=True, ge=0, le=120, title="age", description="Age in years.", examples=[58])
     disease: Disease = Field(
         title="disease",
         description="LBCL (covers DLBCL, HGBL, PMBCL and transformed FL), FL, MCL, B_ALL, MM or CLL.",

@@ -175,7 +175,8 @@ def build_cards(assessment: Assessment, notes: Sequence[Note], service_id: str,
     # the report's reading order (recommended, consider, not advised; follow-up last), pending ones up front
     options = sorted(ordered_options(assessment), key=lambda o: 0 if _is_pending(o) else 1)
     single = [o for o in options if o.verdict == "recommended" or _is_pending(o)]
-    grouped = {verdict: [o for o in options if o.verdict == verdict and o not in single]
+    alone = {o.option for o in single}
+    grouped = {verdict: [o for o in options if o.verdict == verdict and o.option not in alone]
                for verdict in ("consider", "not_advised")}
     for option in single:
         card_id = str(uuid.uuid4())

@@ -42,7 +42,7 @@ from functools import cached_property
 from typing import Any
 
 from postcart.engine import Engine
-from postcart.errors import EvaluationError, Problem
+from postcart.errors import EvaluationError, Problem, RuleDefinitionError
 from postcart.rulebook import Ask, Derive, Rule, Rulebook, Suggest
 from postcart.rulebook import conditions as cond
 from postcart.situation import (
@@ -109,6 +109,8 @@ def lint(rulebook: Rulebook, engine: Engine | None = None, require_lifecycle: bo
     if engine is None:
         try:
             engine = Engine(rulebook)
+        except RuleDefinitionError as error:  # a rule beyond durable-rules' fixed limits (postcart.compiler)
+            findings.problems.extend(error.problems)
         except EvaluationError as error:
             findings.problems.extend(_refused_rules(rulebook, error))
     try:

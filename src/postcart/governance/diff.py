@@ -24,10 +24,10 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, computed_field
 
 from postcart.assessment import Assessment, build_assessment
+from postcart.documents import MAX_DOCUMENT_BYTES, parse_document, parse_json, read_text
 from postcart.engine import Engine
 from postcart.errors import EvaluationError, InvalidSituation, Problem, RuleDefinitionError
 from postcart.rulebook import Rule, Rulebook
@@ -165,25 +165,26 @@ def _load_file(file: Path, out: Situations) -> None:
         out.unreadable.append(name)
         return
     try:
-        text = file.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as error:
-        out.invalid.append(Problem(name, f"unreadable: {error}"))
+        text, _ = read_text(file, limit=8 * MAX_DOCUMENT_BYTES if file.suffix == ".jsonl" else MAX_DOCUMENT_BYTES)
+    except InvalidSituation as error:
+        out.invalid.extend(Problem(problem.location, f"unreadable: {problem.message}", problem.expected, problem.got)
+                           for problem in error.problems)
         out.unreadable.append(name)
         return
     if file.suffix == ".jsonl":
         for number, line in enumerate(text.splitlines(), 1):
             if line.strip():
                 try:
-                    data = json.loads(line)
-                except json.JSONDecodeError as error:
-                    out.invalid.append(Problem(f"{name}:{number}", f"not valid JSON: {error.msg}"))
+                    data = parse_json(line, name, line=number)
+                except InvalidSituation as error:
+                    out.invalid.extend(error.problems)
                     continue
                 _add(out, f"{name}:{number}", name, data)
         return
     try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as error:
-        out.invalid.append(Problem(name, f"not valid YAML or JSON: {getattr(error, 'problem', error)}"))
+        data = parse_document(text, name, json_only=file.suffix == ".json")
+    except InvalidSituation as error:
+        out.invalid.extend(error.problems)
         out.unreadable.append(name)
         return
     if isinstance(data, dict) and isinstance(data.get("scenarios"), list):

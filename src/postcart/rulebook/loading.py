@@ -16,6 +16,7 @@ from __future__ import annotations
 import datetime as dt
 import difflib
 import hashlib
+import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, Literal
@@ -23,6 +24,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import ValidationError
 
+from postcart.documents import parse_yaml_with_node
 from postcart.errors import Problem, RuleDefinitionError
 from postcart.rulebook import conditions as cond
 from postcart.rulebook.model import (
@@ -89,8 +91,10 @@ class _Loader:
             self.collect(name, data, lines, facts, raw_rules)
 
         rules = self.check_rules(raw_rules, facts, references)
+        self.check_fact_names(rules, facts)
         self.check_fact_graph(rules, facts)
         self.check_overrides(rules)
+        self.check_override_cycles(rules)
         if self.problems:
             raise RuleDefinitionError(self.problems, str(self.directory))
         runnable = tuple(rule for rule in rules
@@ -109,13 +113,12 @@ class _Loader:
     # --- files
 
     def parse_yaml(self, name: str, text: str) -> tuple[Any, _Lines]:
+        """The strict YAML reader of :mod:`postcart.documents` (no aliases: a 342-byte alias bomb hung
+        ``check``; no duplicate keys; YAML 1.2-style scalars)."""
         try:
-            data = yaml.safe_load(text)
-            node = yaml.compose(text, Loader=yaml.SafeLoader)
-        except yaml.YAMLError as error:
-            mark = getattr(error, "problem_mark", None)
-            line = mark.line + 1 if mark else None
-            self.problem(name, line, None, "", f"not valid YAML: {getattr(error, 'problem', error)}")
+            data, node = parse_yaml_with_node(text, name, error=RuleDefinitionError)
+        except RuleDefinitionError as error:
+            self.problems.extend(error.problems)
             return None, _Lines(None)
         return data, _Lines(node)
 
@@ -277,6 +280,51 @@ class _Loader:
                                  f"rules '{rule.id}' and '{other_id}' override each other", "one direction only",
                                  "both")
 
+    def check_fact_names(self, rules: list[Rule], facts: Mapping[str, FactDeclaration]) -> None:
+        """A derived fact's name becomes an attribute of the engine's JSON fact: plain lower-case words only.
+
+        A quote in a name once broke the fact the engine asserts, silently dropping a question.
+        """
+        for fact_name in facts:
+            if _SAFE_FACT_NAME.fullmatch(fact_name):
+                continue
+            using = sorted(rule.id for rule in rules
+                           if (isinstance(rule.then, Derive) and rule.then.derive == fact_name)
+                           or f"derived.{fact_name}" in rule.reads)
+            self.problem("(rulebook)", None, None, f"facts.{fact_name}",
+                         "unsafe derived-fact name" + (f" (used by rules {', '.join(using)})" if using else ""),
+                         "lower-case letters, digits and _ (starting with a letter), at most 60", repr(fact_name))
+
+    def check_override_cycles(self, rules: list[Rule]) -> None:
+        """``overrides`` may not go round in a circle of any length (two-rule circles are reported above)."""
+        edges = {rule.id: [other for other in rule.then.overrides if other != rule.id]
+                 for rule in rules if isinstance(rule.then, Suggest)}
+        by_id = {rule.id: rule for rule in rules}
+        state: dict[str, int] = {}  # 1: on the current path, 2: done
+        reported: set[frozenset[str]] = set()
+
+        def visit(rule_id: str, path: list[str]) -> None:
+            state[rule_id] = 1
+            path.append(rule_id)
+            for other in edges.get(rule_id, ()):
+                if state.get(other) == 1:
+                    cycle = path[path.index(other):]
+                    if len(cycle) > 2 and frozenset(cycle) not in reported:
+                        reported.add(frozenset(cycle))
+                        first = by_id[cycle[0]]
+                        self.problem(first.file, first.line, first.id, "then.overrides",
+                                     "overrides go round in a circle: " + " -> ".join([*cycle, cycle[0]]),
+                                     "overrides that end (no rule overrides itself through others)",
+                                     f"a circle of {len(cycle)} rules")
+                elif state.get(other) is None and other in edges:
+                    visit(other, path)
+            path.pop()
+            state[rule_id] = 2
+
+        for rule_id in sorted(edges):
+            if state.get(rule_id) is None:
+                visit(rule_id, [])
+
     def check_fact_graph(self, rules: list[Rule], facts: Mapping[str, FactDeclaration]) -> None:
         """Derived facts may build on each other, but not in a circle."""
         depends: dict[str, set[str]] = {name: set() for name in facts}
@@ -404,6 +452,9 @@ def _check_leaf(path: str, op: str, value: Any, where: str, catalogue: Mapping[s
             problems.append(cond.ParseProblem(f"{where}.field", f"rules may not read '{path}'",
                                               "a clinical field", path))
     return problems
+
+
+_SAFE_FACT_NAME = re.compile(r"[a-z][a-z0-9_]{0,59}")
 
 
 class _Lines:
