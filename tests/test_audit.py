@@ -91,7 +91,7 @@ def test_audit_holds_no_patient_data(engine: Engine, baseline: dict[str, Any]) -
     baseline["patient_id"] = "label-7f3q-zz"
     audit = evaluate(baseline, engine).audit.model_dump(mode="json")
     assert set(audit) == {"input_hash", "rulebook_version", "rulebook_hash", "postcart_version",
-                          "durable_rules_version", "evaluated_at", "rules_fired"}
+                          "durable_rules_version", "evaluated_at", "rules_fired", "approving_reviews"}
     text = json.dumps(audit)
     for leak in ("label-7f3q-zz", '"age"', '"patient_id"', "matched_unrelated", '"car_t"'):
         assert leak not in text

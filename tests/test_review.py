@@ -2,18 +2,35 @@
 
 from __future__ import annotations
 
+import dataclasses
+import datetime as dt
 import html
 import json
+import os
 import re
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
 from dataclasses import replace
+from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
+import pypdf
 import pytest
 from typer.testing import CliRunner
 
+from postcart import Engine, Rulebook, evaluate
 from postcart.assessment import DISCLAIMER
 from postcart.cli import app
+from postcart.errors import RuleDefinitionError
 from postcart.governance import review
+from postcart.governance.catalogue import render_catalogue
+from postcart.governance.check import Findings, review_findings
+from postcart.rulebook import Rule, default_rules_dir
+from postcart.rulebook.model import review_checksum
+from tests.conftest import BASELINE
 
 _VERDICT = {"recommended": "recommended", "consider": "to be considered", "not_advised": "not advised"}
 
@@ -79,7 +96,8 @@ def test_html_report_carries_rulebook_identity_coverage_and_signoff(report: dict
     for rule in result.rules:
         assert f"<tr id='r-{rule['id']}'>" in page
     assert "never fired" not in page
-    assert "id='signoff'" in page and "<script" not in page
+    assert "id='signoff'" in page
+    assert "<script src" not in page and "<link" not in page and "fetch(" not in page  # nothing fetched
     assert html.escape(DISCLAIMER) in page
 
 
@@ -114,8 +132,391 @@ def test_failed_scenario_is_shown_as_failed_with_its_reason(report: dict[str, An
     assert "FAILED" in section and "&lt;x&gt; is recommended&quot;: no rule addressed it" in section
 
 
-def test_review_refuses_a_directory_without_the_feature_suite(tmp_path: Any) -> None:
-    """Pointing --features at a directory without the suite's conftest exits non-zero and says why."""
+def test_review_refuses_a_directory_without_feature_files(tmp_path: Any) -> None:
+    """Pointing --features at a directory without feature files exits non-zero and says why."""
     invoked = CliRunner().invoke(app, ["review", "--output", str(tmp_path / "r.html"), "--features", str(tmp_path)])
     assert invoked.exit_code == 1
-    assert "no feature suite here" in invoked.output
+    assert "no feature files here" in invoked.output
+
+
+# --- completing a review: decisions, export, import ------------------------------------------------
+
+_EDITED_RULE = "lbcl.bispecific.cd20xcd3"
+
+
+@pytest.fixture
+def rules_copy(tmp_path: Path) -> Path:
+    """A copy of the bundled rules directory, to record reviews in and to edit."""
+    target = tmp_path / "rules"
+    shutil.copytree(default_rules_dir(), target, ignore=shutil.ignore_patterns("reviews", "__pycache__"))
+    return target
+
+
+def _edit_rule(rules_dir: Path) -> None:
+    """Change the wording of one rule's rationale (its clinical content, not its bookkeeping)."""
+    path = rules_dir / "lbcl.yaml"
+    text = path.read_text(encoding="utf-8")
+    assert "is the default systemic option" in text
+    path.write_text(text.replace("is the default systemic option", "is the preferred systemic option", 1),
+                    encoding="utf-8")
+
+
+def _review_file(book: Rulebook, path: Path, *, name: str = "Dr Ada Byron", decision: str | None = "approve",
+                 date: dt.date = dt.date(2026, 12, 6), review_by: dt.date | None = dt.date(2027, 12, 6)) -> Path:
+    """A review file as the page exports it, written by Python (same fields, same checksum)."""
+    data: dict[str, Any] = {
+        "format": "postcart-review/1", "reviewer": {"name": name, "role": "consultant haematologist"},
+        "date": date.isoformat(), "review_by": review_by.isoformat() if review_by else None,
+        "rulebook": {"version": book.version, "content_hash": book.content_hash},
+        "rules": [{"id": rule.id, "version": rule.version, "content_hash": rule.content_hash, "decision": decision,
+                   "comment": ""} for rule in book.rules],
+        "scenarios": [], "comment": "",
+    }
+    data["checksum"] = review_checksum(data)
+    path.write_text(json.dumps(data, indent=1), encoding="utf-8")
+    return path
+
+
+def _check(rules_dir: Path, *flags: str) -> Any:
+    return CliRunner().invoke(app, ["check", "--rules", str(rules_dir), *flags])
+
+
+def _review_texts(rules_dir: Path, require: bool) -> list[str]:
+    """What check's review lifecycle reports (problems with ``require``, else warnings), without the
+    reachability analysis that the full check adds."""
+    findings = Findings()
+    review_findings(Rulebook.load(rules_dir, include_drafts=True), findings, require=require)
+    assert not (findings.warnings if require else findings.problems)
+    return [str(problem) for problem in (findings.problems if require else findings.warnings)]
+
+
+def _import(rules_dir: Path, file: Path) -> Any:
+    return CliRunner().invoke(app, ["review", "import", str(file), "--rules", str(rules_dir)])
+
+
+def test_require_review_fails_on_a_changed_rule_until_a_review_of_it_is_imported(rules_copy: Path,
+                                                                                 tmp_path: Path) -> None:
+    """Approved by a recorded review, the rulebook passes check --require-review; after a rule's wording
+    changes, check names that rule as changed since its approval (plain check only warns), the old review
+    is refused as stale naming the rule, and a new review of the current rules makes it pass again."""
+    assert len(_review_texts(rules_copy, require=True)) == len(Rulebook.load(rules_copy).rules)  # none reviewed
+    first = _import(rules_copy, _review_file(Rulebook.load(rules_copy), tmp_path / "first.json"))
+    assert first.exit_code == 0, first.output
+    assert "111 rules approved" in first.output or "rules approved" in first.output
+    passed = _check(rules_copy, "--require-review")
+    assert passed.exit_code == 0, passed.output
+
+    _edit_rule(rules_copy)
+    failed = _check(rules_copy, "--require-review")
+    assert failed.exit_code == 2
+    assert f"rule {_EDITED_RULE}: changed since its last approval" in failed.output
+    assert sum("changed since its last approval" in line for line in failed.output.splitlines()) == 1
+    assert [text for text in _review_texts(rules_copy, require=False) if _EDITED_RULE in text] == [
+        text for text in _review_texts(rules_copy, require=True) if _EDITED_RULE in text]
+
+    stale = _import(rules_copy, tmp_path / "first.json")
+    assert stale.exit_code == 2
+    assert "refused" in stale.output and f"changed: {_EDITED_RULE} (version 1, content changed)" in stale.output
+
+    second = _import(rules_copy, _review_file(Rulebook.load(rules_copy), tmp_path / "second.json"))
+    assert second.exit_code == 0, second.output
+    assert _check(rules_copy, "--require-review").exit_code == 0
+
+
+def test_tampered_review_file_is_refused(rules_copy: Path, tmp_path: Path) -> None:
+    """A decision edited after export breaks the checksum; a file whose rules do not match the rulebook it
+    names (even with a recomputed checksum) is refused too; nothing is recorded either way."""
+    book = Rulebook.load(rules_copy)
+    path = _review_file(book, tmp_path / "review.json")
+    data = json.loads(path.read_text(encoding="utf-8"))
+    data["rules"][0]["decision"] = "request_change"
+    path.write_text(json.dumps(data), encoding="utf-8")
+    edited = _import(rules_copy, path)
+    assert edited.exit_code == 2 and "altered after the review page exported it" in edited.output
+
+    data["rules"][0]["content_hash"] = "0" * 64
+    data["checksum"] = review_checksum(data)
+    path.write_text(json.dumps(data), encoding="utf-8")
+    forged = _import(rules_copy, path)
+    assert forged.exit_code == 2 and "its rules do not match that rulebook" in forged.output
+    assert f"changed: {book.rules[0].id}" in forged.output
+    assert not (rules_copy / "reviews").exists()
+
+
+def test_review_file_with_a_key_given_twice_is_refused(rules_copy: Path, tmp_path: Path) -> None:
+    """A decision written twice (one reader would take the first, another the last) is refused, not guessed."""
+    path = _review_file(Rulebook.load(rules_copy), tmp_path / "review.json")
+    text = path.read_text(encoding="utf-8").replace('"decision": "approve"', '"decision": "approve", "decision": "request_change"', 1)
+    path.write_text(text, encoding="utf-8")
+    twice = _import(rules_copy, path)
+    assert twice.exit_code == 2 and "refused: not a valid JSON review file" in twice.output
+    assert "decision" in twice.output and not (rules_copy / "reviews").exists()
+
+
+def test_a_recorded_review_altered_afterwards_fails_the_rulebook_load(rules_copy: Path, tmp_path: Path) -> None:
+    """Editing a review file already under reviews/ is caught when the rules load (file and reason named)."""
+    assert _import(rules_copy, _review_file(Rulebook.load(rules_copy), tmp_path / "r.json")).exit_code == 0
+    recorded = next((rules_copy / "reviews").glob("*.json"))
+    recorded.write_text(recorded.read_text(encoding="utf-8").replace('"approve"', '"request_change"', 1),
+                        encoding="utf-8")
+    with pytest.raises(RuleDefinitionError, match=rf"reviews/{recorded.name} field checksum: the file was altered"):
+        Rulebook.load(rules_copy)
+
+
+def test_minimum_reviewers_and_review_by_are_enforced(rules_copy: Path, tmp_path: Path) -> None:
+    """With review.minimum_reviewers 2 in rulebook.yaml one approval is not enough; an approval past its
+    review_by date is reported; plain check only warns about either."""
+    meta = rules_copy / "rulebook.yaml"
+    meta.write_text(meta.read_text(encoding="utf-8") + "review:\n  minimum_reviewers: 2\n", encoding="utf-8")
+    book = Rulebook.load(rules_copy)
+    assert _import(rules_copy, _review_file(book, tmp_path / "a.json")).exit_code == 0
+    one = _review_texts(rules_copy, require=True)
+    assert len(one) == len(book.rules)
+    assert all("approved by 1 reviewer(s), fewer than the minimum; expected at least 2" in text for text in one)
+    assert _review_texts(rules_copy, require=False) == [
+        f"(rulebook) reviews: {len(book.rules)} rules approved by fewer reviewers than the minimum of 2 "
+        f"(rulebook.yaml review.minimum_reviewers): {', '.join(rule.id for rule in book.rules[:8])} and "
+        f"{len(book.rules) - 8} more"]
+    late = _review_file(book, tmp_path / "b.json", name="Dr Grace Hopper", date=dt.date(2024, 1, 5),
+                        review_by=dt.date(2025, 1, 5))
+    assert _import(rules_copy, late).exit_code == 0
+    overdue = _review_texts(rules_copy, require=True)
+    assert len(overdue) == 1 and "review by Dr Grace Hopper is past its review_by date 2025-01-05" in overdue[0]
+    assert overdue[0].startswith("reviews/2024-01-05-dr-grace-hopper-")
+
+
+def test_lifecycle_catalogue_and_audit_name_the_approving_review(rules_copy: Path, tmp_path: Path) -> None:
+    """A rule is active only once a recorded review approves its current version; the catalogue and the
+    assessment's audit record then name that review; a change requested is reported by check."""
+    book = Rulebook.load(rules_copy)
+    rule = book.rule(_EDITED_RULE)
+    assert book.lifecycle(rule) == "awaiting review"
+    assert "**awaiting review**" in render_catalogue(book)
+    assert _import(rules_copy, _review_file(book, tmp_path / "r.json")).exit_code == 0
+    reviewed = Rulebook.load(rules_copy)
+    recorded = reviewed.reviews[0].name
+    assert reviewed.lifecycle(reviewed.rule(_EDITED_RULE)) == "active"
+    assert f"active, approved by `reviews/{recorded}` (Dr Ada Byron, consultant haematologist, 2026-12-06)" \
+        in render_catalogue(reviewed)
+    with Engine(reviewed) as engine:
+        audit = evaluate(BASELINE, engine).audit
+    assert audit.approving_reviews is not None
+    assert audit.approving_reviews[_EDITED_RULE] == [recorded]
+    assert set(audit.approving_reviews) == set(audit.rules_fired)
+
+    _review_file(reviewed, tmp_path / "c.json", name="Dr Grace Hopper", decision="request_change")
+    assert _import(rules_copy, tmp_path / "c.json").exit_code == 0
+    asked = [text for text in _review_texts(rules_copy, require=False) if "change requested" in text]
+    assert len(asked) == len(reviewed.rules)
+    assert any(f"rule {_EDITED_RULE}: change requested by Dr Grace Hopper" in text for text in asked)
+
+
+def test_import_refuses_a_review_deciding_nothing(rules_copy: Path, tmp_path: Path) -> None:
+    """An exported page where no rule was decided is not recorded as a review."""
+    undecided = _import(rules_copy, _review_file(Rulebook.load(rules_copy), tmp_path / "r.json", decision=None))
+    assert undecided.exit_code == 2 and "decides no rule" in undecided.output
+
+
+def test_review_without_output_or_subcommand_says_what_to_give() -> None:
+    """`postcart review` alone names both ways to use it."""
+    invoked = CliRunner().invoke(app, ["review"])
+    assert invoked.exit_code == 2 and "--output" in invoked.output and "review import" in invoked.output
+
+
+# --- the page in a browser (headless Chromium driven by Playwright) ---------------------------------
+
+_CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                  "--disable-sync", "--no-first-run"]
+
+
+def _chromium() -> str:
+    """Debian's chromium (CI installs it); POSTCART_CHROMIUM names another binary."""
+    found = os.environ.get("POSTCART_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
+    if not found:
+        pytest.fail("the review page tests need Chromium: apt-get install chromium (or set POSTCART_CHROMIUM)")
+    return found
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    """One headless Chromium for this module's page tests."""
+    playwright_api = pytest.importorskip("playwright.sync_api", reason="pip install -e '.[dev]' brings Playwright")
+    with playwright_api.sync_playwright() as driver:
+        launched = driver.chromium.launch(executable_path=_chromium(), headless=True, args=_CHROMIUM_ARGS)
+        yield launched
+        launched.close()
+
+
+@pytest.fixture
+def page(browser: Any, report: dict[str, Any]) -> Iterator[Any]:
+    """The generated review page in a fresh browser profile (its own localStorage), downloads allowed."""
+    context = browser.new_context(accept_downloads=True)
+    opened = context.new_page()
+    errors: list[str] = []
+    opened.on("pageerror", lambda error: errors.append(str(error)))
+    opened.goto((report["dir"] / "review.html").as_uri())
+    yield opened
+    context.close()
+    assert not errors, f"script errors on the review page: {errors}"
+
+
+def _radio(page: Any, kind: str, item_id: str, value: str) -> Any:
+    return page.locator(f"input[type=radio][data-kind='{kind}'][data-id='{item_id}'][value='{value}']")
+
+
+def _comment(page: Any, kind: str, item_id: str) -> Any:
+    return page.locator(f"textarea[data-kind='{kind}'][data-id='{item_id}']")
+
+
+def _export(page: Any, target: Path) -> dict[str, Any]:
+    with page.expect_download() as download:
+        page.click("#export-review")
+    download.value.save_as(target)
+    return json.loads(target.read_text(encoding="utf-8"))
+
+
+def test_page_keeps_decisions_across_reload_and_exports_a_review_that_imports(
+        page: Any, report: dict[str, Any], rules_copy: Path, tmp_path: Path) -> None:
+    """A reviewer marks a scenario and two rules and signs; after a reload everything typed is back; the
+    exported file carries reviewer, rulebook and per-rule hashes, decisions and comments, with a checksum
+    Python agrees with, and `postcart review import` records it."""
+    result: review.ReviewResult = report["result"]
+    scenario = next(iter(result.scenarios.values())).gherkin
+    book = Rulebook.load(rules_copy)
+    first, second = book.rules[0], book.rules[1]
+    _radio(page, "scenarios", scenario.review_id, "disagree").check()
+    _comment(page, "scenarios", scenario.review_id).fill("I would expect a trial first — ≥ 2 lines")
+    _radio(page, "rules", first.id, "approve").check()
+    _radio(page, "rules", second.id, "request_change").check()
+    _comment(page, "rules", second.id).fill("Cite the 2025 update.")
+    page.fill("#reviewer-name", "Dr Ada Byron")
+    page.fill("#reviewer-role", "consultant haematologist")
+    assert "2 of 111 rules decided (1 approved), 1 of 85 scenarios marked" in page.text_content("#review-status")
+
+    page.reload()
+    assert _radio(page, "scenarios", scenario.review_id, "disagree").is_checked()
+    assert _comment(page, "scenarios", scenario.review_id).input_value() == "I would expect a trial first — ≥ 2 lines"
+    assert _radio(page, "rules", first.id, "approve").is_checked()
+    assert _radio(page, "rules", second.id, "request_change").is_checked()
+    assert _comment(page, "rules", second.id).input_value() == "Cite the 2025 update."
+    assert page.input_value("#reviewer-name") == "Dr Ada Byron"
+
+    exported = _export(page, tmp_path / "exported.json")
+    assert exported["reviewer"] == {"name": "Dr Ada Byron", "role": "consultant haematologist"}
+    assert exported["rulebook"] == {"version": book.version, "content_hash": book.content_hash}
+    assert exported["date"] == page.input_value("#review-date") and exported["review_by"]
+    rules = {entry["id"]: entry for entry in exported["rules"]}
+    assert len(rules) == len(book.rules)
+    assert rules[first.id] == {"id": first.id, "version": first.version, "content_hash": first.content_hash,
+                               "decision": "approve", "comment": ""}
+    assert rules[second.id]["decision"] == "request_change" and rules[second.id]["comment"] == "Cite the 2025 update."
+    assert rules[book.rules[2].id]["decision"] is None
+    scenarios = {entry["id"]: entry for entry in exported["scenarios"]}
+    assert scenarios[scenario.review_id] == {"id": scenario.review_id, "name": scenario.name, "decision": "disagree",
+                                             "comment": "I would expect a trial first — ≥ 2 lines"}
+    assert exported["checksum"] == review_checksum(exported)
+
+    imported = _import(rules_copy, tmp_path / "exported.json")
+    assert imported.exit_code == 0, imported.output
+    assert "1 rules approved, 1 changes requested, 109 undecided" in imported.output
+    recorded = Rulebook.load(rules_copy)
+    assert [r.reviewer.name for r in recorded.reviews] == ["Dr Ada Byron"]
+    assert recorded.lifecycle(recorded.rule(first.id)) == "active"
+    assert recorded.lifecycle(recorded.rule(second.id)) == "awaiting review"
+
+
+def test_export_needs_the_reviewers_name_and_role(page: Any) -> None:
+    """Without name and role the page says what is missing and downloads nothing."""
+    downloads: list[Any] = []
+
+    def keep(download: Any) -> None:  # Playwright cannot take a bound builtin such as list.append
+        downloads.append(download)
+
+    page.on("download", keep)
+    page.click("#export-review")
+    assert page.text_content("#export-message") == "Please give your name, your role before exporting."
+    assert downloads == []
+
+
+def test_a_full_review_in_the_page_lets_check_require_review_pass(page: Any, rules_copy: Path,
+                                                                  tmp_path: Path) -> None:
+    """Every rule approved in the page, exported and imported: check --require-review passes on that copy;
+    after a rule changes, the same file is refused as stale naming the rule."""
+    for radio in page.locator("input[type=radio][data-kind='rules'][value='approve']").all():
+        radio.check()
+    page.fill("#reviewer-name", "Dr Ada Byron")
+    page.fill("#reviewer-role", "consultant haematologist")
+    _export(page, tmp_path / "full.json")
+    assert _import(rules_copy, tmp_path / "full.json").exit_code == 0
+    passed = _check(rules_copy, "--require-review")
+    assert passed.exit_code == 0, passed.output
+    _edit_rule(rules_copy)
+    stale = _import(rules_copy, tmp_path / "full.json")
+    assert stale.exit_code == 2 and f"changed: {_EDITED_RULE}" in stale.output
+
+
+def test_printed_sign_off_document_is_short_and_shows_dois(page: Any, tmp_path: Path) -> None:
+    """Printed on US Letter the page is the sign-off document: under 60 pages, screen parts hidden, every
+    cited DOI printed as text (in the PDF's text and visible in the print-media rendering)."""
+    book = Rulebook.load()
+    cited = sorted({book.references[key].doi for rule in book.rules for key in getattr(rule.then, "citations", ())
+                    if book.references[key].doi})
+    assert cited
+    page.emulate_media(media="print")
+    assert not page.locator("#coverage").is_visible() and page.locator("#signoff-document").is_visible()
+    first_doi = page.locator(".p-rule .doi").first
+    assert first_doi.is_visible()
+    shot = first_doi.screenshot(path=str(tmp_path / "doi.png"))
+    assert shot[:8] == b"\x89PNG\r\n\x1a\n" and len(shot) > 200
+    printed = {text.strip() for text in page.locator(".p-rule .doi").all_inner_texts()}
+    assert set(cited) <= printed
+
+    pdf = page.pdf(format="Letter", print_background=True)
+    (tmp_path / "signoff.pdf").write_bytes(pdf)
+    reader = pypdf.PdfReader(tmp_path / "signoff.pdf")
+    assert len(reader.pages) < 60, f"{len(reader.pages)} pages"
+    text = "".join("".join(p.extract_text().split()) for p in reader.pages)
+    missing = [doi for doi in cited if doi not in text]
+    assert not missing, f"DOIs not printed: {missing}"
+    assert "Signature" in text and book.content_hash in text
+
+
+def test_review_runs_from_the_package_without_pytest(tmp_path: Path) -> None:
+    """With pytest and pytest-bdd unimportable (an installed postcart), `postcart review` still runs every
+    bundled scenario in-process and writes the page."""
+    blocker = tmp_path / "no_pytest.py"
+    blocker.write_text(
+        "import importlib.abc, sys\n"
+        "class Block(importlib.abc.MetaPathFinder):\n"
+        "    def find_spec(self, name, path, target=None):\n"
+        "        if name.split('.')[0] in ('pytest', '_pytest', 'pytest_bdd'):\n"
+        "            raise ImportError(name, name=name)\n"
+        "sys.meta_path.insert(0, Block())\n"
+        "from postcart.cli import main\n"
+        f"sys.argv = ['postcart', 'review', '--output', {str(tmp_path / 'review.html')!r}]\n"
+        "main()\n", encoding="utf-8")
+    source = Path(review.__file__).resolve().parents[2]
+    completed = subprocess.run([sys.executable, str(blocker)], capture_output=True, text=True, check=False,
+                               cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(source)})
+    assert completed.returncode == 0, completed.stderr
+    total = sum(len(feature.scenarios) for feature in review.read_features(review.default_features_dir()))
+    assert f"{total} of {total} scenarios pass" in completed.stdout
+    assert "data-kind='rules'" in (tmp_path / "review.html").read_text(encoding="utf-8")
+
+
+def test_printed_rule_shows_its_evidence_grade_only_when_it_has_one() -> None:
+    """A rule carrying `evidence` prints its level and basis on paper; a rule without prints no line for it."""
+    from postcart.governance.signoff import _print_rule
+
+    @dataclasses.dataclass(frozen=True)
+    class GradedRule(Rule):
+        evidence: Any = None
+
+    book = Rulebook.load()
+    rule = book.rule(_EDITED_RULE)
+    graded = GradedRule(**{f.name: getattr(rule, f.name) for f in dataclasses.fields(rule)},
+                        evidence=SimpleNamespace(level="moderate", basis="phase_2_trials"))
+    assert "<p>Evidence: moderate; phase 2 trials</p>" in _print_rule(book, graded, [])
+    plain = _print_rule(book, rule, ["Late relapse with CD19 retained"])
+    assert "Evidence:" not in plain
+    assert "doi:<span class='doi'>" in plain and "Exercised by 1 scenario(s): Late relapse with CD19 retained" in plain

@@ -6,6 +6,12 @@ renderers that import it do not load durable-rules.
 Where several rules speak to one option: rules named in another fired rule's ``overrides`` are set aside
 (the stated precedence); then a ``not_advised`` from a contraindication wins; otherwise the strongest
 suggestion (recommended > consider > not_advised). Every rule's reason stays visible.
+
+Completed unknowns (:mod:`postcart.unknowns`, read through the :class:`Unknowns` protocol) add pending
+questions and pending options; every option not given a verdict is listed in ``not_addressed`` with its
+reason. It is one module because the contract's models, the verdict policy and the words for the facts
+behind each verdict and each silence are built together in one pass over the fired rules, and change
+together when the contract does.
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ import secrets
 from collections.abc import Iterator, Mapping
 from importlib import metadata
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -39,9 +45,15 @@ __all__ = [
     "Assessment",
     "Citation",
     "MissingInformation",
+    "NotAddressed",
     "OptionAssessment",
+    "Pending",
+    "PendingOutcome",
     "Reason",
     "build_assessment",
+    "decide",
+    "explain_false",
+    "explain_true",
     "package_version",
     "say",
     "situation_hash",
@@ -81,6 +93,31 @@ class Reason(_Out):
     citations: list[str] = Field(description="Bibliography keys this rule cites.")
 
 
+class PendingOutcome(_Out):
+    """What one answer to a pending question would make of the option."""
+
+    value: str = Field(description="The answer, in words ('adequate', '0-2', 'identified').")
+    verdict: Literal["recommended", "consider", "not_advised", "not_addressed"] = Field(
+        description="The option's strongest verdict once the input has this value, other unknowns still open "
+        "(re-run by the engine); not_addressed: no rule would speak to it.")
+
+
+class Pending(_Out):
+    """An unknown input whose answer would change the option's verdict."""
+
+    field: str = Field(description="The input's dotted path, e.g. 'fitness.organ_function_adequate'.")
+    question: str = Field(description="The question in a clinician's words (rules/rulebook.yaml, unknowns).")
+    outcomes: list[PendingOutcome] = Field(description="The verdict each plausible answer leads to.")
+
+
+class NotAddressed(_Out):
+    """An option the assessment does not give a verdict, and why."""
+
+    option: OptionName = Field(description="The option's id.")
+    reason: str = Field(description="The rulebook's reason for leaving it unaddressed in this disease, or "
+                        "'no rule applies: ...' naming the facts that decided it.")
+
+
 class OptionAssessment(_Out):
     """One next step with its verdict, rationale, the facts behind it and its sources."""
 
@@ -91,6 +128,10 @@ class OptionAssessment(_Out):
     rules: list[str] = Field(description="Ids of every rule that spoke to this option.")
     because: list[str] = Field(description="The input facts that made those rules fire, in words.")
     reasons: list[Reason] = Field(description="Each rule's own verdict and rationale, deciding ones first.")
+    pending: list[Pending] = Field(
+        default=[], description="Unknown inputs whose answers would change this verdict, most decisive first. "
+        "An option no rule addresses on today's facts but that an answer would make recommended or consider "
+        "is listed as consider with its pending questions (rules: the rules that would then decide).")
 
 
 class MissingInformation(_Out):
@@ -100,6 +141,8 @@ class MissingInformation(_Out):
     why: str = Field(description="Why it matters, in clinical language.")
     rules: list[str] = Field(description="Ids of the rules that ask for it.")
     citations: list[Citation] = Field(default=[], description="Sources behind the question.")
+    question: str = Field(default="", description="The question in a clinician's words.")
+    options: list[OptionName] = Field(default=[], description="The options whose verdict waits on it.")
 
 
 class RulebookInfo(_Out):
@@ -123,6 +166,9 @@ class Audit(_Out):
         default_factory=lambda: dt.datetime.now(dt.UTC),
         description="When the assessment was made (UTC). The only part that differs between reruns.")
     rules_fired: list[str] = Field(description="Every rule that fired, in firing order.")
+    approving_reviews: dict[str, list[str]] | None = Field(
+        default=None, description="For each rule that fired, the recorded reviews (file names under the rules "
+        "directory's reviews/) approving its current version; an empty list names a rule awaiting review.")
 
 
 class Assessment(_Out):
@@ -131,7 +177,10 @@ class Assessment(_Out):
     patient_id: str | None = Field(default=None, description="The pseudonymous label given with the input.")
     disease: DiseaseName = Field(description="The patient's disease, as given.")
     options: list[OptionAssessment] = Field(description="The options some rule addressed, strongest verdict first.")
-    missing_information: list[MissingInformation] = Field(description="Inputs that would change the answer.")
+    not_addressed: list[NotAddressed] = Field(
+        default=[], description="Every one of the nine options not in `options`, each with its reason.")
+    missing_information: list[MissingInformation] = Field(
+        description="Inputs that would change the answer, most verdicts changed first, then clinical urgency.")
     derived: dict[str, Any] = Field(description="The intermediate judgements the rules derived (failure timing, ...).")
     rulebook: RulebookInfo = Field(description="The rulebook that gave the answer.")
     audit: Audit = Field(description="Enough to reproduce the assessment, without the patient's data.")
@@ -148,8 +197,36 @@ class Assessment(_Out):
         return data
 
 
-def build_assessment(rulebook: Rulebook, situation: PatientSituation, result: EngineResult) -> Assessment:
-    """Turn the rules that fired into the clinician-facing assessment."""
+class Unknowns(Protocol):
+    """What re-running the rules over the unknown inputs showed (made by :mod:`postcart.unknowns`)."""
+
+    @property
+    def options(self) -> Mapping[str, Any]:
+        """Per option: ``verdict`` (None: no verdict of its own), ``rationale``, ``rules``, ``because``, ``pending``."""
+        ...
+
+    def pending(self, option: str) -> list[Pending]:
+        """The questions whose answers would change an option the rules address."""
+        ...
+
+    def not_addressed_note(self, option: str) -> str:
+        """What to add to an unaddressed option's reason ('; not advised if ...'), or nothing."""
+        ...
+
+    def rank_missing(self, rulebook: Rulebook, missing: list[MissingInformation],
+                     present: set[str]) -> list[MissingInformation]:
+        """The missing information with its questions and waiting options, ranked."""
+        ...
+
+
+def build_assessment(rulebook: Rulebook, situation: PatientSituation, result: EngineResult,
+                     unknowns: Unknowns | None = None) -> Assessment:
+    """Turn the rules that fired into the clinician-facing assessment.
+
+    Args:
+        unknowns: what the engine's re-runs over the unknown inputs showed (:mod:`postcart.unknowns`);
+            without it, an unknown input counts as not holding (the rules' two-valued reading).
+    """
     fired = [rulebook.rule(rule_id) for rule_id in result.fired]
     by_option: dict[str, list[Rule]] = {}
     asks: dict[str, list[Rule]] = {}
@@ -159,22 +236,22 @@ def build_assessment(rulebook: Rulebook, situation: PatientSituation, result: En
         elif isinstance(rule.then, Ask):
             asks.setdefault(rule.then.ask, []).append(rule)
 
-    options = [_option(rulebook, name, rules, result.facts) for name, rules in by_option.items()]
+    options = [_option(rulebook, name, rules, result.facts, unknowns) for name, rules in by_option.items()]
+    if unknowns is not None:
+        for name in OPTIONS:
+            found = unknowns.options.get(name)
+            if name not in by_option and found is not None and found.verdict is not None:
+                options.append(_pending_option(rulebook, found))
     options.sort(key=lambda item: (VERDICTS.index(item.verdict), OPTIONS.index(item.option)))
-    missing = [
-        MissingInformation(
-            field=field,
-            why=" ".join(dict.fromkeys(rule.then.why for rule in rules if isinstance(rule.then, Ask))),
-            rules=[rule.id for rule in rules],
-            citations=_citations(rulebook, [key for rule in rules if isinstance(rule.then, Ask)
-                                            for key in rule.then.citations]),
-        )
-        for field, rules in asks.items()
-    ]
+    present: set[str] = {item.option for item in options}
+    missing = [_missing(rulebook, field, rules) for field, rules in asks.items()]
+    if unknowns is not None:
+        missing = unknowns.rank_missing(rulebook, missing, present)
     return Assessment(
         patient_id=situation.patient_id,
         disease=situation.disease,
         options=options,
+        not_addressed=_not_addressed(rulebook, situation.disease, present, result.facts, unknowns),
         missing_information=missing,
         derived=dict(result.derived),
         rulebook=RulebookInfo(version=rulebook.version, content_hash=rulebook.content_hash),
@@ -186,23 +263,52 @@ def build_assessment(rulebook: Rulebook, situation: PatientSituation, result: En
             durable_rules_version=package_version("durable-rules"),
             evaluated_at=dt.datetime.now(dt.UTC),
             rules_fired=list(result.fired),
+            approving_reviews={rule_id: [review.name for review in rulebook.approvals(rulebook.rule(rule_id))]
+                               for rule_id in result.fired},
         ),
     )
 
 
-def _option(rulebook: Rulebook, name: str, rules: list[Rule], facts: Mapping[str, Any]) -> OptionAssessment:
-    suggestions = [(rule, rule.then) for rule in rules if isinstance(rule.then, Suggest)]
-    # a rule's stated precedence (`overrides`) sets the rules it names aside before the policy applies
+_MISSING: dict[tuple[str, str, tuple[str, ...]], MissingInformation] = {}
+
+
+def _missing(rulebook: Rulebook, field: str, rules: list[Rule]) -> MissingInformation:
+    """The question rules' entry for one field (it depends only on the rulebook and those rules)."""
+    key = (rulebook.content_hash, field, tuple(rule.id for rule in rules))
+    item = _MISSING.get(key)
+    if item is None:
+        if len(_MISSING) >= 10_000:
+            _MISSING.clear()
+        item = _MISSING[key] = MissingInformation(
+            field=field,
+            why=" ".join(dict.fromkeys(rule.then.why for rule in rules if isinstance(rule.then, Ask))),
+            rules=[rule.id for rule in rules],
+            citations=_citations(rulebook, [key for rule in rules if isinstance(rule.then, Ask)
+                                            for key in rule.then.citations]),
+        )
+    return item
+
+
+def decide(suggestions: list[tuple[Rule, Suggest]]) -> tuple[str, list[tuple[Rule, Suggest]]]:
+    """The combination policy over the rules that spoke to one option: its verdict and the deciding rules.
+
+    Rules named in another's ``overrides`` are set aside; then a contraindication's ``not_advised`` wins;
+    otherwise the strongest verdict.
+    """
     overridden = {other for _, then in suggestions for other in then.overrides}
     standing = [pair for pair in suggestions if pair[0].id not in overridden] or suggestions
     contraindications = [(rule, then) for rule, then in standing
                          if then.contraindication and then.verdict == "not_advised"]
     if contraindications:
-        deciding = contraindications
-        verdict = "not_advised"
-    else:
-        verdict = min((then.verdict for _, then in standing), key=VERDICTS.index)
-        deciding = [(rule, then) for rule, then in standing if then.verdict == verdict]
+        return "not_advised", contraindications
+    verdict = min((then.verdict for _, then in standing), key=VERDICTS.index)
+    return verdict, [(rule, then) for rule, then in standing if then.verdict == verdict]
+
+
+def _option(rulebook: Rulebook, name: str, rules: list[Rule], facts: Mapping[str, Any],
+            unknowns: Unknowns | None = None) -> OptionAssessment:
+    suggestions = [(rule, rule.then) for rule in rules if isinstance(rule.then, Suggest)]
+    verdict, deciding = decide(suggestions)
     deciding_ids = {rule.id for rule, _ in deciding}
     ordered = deciding + [pair for pair in suggestions if pair[0].id not in deciding_ids]
     # the first deciding rule speaks: several rationales run together repeat their figures (all stay in reasons)
@@ -221,7 +327,54 @@ def _option(rulebook: Rulebook, name: str, rules: list[Rule], facts: Mapping[str
         rules=[rule.id for rule, _ in ordered],
         because=because,
         reasons=[_reason(rulebook, rule) for rule, _ in ordered],
+        pending=unknowns.pending(name) if unknowns is not None else [],
     )
+
+
+def _pending_option(rulebook: Rulebook, found: Any) -> OptionAssessment:
+    """An option no rule addresses on today's facts, with the verdict its pending answers lead to."""
+    return OptionAssessment(
+        option=found.option,
+        verdict=found.verdict,
+        rationale=found.rationale,
+        citations=_citations(rulebook, [key for rule in found.rules for key in rule.then.citations]),
+        rules=[rule.id for rule in found.rules],
+        because=list(found.because),
+        reasons=[_reason(rulebook, rule) for rule in found.rules],
+        pending=list(found.pending),
+    )
+
+
+def _not_addressed(rulebook: Rulebook, disease: str, present: set[str], facts: Mapping[str, Any],
+                   unknowns: Unknowns | None) -> list[NotAddressed]:
+    """Each option without a verdict, with the rulebook's reason or the facts that kept its rules silent."""
+    listed: dict[str, str] = {cell.option: cell.reason.strip() for cell in rulebook.unaddressed
+                              if cell.disease == disease}
+    out: list[NotAddressed] = []
+    for name in OPTIONS:
+        if name in present:
+            continue
+        reason = listed.get(name)
+        if reason is None:
+            rules = [rule for rule in rulebook.rules_for(disease)
+                     if isinstance(rule.then, Suggest) and rule.then.option == name]
+            # the facts that kept the rules offering it silent; those of the rules against it only if none
+            offering = [rule for rule in rules if rule.then.verdict != "not_advised"]  # type: ignore[union-attr]
+            facts_text: list[str] = []
+            for rule in offering or rules:
+                if len(facts_text) >= 4:
+                    break
+                for text in explain_false(rulebook, rule, facts):
+                    if text not in facts_text:
+                        facts_text.append(text)
+            if not rules:
+                reason = f"no rule applies: no rule for {disease} speaks to this option"
+            else:
+                reason = "no rule applies: " + "; ".join(facts_text[:4] or ["the rules' conditions do not hold"])
+            if unknowns is not None:
+                reason += unknowns.not_addressed_note(name)
+        out.append(NotAddressed(option=name, reason=reason))  # type: ignore[arg-type]
+    return out
 
 
 # Citations and reasons depend only on the rulebook's content: built once per content hash and key.
@@ -241,6 +394,20 @@ def _reason(rulebook: Rulebook, rule: Rule) -> Reason:
     return reason
 
 
+# The words for a rule's deciding comparisons depend only on the values of the fields it reads.
+_TEXTS: dict[tuple[Any, ...], tuple[str, ...]] = {}
+
+
+def _cached_texts(kind: bool, rulebook: Rulebook, rule: Rule, facts: Mapping[str, Any]) -> list[str]:
+    key = (rulebook.content_hash, rule.id, kind, *(facts.get(path) for path in sorted(rule.reads)))
+    texts = _TEXTS.get(key)
+    if texts is None:
+        if len(_TEXTS) >= 50_000:
+            _TEXTS.clear()
+        texts = _TEXTS[key] = tuple((_explain_true if kind else _explain_false)(rulebook, rule, facts))
+    return list(texts)
+
+
 def explain_true(rulebook: Rulebook, rule: Rule, facts: Mapping[str, Any]) -> list[str]:
     """The facts that made a rule's condition true, each said once in a clinician's words.
 
@@ -248,6 +415,23 @@ def explain_true(rulebook: Rulebook, rule: Rule, facts: Mapping[str, Any]) -> li
     threshold (that is the rule's, shown with its id in the detail). The words come from the input
     model's field metadata and the derived facts' declarations (``said``), never from code per disease.
     A rule that applies to every patient has no facts to give.
+    """
+    return _cached_texts(True, rulebook, rule, facts)
+
+
+def explain_false(rulebook: Rulebook, rule: Rule, facts: Mapping[str, Any]) -> list[str]:
+    """The comparisons that kept a rule's condition false for these facts, in words with the actual values.
+
+    E.g. ``localized disease: no``; a derived fact is named with its value.
+    """
+    return _cached_texts(False, rulebook, rule, facts)
+
+
+def _explain_true(rulebook: Rulebook, rule: Rule, facts: Mapping[str, Any]) -> list[str]:
+    """The comparisons that made a rule's condition true for these facts, in words with the actual values.
+
+    E.g. ``ECOG performance status 3 (> 2)``. A comparison under ``not`` counts when it is false, and is
+    worded with the threshold it missed (``worst ICANS grade 1 (not ≥ 3)``).
     """
     if rule.condition is None:
         return []
@@ -321,6 +505,27 @@ def say(rulebook: Rulebook, field: str, facts: Mapping[str, Any]) -> str:
         return _word(rulebook, name, facts)
 
     return _ONE_MONTH.sub("1 month", _PLACEHOLDER.sub(fill, template))
+
+
+def _explain_false(rulebook: Rulebook, rule: Rule, facts: Mapping[str, Any]) -> list[str]:
+    if rule.condition is None:
+        return []
+    texts: list[str] = []
+    for leaf, wanted in _deciding_leaves(rule.condition, facts, False):
+        # `wanted` is the value the leaf has here (False: it failed; True: it held under a `not`)
+        label = rulebook.label(leaf.field)
+        actual = facts.get(leaf.field)
+        shown = "unknown" if actual is None else cond.render_value(actual)
+        if leaf.op == "known":
+            texts.append(f"{label} {'known' if actual is not None else 'unknown'}")
+        elif leaf.op == "contains":
+            texts.append(f"{label} {'include' if wanted else 'do not include'} {cond.render_value(leaf.value)}")
+        elif actual is None or leaf.op in ("eq", "ne", "in", "not_in"):
+            texts.append(f"{label}: {shown}")
+        else:
+            texts.append(f"{label} {shown} ({'' if wanted else 'not '}{cond.OPERATORS[leaf.op]} "
+                         f"{cond.render_value(leaf.value)})")
+    return list(dict.fromkeys(texts))
 
 
 def _deciding_leaves(condition: cond.Condition, facts: Mapping[str, Any],

@@ -17,8 +17,9 @@ from postcart.assessment import Assessment, build_assessment
 from postcart.engine import FORK_GATE, Engine
 from postcart.rulebook import Rulebook
 from postcart.situation import PatientSituation, validate_situation
+from postcart.unknowns import resolver_for
 
-__all__ = ["close_default_engine", "default_engine", "evaluate", "reset_default_engine"]
+__all__ = ["assess", "close_default_engine", "default_engine", "evaluate", "reset_default_engine"]
 
 _DEFAULT: dict[str, Engine] = {}
 _DEFAULT_LOCK = threading.Lock()
@@ -56,6 +57,9 @@ atexit.register(close_default_engine)
 def evaluate(situation: PatientSituation | Mapping[str, Any], engine: Engine | None = None) -> Assessment:
     """Assess a patient's situation: validate it, run the rules on durable-rules, build the assessment.
 
+    Inputs still unknown are completed over their plausible values by re-running the rules
+    (:mod:`postcart.unknowns`): each option says what it would become once they are known.
+
     Args:
         situation: a ``PatientSituation`` or a plain mapping in the input contract's shape.
         engine: the engine to use; default, the bundled rulebook's (created on first use).
@@ -65,6 +69,11 @@ def evaluate(situation: PatientSituation | Mapping[str, Any], engine: Engine | N
         EvaluationError: the engine failed.
     """
     with FORK_GATE:  # no fork() while this thread is inside pydantic-core (see postcart.engine)
-        validated = validate_situation(situation)
-        engine = engine or default_engine()
-        return build_assessment(engine.rulebook, validated, engine.run(validated))
+        return assess(engine or default_engine(), validate_situation(situation))
+
+
+def assess(engine: Engine, situation: PatientSituation) -> Assessment:
+    """The assessment of a validated situation: the engine's run, completed over the unknown inputs."""
+    with FORK_GATE:
+        result = engine.run(situation)
+        return build_assessment(engine.rulebook, situation, result, resolver_for(engine).resolve(situation, result))

@@ -34,10 +34,11 @@ from postcart.assessment import DISCLAIMER, Assessment, Audit, build_assessment,
 from postcart.documents import parse_yaml, read_text
 from postcart.engine import Engine
 from postcart.errors import EvaluationError, InvalidSituation, Problem, RuleDefinitionError
-from postcart.evaluation import default_engine
+from postcart.evaluation import assess, default_engine
 from postcart.rulebook import Derive, Rule, Rulebook, Suggest, default_rules_dir
 from postcart.rulebook import conditions as cond
 from postcart.situation import PatientSituation, field_catalogue, set_path, validate_situation
+from postcart.unknowns import resolver_for
 from postcart.vocabulary import OPTIONS
 
 __all__ = [
@@ -235,7 +236,8 @@ class _Explainer:
         self.policy = policy
         self.result = engine.run(situation)
         self.facts: Mapping[str, Any] = self.result.facts
-        self.assessment = build_assessment(self.rulebook, situation, self.result)
+        self.assessment = build_assessment(self.rulebook, situation, self.result,
+                                           resolver_for(engine).resolve(situation, self.result))
         self.rules = list(self.rulebook.rules_for(situation.disease))
         self._reruns: dict[tuple[str, Any], Assessment | None] = {}
         self.notes: list[str] = []
@@ -424,7 +426,7 @@ class _Explainer:
             set_path(data, field, value)
             try:
                 changed = validate_situation(data)
-                self._reruns[key] = build_assessment(self.rulebook, changed, self.engine.run(changed))
+                self._reruns[key] = assess(self.engine, changed)
             except InvalidSituation:  # e.g. a value the rest of the situation does not allow
                 self._reruns[key] = None
             except EvaluationError as error:  # a rulebook defect on this hypothetical: say so, go on

@@ -4,8 +4,9 @@ Field names are a public contract (batch, specifications and the EHR interface a
 them): add fields, never rename. Every field documents its units and grading system; the JSON Schema
 is generated from these models (``postcart schema``).
 
-It is one module because the models, the field catalogue the rulebook checks against and the flat form
-the engine reads must change together: a field added here reaches rules, cohorts and FHIR through them.
+It is one module because the input contract is one schema: every field sits beside its siblings with its
+description, units and grading system, and the JSON Schema, the field catalogue rules are checked against
+and the flattening into facts all come from that one place.
 """
 
 from __future__ import annotations

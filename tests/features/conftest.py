@@ -1,6 +1,7 @@
 """The clinical step library and the rule-coverage bookkeeping of the feature suite.
 
-Steps live in ``clinical_steps/`` (patient: Given; outcome: When/Then); importing them here makes them
+The features and steps ship in the package (``postcart/governance/features/``); steps live in
+``clinical_steps/`` (patient: Given; outcome: When/Then); importing them here makes them
 available to every feature. The hooks below name the step being run (for error messages), record each
 scenario's assessment for the coverage report and the clinicians' review report, and write both at the
 end of the session.
@@ -13,15 +14,21 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from clinical_steps.case import ClinicalStepError, PatientCase, StepRef
-from clinical_steps.coverage import ScenarioRecord, Tracker, assessment_evidence, output_dir
-from clinical_steps.outcome import *
-from clinical_steps.patient import *
-from clinical_steps.registry import closest_phrases
 
+from postcart.governance.features import FEATURES_DIR
+from postcart.governance.features.clinical_steps.case import ClinicalStepError, PatientCase, StepRef
+from postcart.governance.features.clinical_steps.coverage import (
+    ScenarioRecord,
+    Tracker,
+    assessment_evidence,
+    output_dir,
+)
+from postcart.governance.features.clinical_steps.outcome import *
+from postcart.governance.features.clinical_steps.patient import *
+from postcart.governance.features.clinical_steps.registry import unknown_step
 from postcart.governance.review import read_features
 
-FEATURES = Path(__file__).parent
+FEATURES = FEATURES_DIR
 _TRACKER = pytest.StashKey[Tracker]()
 _RECORD = pytest.StashKey[ScenarioRecord]()
 
@@ -84,13 +91,8 @@ def pytest_bdd_before_step(request: pytest.FixtureRequest, feature: Any, scenari
 def pytest_bdd_step_func_lookup_error(request: pytest.FixtureRequest, feature: Any, scenario: Any, step: Any,
                                       exception: Exception) -> None:
     """An unknown phrase: say which step, and the known phrases closest to it."""
-    close = closest_phrases(step.type, step.name)
-    hint = ("; closest known phrases: " + " | ".join(f'"{p}"' for p in close)) if close else ""
-    raise ClinicalStepError(
-        f'step "{step.keyword} {step.name}" (line {step.line_number} of {Path(feature.filename).name}, scenario '
-        f'"{scenario.name}"): no step of the clinical step library reads like this{hint}. See '
-        "docs/clinician-guide.md for the phrases postcart understands."
-    )
+    raise ClinicalStepError(unknown_step(step.type, step.keyword, step.name, step.line_number,
+                                         Path(feature.filename).name, scenario.name))
 
 
 @pytest.hookimpl(wrapper=True)

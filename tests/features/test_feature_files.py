@@ -1,4 +1,4 @@
-"""The feature files are valid Gherkin for the official parser and follow the suite's conventions."""
+"""The feature files (shipped in postcart/governance/features/) are valid Gherkin for the official parser and follow the suite's conventions."""
 
 from __future__ import annotations
 
@@ -7,9 +7,10 @@ from pathlib import Path
 import pytest
 from gherkin.parser import Parser
 
+from postcart.governance.features import FEATURES_DIR
 from postcart.governance.review import ReviewError, read_features
 
-FEATURES = Path(__file__).parent
+FEATURES = FEATURES_DIR
 FILES = sorted(FEATURES.glob("*.feature"))
 DISEASE_TAGS = {"@lbcl", "@fl", "@mcl", "@b_all", "@mm", "@cll"}
 OPTION_TAGS = {"@second_car_t_infusion", "@alternate_target_car_t", "@bispecific_antibody", "@clinical_trial",
@@ -55,8 +56,8 @@ def test_invalid_gherkin_is_refused_with_the_file_name(tmp_path: Path) -> None:
 
 def test_clinician_guide_documents_every_phrase() -> None:
     """Each step of the clinical step library appears, by its example phrase, in docs/clinician-guide.md."""
-    from clinical_steps.registry import PHRASES
+    from postcart.governance.features.clinical_steps.registry import PHRASES
 
-    guide = (FEATURES.parents[1] / "docs" / "clinician-guide.md").read_text(encoding="utf-8")
+    guide = (Path(__file__).resolve().parents[2] / "docs" / "clinician-guide.md").read_text(encoding="utf-8")
     undocumented = [phrase for phrases in PHRASES.values() for phrase in phrases if f"`{phrase}`" not in guide]
     assert not undocumented, f"phrases missing from the clinician guide: {undocumented}"

@@ -1,5 +1,8 @@
-"""Every scenario of every feature file in this directory, run by pytest-bdd with the clinical step library."""
+"""Every scenario of every bundled feature file (postcart/governance/features/), run by pytest-bdd with the
+clinical step library."""
 
 from pytest_bdd import scenarios
 
-scenarios(".")
+from postcart.governance.features import FEATURES_DIR
+
+scenarios(str(FEATURES_DIR))

@@ -6,10 +6,16 @@ and still writes the partial coverage report).
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
-from clinical_steps.coverage import Tracker
 
 from conftest import expected_scenarios
+from postcart import Engine
+from postcart.governance.features import FEATURES_DIR
+from postcart.governance.features.clinical_steps.coverage import Tracker
+from postcart.governance.features.runner import run_features
+from postcart.governance.review import read_features
 from postcart.rulebook import Suggest
 from postcart.vocabulary import DISEASES, OPTIONS
 
@@ -52,3 +58,20 @@ def test_every_option_a_disease_has_rules_for_is_checked_for_that_disease(featur
                for record in tracker.records.values() if record.assessment for check in record.checks}
     missing = sorted(addressed - checked)
     assert not missing, f"no scenario checks these (disease, option) pairs the rules address: {missing}"
+
+
+def test_review_runner_agrees_with_pytest_bdd(feature_tracker: Tracker | None, engine: Engine) -> None:
+    """The in-process runner of `postcart review` gives every scenario the same outcome, rules fired,
+    checks and assessment as this pytest-bdd run of the same feature files and steps."""
+    tracker = _complete(feature_tracker)
+    ours = run_features(read_features(FEATURES_DIR), engine).tracker.records.values()
+
+    def key(record: Any) -> tuple[Any, ...]:
+        return (record.feature_file, record.line, tuple((record.example or {}).values()))
+
+    theirs = {key(record): record for record in tracker.records.values()}
+    assert len(theirs) == len(tracker.records) == len(list(ours))
+    for record in ours:
+        other = theirs[key(record)]
+        assert (record.outcome, record.rules_fired, record.checks, record.asserted_rules, record.assessment) == (
+            other.outcome, other.rules_fired, other.checks, other.asserted_rules, other.assessment), record.nodeid

@@ -6,12 +6,13 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from clinical_steps import outcome, patient
-from clinical_steps.case import ClinicalStepError, PatientCase, StepRef
-from clinical_steps.registry import PARSERS, PHRASES
-from clinical_steps.vocabulary import OPTIONS, UnknownTerm, lookup
 
 from conftest import pytest_bdd_step_func_lookup_error
+from postcart.governance.features import FEATURES_DIR
+from postcart.governance.features.clinical_steps import outcome, patient
+from postcart.governance.features.clinical_steps.case import ClinicalStepError, PatientCase, StepRef
+from postcart.governance.features.clinical_steps.registry import PARSERS, PHRASES
+from postcart.governance.features.clinical_steps.vocabulary import OPTIONS, UnknownTerm, lookup
 from postcart.governance.review import read_features
 
 
@@ -146,10 +147,9 @@ def test_each_example_phrase_matches_exactly_one_step() -> None:
 
 def test_each_step_of_the_feature_files_matches_exactly_one_step() -> None:
     """No step written in a feature file could be read two ways (outline rows filled in)."""
-    from pathlib import Path
 
     types = {"Given": "given", "When": "when", "Then": "then"}
-    for feature in read_features(Path(__file__).parent):
+    for feature in read_features(FEATURES_DIR):
         for scenario in feature.scenarios:
             kind = "given"
             for keyword, text in scenario.steps:

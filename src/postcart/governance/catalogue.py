@@ -225,6 +225,18 @@ class _Catalogue:
             self.out(f"- References: {self.citations(then.citations)}")
         self.lifecycle(rule, disease)
 
+    def review(self, rule: Rule) -> str:
+        """The recorded reviews approving the rule's current version, by file name, reviewer and date."""
+        approvals = self.rulebook.approvals(rule)
+        if rule.status != "active":
+            return f"{rule.status} (not reviewed for use)"
+        if not approvals:
+            return (f"**awaiting review**: no recorded review approves version {rule.version} "
+                    f"(content `{rule.content_hash[:12]}`)")
+        named = "; ".join(f"`reviews/{review.name}` ({review.reviewer.name}, {review.reviewer.role}, "
+                          f"{review.date.isoformat()})" for review in approvals)
+        return f"active, approved by {named}"
+
     def lifecycle(self, rule: Rule, disease: str | None) -> None:
         parts = [f"status {rule.status}", f"version {rule.version}"]
         if rule.author:
@@ -234,7 +246,7 @@ class _Catalogue:
         if rule.review_by:
             parts.append(f"review by {rule.review_by.isoformat()}")
         parts.append(f"source rules/{rule.file}")
-        self.out(f"- Lifecycle: {', '.join(parts)}")
+        self.out(f"- Lifecycle: {', '.join(parts)}", f"- Review: {self.review(rule)}")
         if rule.notes:
             self.out(f"- Notes: {' '.join(rule.notes.split())}")
         if disease is not None and not self.analysis.reachable(rule.id, disease):

@@ -56,7 +56,8 @@ from postcart.situation import (
 )
 from postcart.vocabulary import DISEASES, OPTIONS
 
-__all__ = ["Analysis", "Contradiction", "Findings", "describe_witness", "lint", "situation_from_facts"]
+__all__ = ["Analysis", "Contradiction", "Findings", "describe_witness", "lint", "review_findings",
+           "situation_from_facts"]
 
 #: Search steps allowed per question before it is reported as undecided (a warning, not a pass).
 STEP_BUDGET = 50_000
@@ -101,6 +102,8 @@ def lint(rulebook: Rulebook, engine: Engine | None = None, require_lifecycle: bo
         engine: an engine for that rulebook to confirm witnesses on; default, a fresh one (closed after).
         require_lifecycle: an active rule without author, approval and review dates is a problem
             (default: a warning).
+
+    The lifecycle the recorded reviews give is :func:`review_findings` (``postcart check`` runs both).
     """
     findings = Findings()
     _uncited_references(rulebook, findings)
@@ -143,6 +146,81 @@ def _lifecycle(rulebook: Rulebook, findings: Findings, today: dt.date | None = N
         if missing:
             target = findings.problems if require else findings.warnings
             target.append(Problem(where, "active rule without lifecycle metadata: " + ", ".join(missing)))
+
+
+def review_findings(rulebook: Rulebook, findings: Findings, today: dt.date | None = None,
+                    require: bool = False) -> None:
+    """The lifecycle the recorded reviews give: rules not (or no longer) approved, approved by too few
+    reviewers, changes requested, and reviews past their ``review_by`` date.
+
+    A rule changed since its last approval is reported on its own; rules no review ever approved are
+    one warning (one problem each with ``require``), so an unreviewed rulebook stays readable.
+
+    Args:
+        rulebook: the loaded rulebook, with the reviews recorded in its directory.
+        findings: where the findings go.
+        today: the date review deadlines are checked against (default: today).
+        require: every finding is a problem (release builds), not a warning.
+    """
+    today = today or dt.date.today()
+    target = findings.problems if require else findings.warnings
+    never: list[Rule] = []
+    too_few: list[tuple[Rule, int]] = []
+    for rule in rulebook.rules:
+        if rule.status != "active":
+            continue
+        approvals = rulebook.approvals(rule)
+        for review in rulebook.reviews:
+            decision = review.decision(rule)
+            if decision is not None and decision.decision == "request_change":
+                comment = f": {decision.comment}" if decision.comment else ""
+                target.append(Problem(_where(rule), f"change requested by {review.reviewer.name} in review "
+                                      f"{review.name}{comment}"))
+        if not approvals:
+            earlier = [review for review in rulebook.reviews for entry in review.rules
+                       if entry.id == rule.id and entry.decision == "approve"]
+            if earlier:
+                last = earlier[-1]
+                seen = next(entry for entry in last.rules if entry.id == rule.id)
+                target.append(Problem(_where(rule), f"changed since its last approval (review {last.name} by "
+                                      f"{last.reviewer.name} approved version {seen.version}, content "
+                                      f"{seen.content_hash[:12]})", f"an approval of version {rule.version}, "
+                                      f"content {rule.content_hash[:12]}", "none"))
+            else:
+                never.append(rule)
+            continue
+        reviewers = {review.reviewer.name.strip().casefold() for review in approvals}
+        if len(reviewers) < rulebook.minimum_reviewers:
+            too_few.append((rule, len(reviewers)))
+    if never:
+        if require:
+            target.extend(Problem(_where(rule), "no recorded review approves this rule's current version")
+                          for rule in never)
+        else:
+            target.append(Problem("(rulebook) reviews", f"{len(never)} active rules awaiting review: no recorded "
+                                  "review approves their current version (postcart review, then postcart review "
+                                  "import; postcart check --require-review lists them)"))
+    if too_few:
+        minimum = rulebook.minimum_reviewers
+        if require:
+            target.extend(Problem(_where(rule), f"approved by {count} reviewer(s), fewer than the minimum",
+                                  f"at least {minimum} (rulebook.yaml review.minimum_reviewers)", str(count))
+                          for rule, count in too_few)
+        else:
+            target.append(Problem("(rulebook) reviews", f"{len(too_few)} rules approved by fewer reviewers than "
+                                  f"the minimum of {minimum} (rulebook.yaml review.minimum_reviewers): "
+                                  f"{_ids([rule for rule, _ in too_few])}"))
+    current = {id(review) for rule in rulebook.rules for review in rulebook.approvals(rule)}
+    for review in rulebook.reviews:
+        if review.review_by is not None and review.review_by < today and id(review) in current:
+            target.append(Problem(f"reviews/{review.name}", f"review by {review.reviewer.name} is past its "
+                                  f"review_by date {review.review_by.isoformat()}: its approvals are due for "
+                                  "renewal", f"a date from {today.isoformat()}", review.review_by.isoformat()))
+
+
+def _ids(rules: list[Rule], shown: int = 8) -> str:
+    names = ", ".join(rule.id for rule in rules[:shown])
+    return names + (f" and {len(rules) - shown} more" if len(rules) > shown else "")
 
 
 def _refused_rules(rulebook: Rulebook, error: EvaluationError) -> list[Problem]:

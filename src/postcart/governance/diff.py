@@ -26,10 +26,11 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, computed_field
 
-from postcart.assessment import Assessment, build_assessment
+from postcart.assessment import Assessment
 from postcart.documents import MAX_DOCUMENT_BYTES, parse_document, parse_json, read_text
 from postcart.engine import Engine
 from postcart.errors import EvaluationError, InvalidSituation, Problem, RuleDefinitionError
+from postcart.evaluation import assess
 from postcart.rulebook import Rule, Rulebook
 from postcart.scenarios import Scenario, load_scenarios
 from postcart.scenarios import check as check_scenario
@@ -254,8 +255,8 @@ def compare_rulebooks(old: Rulebook, new: Rulebook, situations: Situations, *, o
     with Engine(old) as old_engine, Engine(new) as new_engine:
         for situation_id, source, situation in situations.items:
             try:
-                before = build_assessment(old, situation, old_engine.run(situation))
-                after = build_assessment(new, situation, new_engine.run(situation))
+                before = assess(old_engine, situation)
+                after = assess(new_engine, situation)
             except EvaluationError as error:
                 invalid.append(f"{situation_id}: evaluation failed: {error}")
                 continue

@@ -1,10 +1,13 @@
-"""The clinicians' review report: run the feature files and show, per scenario, what the engine said.
+"""The clinicians' review: run the feature files, show per scenario what the engine said, record sign-offs.
 
-``postcart review --output FILE.html`` runs the Gherkin features of ``tests/features/`` with pytest-bdd
-in a subprocess (with ``--cucumberjson``), reads the evidence the feature suite records (verdicts,
-citations, rules fired, rule coverage) and writes a self-contained HTML page, the same content as
-Markdown, and the Cucumber JSON. The report is for reading, annotating and signing off; it holds only the
-synthetic patients of the feature files, never a real patient's data.
+``postcart review --output FILE.html`` runs the Gherkin features shipped in ``postcart/governance/features/``
+in this process with the clinical step library (the same files and steps the test suite runs with
+pytest-bdd), collects the evidence (verdicts, citations, rules fired, rule coverage) and writes a
+self-contained HTML page, the same content as Markdown, and a Cucumber JSON report. On the page a
+clinician marks each scenario and each rule and exports one review file; printed, it is the paper
+sign-off document. ``postcart review import FILE`` records a review file under ``reviews/`` of the rules
+directory, only for the rules it was made for. The page holds only the synthetic patients of the
+feature files, never a real patient's data.
 
 The feature files are read with the official Gherkin parser (``gherkin-official``), so the report shows
 each scenario as written (outline examples filled in, Background steps included).
@@ -16,15 +19,23 @@ import datetime as dt
 import html
 import json
 import os
-import subprocess
-import sys
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from postcart.assessment import DISCLAIMER
-from postcart.errors import PostcartError
+from postcart.engine import Engine
+from postcart.governance._review_assets import CSS, SCRIPT
+from postcart.governance.features import FEATURES_DIR
+from postcart.governance.features.gherkin import (
+    GherkinFeature,
+    GherkinScenario,
+    ReviewError,
+    _example_text,
+    read_features,
+)
+from postcart.rulebook import Rulebook
+from postcart.rulebook import conditions as cond
 from postcart.vocabulary import option_name
 
 __all__ = [
@@ -40,113 +51,10 @@ __all__ = [
 ]
 
 
-class ReviewError(PostcartError, RuntimeError):
-    """The review report could not be produced (features missing, unreadable, or the run broke)."""
-
-
-@dataclass(frozen=True)
-class GherkinScenario:
-    """One runnable scenario (one example row of an outline) as the clinician wrote it."""
-
-    feature_file: str
-    name: str
-    line: int
-    rule: str | None
-    tags: tuple[str, ...]
-    steps: tuple[tuple[str, str], ...]
-    example: tuple[tuple[str, str], ...] | None = None
-
-    @property
-    def key(self) -> tuple[str, int, tuple[str, ...] | None]:
-        """Matches the evidence the feature suite records: file, scenario line, example values."""
-        values = tuple(value for _, value in self.example) if self.example else None
-        return (self.feature_file, self.line, values)
-
-
-@dataclass(frozen=True)
-class GherkinFeature:
-    file: str
-    name: str
-    description: str
-    tags: tuple[str, ...]
-    scenarios: tuple[GherkinScenario, ...]
-
-
-def _dedent(text: str) -> str:
-    return " ".join(line.strip() for line in text.strip().splitlines())
-
-
-def _example_text(scenario: GherkinScenario) -> str:
-    return ", ".join(f"{key} = {value}" for key, value in scenario.example) if scenario.example else ""
-
-
 def default_features_dir() -> Path:
-    """``tests/features`` of this source checkout."""
-    return Path(__file__).resolve().parents[3] / "tests" / "features"
+    """The feature files shipped in the package (``postcart/governance/features``)."""
+    return FEATURES_DIR
 
-
-def read_features(directory: str | os.PathLike[str]) -> list[GherkinFeature]:
-    """Parse every ``*.feature`` file of a directory with the official Gherkin parser.
-
-    Raises:
-        ReviewError: a file does not parse (the message names the file and the parser's line and reason).
-    """
-    from gherkin.errors import CompositeParserException, ParserException
-    from gherkin.parser import Parser
-    from gherkin.pickles.compiler import Compiler
-
-    features = []
-    for path in sorted(Path(directory).glob("*.feature")):
-        try:
-            parsed = Parser().parse(path.read_text(encoding="utf-8"))
-        except (CompositeParserException, ParserException) as error:
-            raise ReviewError(f"{path.name}: not valid Gherkin: {error}") from None
-        document: dict[str, Any] = dict(parsed)
-        document["uri"] = path.name
-        feature = document.get("feature")
-        if feature is None:
-            continue
-        pickles: list[dict[str, Any]] = list(Compiler().compile(document))  # type: ignore[arg-type]
-        features.append(_feature(path.name, dict(feature), pickles))
-    return features
-
-
-def _feature(file: str, feature: dict[str, Any], pickles: list[dict[str, Any]]) -> GherkinFeature:
-    nodes: dict[str, tuple[dict[str, Any], str | None]] = {}   # scenario or row id -> (node, rule name)
-    rows: dict[str, tuple[list[str], list[str]]] = {}          # example row id -> (header, values)
-    keywords: dict[str, str] = {}                              # step id -> keyword as written
-
-    def visit(children: list[dict[str, Any]], rule: str | None) -> None:
-        for child in children:
-            if "rule" in child:
-                visit(child["rule"]["children"], child["rule"]["name"])
-            for kind in ("background", "scenario"):
-                if kind in child:
-                    node = child[kind]
-                    nodes[node["id"]] = (node, rule)
-                    for step in node.get("steps", []):
-                        keywords[step["id"]] = step["keyword"].strip()
-                    for examples in node.get("examples", []):
-                        header = [cell["value"] for cell in examples["tableHeader"]["cells"]]
-                        for row in examples["tableBody"]:
-                            rows[row["id"]] = (header, [cell["value"] for cell in row["cells"]])
-
-    visit(feature["children"], None)
-    scenarios = []
-    for pickle in pickles:
-        scenario, rule = nodes[pickle["astNodeIds"][0]]
-        example = None
-        if len(pickle["astNodeIds"]) > 1:
-            header, values = rows[pickle["astNodeIds"][1]]
-            example = tuple(zip(header, values, strict=True))
-        steps = tuple((keywords.get(step["astNodeIds"][0], step.get("type", "")), step["text"])
-                      for step in pickle["steps"])
-        scenarios.append(GherkinScenario(
-            feature_file=file, name=pickle["name"], line=scenario["location"]["line"], rule=rule,
-            tags=tuple(tag["name"] for tag in pickle["tags"]), steps=steps, example=example,
-        ))
-    return GherkinFeature(file=file, name=feature["name"], description=_dedent(feature.get("description") or ""),
-                          tags=tuple(tag["name"] for tag in feature["tags"]), scenarios=tuple(scenarios))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -178,6 +86,7 @@ class ReviewResult:
     exit_code: int
     generated: str
     written: list[Path] = field(default_factory=list)
+    book: Rulebook | None = None
 
     @property
     def passed(self) -> int:
@@ -194,37 +103,44 @@ class ReviewResult:
 
 def run_review(output: str | os.PathLike[str], *, markdown: str | os.PathLike[str] | None = None,
                cucumber_json: str | os.PathLike[str] | None = None,
-               features_dir: str | os.PathLike[str] | None = None) -> ReviewResult:
-    """Run the feature suite and write the HTML report, its Markdown twin and the Cucumber JSON.
+               features_dir: str | os.PathLike[str] | None = None,
+               rules_dir: str | os.PathLike[str] | None = None) -> ReviewResult:
+    """Run the feature scenarios and write the review page, its Markdown twin and a Cucumber JSON report.
+
+    The scenarios run in this process with the clinical step library (no pytest, no subprocess).
 
     Args:
         output: the HTML file to write.
         markdown: the Markdown file (default: ``output`` with suffix ``.md``).
         cucumber_json: the Cucumber JSON file (default: ``output`` with suffix ``.cucumber.json``).
-        features_dir: the feature files (default: ``tests/features`` of this checkout).
+        features_dir: the feature files (default: those shipped in the package).
+        rules_dir: the rules the scenarios run on (default: ``$POSTCART_RULES`` or the bundled rules).
 
     Raises:
-        ReviewError: the features are missing or the test run itself broke (not: a scenario failed,
-            which the report shows).
+        ReviewError: the features are missing or unreadable, or the review tools are not installed (not:
+            a scenario failed, which the report shows).
     """
     features_path = Path(features_dir) if features_dir is not None else default_features_dir()
-    if not (features_path / "conftest.py").is_file():
-        raise ReviewError(f"{features_path}: no feature suite here (expected tests/features of a postcart "
-                          "source checkout, with its conftest.py)")
+    if not sorted(features_path.glob("*.feature")):
+        raise ReviewError(f"{features_path}: no feature files here (expected *.feature files, like those of "
+                          f"{default_features_dir()})")
+    try:
+        from postcart.governance.features.runner import run_features
+    except ImportError as error:
+        raise ReviewError(f"the review needs {error.name or 'a package'} to run the feature files: "
+                          "pip install 'postcart[review]'") from None
     features = read_features(features_path)
     html_path = Path(output)
     md_path = Path(markdown) if markdown is not None else html_path.with_suffix(".md")
     cucumber_path = (Path(cucumber_json) if cucumber_json is not None
                      else html_path.with_name(html_path.stem + ".cucumber.json"))
-    with tempfile.TemporaryDirectory(prefix="postcart-review-") as scratch:
-        exit_code = _run_pytest(features_path, Path(scratch))
-        evidence_file = Path(scratch) / "scenarios.json"
-        if not evidence_file.is_file():
-            raise ReviewError(f"the feature run (pytest exit code {exit_code}) recorded no scenario; run "
-                              f"`pytest {features_path}` to see why")
-        evidence = json.loads(evidence_file.read_text(encoding="utf-8"))
-        cucumber_text = (Path(scratch) / "cucumber.json").read_text(encoding="utf-8")
-    result = _combine(features, evidence, json.loads(cucumber_text), exit_code)
+    book = Rulebook.load(rules_dir)
+    with Engine(book) as engine:
+        run = run_features(features, engine)
+    complete = len(run.tracker.records) == sum(len(feature.scenarios) for feature in features)
+    result = _combine(features, run.tracker.evidence(complete), run.cucumber, 1 if run.failed else 0)
+    result.book = book
+    cucumber_text = json.dumps(run.cucumber, indent=1, ensure_ascii=False)
     for path, text in ((html_path, render_html(result)), (md_path, render_markdown(result)),
                        (cucumber_path, cucumber_text)):
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -233,19 +149,13 @@ def run_review(output: str | os.PathLike[str], *, markdown: str | os.PathLike[st
     return result
 
 
-def _run_pytest(features_path: Path, scratch: Path) -> int:
-    root = features_path.resolve().parents[1]
-    env = dict(os.environ)
-    env["POSTCART_FEATURE_OUT"] = str(scratch)
-    source = str(Path(__file__).resolve().parents[2])  # the directory postcart is imported from
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (source, env.get("PYTHONPATH")) if p)
-    command = [sys.executable, "-m", "pytest", str(features_path), "-q", "-p", "no:cacheprovider",
-               f"--cucumberjson={scratch / 'cucumber.json'}"]
-    completed = subprocess.run(command, cwd=root, env=env, capture_output=True, text=True, check=False)
-    if completed.returncode not in (0, 1):
-        tail = "\n".join((completed.stdout + completed.stderr).strip().splitlines()[-15:])
-        raise ReviewError(f"the feature run failed to run (pytest exit code {completed.returncode}):\n{tail}")
-    return completed.returncode
+def _reviewed_rulebook(content_hash: str) -> Rulebook:
+    """The rulebook the scenarios ran on, when a result was made without it (default rules directory)."""
+    book = Rulebook.load()
+    if book.content_hash != content_hash:
+        raise ReviewError(f"the features ran on rulebook {content_hash[:12]} but {book.directory} holds "
+                          f"{book.content_hash[:12]}: pass the rules the features ran on")
+    return book
 
 
 def _combine(features: list[GherkinFeature], evidence: dict[str, Any], cucumber: list[dict[str, Any]],
@@ -282,29 +192,6 @@ def _combine(features: list[GherkinFeature], evidence: dict[str, Any], cucumber:
 # rendering
 
 _VERDICT = {"recommended": "recommended", "consider": "to be considered", "not_advised": "not advised"}
-_CSS = """
-body{font-family:Georgia,'Times New Roman',serif;max-width:62rem;margin:2rem auto;padding:0 1rem;color:#1d1d1d;
-line-height:1.45}
-h1{font-size:1.6rem;margin-bottom:.2rem}h2{border-bottom:2px solid #345;padding-bottom:.2rem;margin-top:2.5rem}
-h3{color:#345;margin-top:1.8rem}h4{margin:.2rem 0}
-.meta,.small{color:#555;font-size:.9rem}
-.scenario{border:1px solid #ccd;border-radius:6px;padding:.8rem 1rem;margin:1rem 0;page-break-inside:avoid}
-.badge{display:inline-block;padding:.05rem .5rem;border-radius:4px;font:bold .8rem sans-serif;color:#fff}
-.passed{background:#2e7d32}.failed,.not-run{background:#c62828}
-.gherkin{background:#f6f7f9;border-left:4px solid #99a;padding:.5rem .8rem;font:.92rem/1.5 Menlo,Consolas,monospace;
-white-space:pre-wrap;margin:.6rem 0}
-.kw{font-weight:bold;color:#345}.bad{color:#c62828}
-table{border-collapse:collapse;width:100%;margin:.5rem 0;font-size:.92rem}
-th,td{border:1px solid #ccd;padding:.3rem .5rem;vertical-align:top;text-align:left}th{background:#eef}
-.v-recommended{color:#1b5e20;font-weight:bold}.v-consider{color:#8a6d00;font-weight:bold}
-.v-not_advised{color:#b71c1c;font-weight:bold}
-.notes{border:1px dashed #99a;min-height:3rem;padding:.4rem;margin-top:.5rem;background:#fffdf3}
-.notes:empty:before{content:'Reviewer notes (click to type; print to keep)';color:#999}
-.signoff td{height:2rem}.failure{background:#fdecea;padding:.5rem;white-space:pre-wrap;font-size:.85rem}
-code{font-size:.88em}
-@media print{.notes:empty:before{content:''}a{color:inherit;text-decoration:none}}
-"""
-
 
 def _e(text: Any) -> str:
     return html.escape(str(text))
@@ -314,13 +201,38 @@ def _tags(tags: tuple[str, ...] | list[str]) -> str:
     return " ".join(f"<code>{_e(tag)}</code>" for tag in tags)
 
 
+def _review_data(result: ReviewResult) -> dict[str, Any]:
+    """What the page's script needs: the rulebook identity, each rule's version and hash, each scenario."""
+    book = _book(result)
+    return {
+        "rulebook": {"version": book.version, "content_hash": book.content_hash},
+        "rules": [{"id": rule.id, "version": rule.version, "content_hash": rule.content_hash}
+                  for rule in book.rules],
+        "scenarios": [{"id": view.gherkin.review_id, "name": view.gherkin.name} for view in result.scenarios.values()],
+    }
+
+
+def _book(result: ReviewResult) -> Rulebook:
+    if result.book is None:
+        result.book = _reviewed_rulebook(result.rulebook["content_hash"])
+    return result.book
+
+
 def render_html(result: ReviewResult) -> str:
-    """The self-contained HTML review page (inline styles, no scripts, nothing fetched)."""
+    """The self-contained review page: inline styles and script, nothing fetched, no server.
+
+    On screen: the scenarios with what postcart said, each with agree/disagree and a comment, and the
+    rule coverage table with approve/request change per rule; what is typed is kept in the browser
+    (localStorage, per rulebook hash) and exported as one review file. Printed: the sign-off document
+    (per disease, each rule in words with verdict, evidence and references, its scenarios, a signature).
+    """
     book = result.rulebook
+    data = json.dumps(_review_data(result), ensure_ascii=False).replace("</", "<\\/")
     out = [
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
         "<title>postcart: clinical review of the feature specifications</title>",
-        f"<style>{_CSS}</style></head><body>",
+        f"<style>{CSS}</style></head><body>",
+        "<div class='screen-only'>",
         "<h1>postcart: clinical review of the feature specifications</h1>",
         (f"<p class='meta'>Generated {_e(result.generated)} · rulebook version <b>{_e(book['version'])}</b> · "
          f"content hash <code>{_e(book['content_hash'])}</code> · {book['rules']} rules</p>"),
@@ -330,8 +242,12 @@ def render_html(result: ReviewResult) -> str:
         ("<p class='small'>Each scenario below is a clinical statement written in plain words (the grey box), "
          "checked against the engine on every run. Under it: what postcart said for that patient: each "
          "option's verdict, rationale and sources (✔ marks the options the scenario checks), the "
-         "information it asked for, and the rules that fired. Please read each scenario, note "
-         "disagreements in its notes box, and sign off at the end.</p>"),
+         "information it asked for, and the rules that fired. Please mark each scenario (agree or "
+         "disagree, with a comment), approve each rule or request a change in the "
+         "<a href='#coverage'>rule table</a>, then export your review at the <a href='#signoff'>sign-off</a>. "
+         "What you type stays in this browser until you export it; printing gives the paper sign-off "
+         "document.</p>"),
+        "<p id='review-status'></p>",
         "<h2>Contents</h2><ul>",
     ]
     for feature in result.features:
@@ -340,7 +256,8 @@ def render_html(result: ReviewResult) -> str:
         flag = f" <span class='bad'>({failed} failing)</span>" if failed else ""
         out.append(f"<li><a href='#f-{_e(Path(feature.file).stem)}'>{_e(feature.name)}</a> "
                    f"· {len(views)} scenarios{flag}</li>")
-    out.append("<li><a href='#coverage'>Rule coverage</a></li><li><a href='#signoff'>Sign-off</a></li></ul>")
+    out.append("<li><a href='#coverage'>Rules: coverage and decisions</a></li>"
+               "<li><a href='#signoff'>Sign-off and export</a></li></ul>")
     for feature in result.features:
         out.append(f"<h2 id='f-{_e(Path(feature.file).stem)}'>{_e(feature.name)}</h2>")
         out.append(f"<p class='meta'>{_e(feature.file)} · {_tags(feature.tags)}</p>")
@@ -357,8 +274,27 @@ def render_html(result: ReviewResult) -> str:
     out.append(_SIGNOFF)
     out.append(f"<p class='small'>{_e(DISCLAIMER)} These specifications describe what the rulebook does for "
                "synthetic example patients, not what must be done for a given patient.</p>")
+    out.append("</div>")
+    from postcart.governance.signoff import print_document  # the sign-off builds on this module
+
+    out.append(print_document(result))
+    out.append(f"<script type='application/json' id='review-data'>{data}</script>")
+    out.append(f"<script>{SCRIPT}</script>")
     out.append("</body></html>")
     return "\n".join(out)
+
+
+def _decision_box(kind: str, item_id: str, choices: tuple[tuple[str, str], ...], prompt: str) -> str:
+    name = _e(f"{kind}|{item_id}")
+    radios = "".join(f"<label><input type='radio' name='{name}' value='{value}' data-kind='{kind}' "
+                     f"data-id='{_e(item_id)}' data-field='decision'> {words}</label>" for value, words in choices)
+    return (f"<div class='decide screen-only' data-box='{name}'>{radios}"
+            f"<textarea data-kind='{kind}' data-id='{_e(item_id)}' data-field='comment' "
+            f"placeholder='{_e(prompt)}'></textarea></div>")
+
+
+_SCENARIO_CHOICES = (("agree", "I agree"), ("disagree", "I disagree"))
+_RULE_CHOICES = (("approve", "Approve"), ("request_change", "Request a change"))
 
 
 def _scenario_html(view: ScenarioView) -> str:
@@ -402,7 +338,9 @@ def _scenario_html(view: ScenarioView) -> str:
         fired = ", ".join(f"<a href='#r-{_e(r)}'><code>{_e(r)}</code></a>"
                           for r in (view.evidence or {}).get("rules_fired", []))
         parts.append(f"<div class='small'>Rules fired: {fired}</div>")
-    parts.append("<div class='notes' contenteditable='true'></div></section>")
+    parts.append(_decision_box("scenarios", scenario.review_id, _SCENARIO_CHOICES,
+                               "Comment on this scenario (what you would expect instead, what is missing)"))
+    parts.append("</section>")
     return "\n".join(parts)
 
 
@@ -416,10 +354,11 @@ def _scenario_names(result: ReviewResult) -> dict[str, tuple[str, str]]:
 
 def _coverage_html(result: ReviewResult) -> str:
     names = _scenario_names(result)
-    rows = ["<h2 id='coverage'>Rule coverage</h2>",
+    book = _book(result)
+    rows = ["<h2 id='coverage'>Rules: coverage and decisions</h2>",
             (f"<p>{_e(result.summary)}. A rule <i>fired</i> when the engine applied it to a scenario's "
              "patient; it was <i>checked</i> when a Then step asserted the verdict, question or derived fact "
-             "it produces.</p>"),
+             "it produces. Approve each rule at its current version, or request a change and say which.</p>"),
             "<table><tr><th>Rule</th><th>What it does</th><th>Fired in</th><th>Checked in</th></tr>"]
     for rule in result.rules:
         fired = ", ".join(f"<a href='#{_e(names[n][0])}'>{_e(names[n][1])}</a>"
@@ -427,24 +366,41 @@ def _coverage_html(result: ReviewResult) -> str:
         if len(rule["fired_in"]) > 4:
             fired += f" and {len(rule['fired_in']) - 4} more"
         fired = fired or "<span class='bad'>never fired</span>"
-        rows.append(f"<tr id='r-{_e(rule['id'])}'><td><code>{_e(rule['id'])}</code><br>"
+        loaded = book.rule(rule["id"])
+        when = "always" if loaded.condition is None else cond.render(loaded.condition, book.label)
+        rows.append(f"<tr id='r-{_e(rule['id'])}'><td><code>{_e(rule['id'])}</code> v{loaded.version}<br>"
                     f"<span class='small'>{_e(rule['file'])}:{rule['line']}</span></td>"
-                    f"<td>{_e(rule['title'])}<br><span class='small'>{_e(rule['kind'])}</span></td>"
-                    f"<td>{fired}</td><td>{len(rule['asserted_in']) or '-'}</td></tr>")
+                    f"<td>{_e(rule['title'])}<br><span class='small'>{_e(rule['kind'])}; when {_e(when)}</span></td>"
+                    f"<td>{fired}</td><td>{len(rule['asserted_in']) or '-'}</td></tr>"
+                    f"<tr class='screen-only'><td colspan='4'>"
+                    f"{_decision_box('rules', rule['id'], _RULE_CHOICES, 'What should change, and why')}</td></tr>")
     rows.append("</table>")
     return "\n".join(rows)
 
 
 _SIGNOFF = """
-<h2 id='signoff'>Sign-off</h2>
-<p>I have read the scenarios above and the verdicts, rationales and sources postcart gave for them.</p>
+<h2 id='signoff'>Sign-off and export</h2>
+<p>I have read the scenarios above and the verdicts, rationales and sources postcart gave for them, and
+marked my decision on each rule.</p>
 <table class='signoff'>
-<tr><th style='width:30%'>Reviewer (name, role)</th><td></td></tr>
-<tr><th>Decision</th><td>☐ approved &nbsp; ☐ approved with the changes noted &nbsp; ☐ not approved</td></tr>
-<tr><th>Scenarios to change or add (in plain words)</th><td class='notes' contenteditable='true'></td></tr>
-<tr><th>Date</th><td></td></tr><tr><th>Signature</th><td></td></tr>
+<tr><th style='width:30%'><label for='reviewer-name'>Reviewer name</label></th>
+<td><input id='reviewer-name' data-kind='meta' data-field='name' autocomplete='name'></td></tr>
+<tr><th><label for='reviewer-role'>Role</label></th>
+<td><input id='reviewer-role' data-kind='meta' data-field='role' placeholder='e.g. consultant haematologist'></td></tr>
+<tr><th><label for='review-date'>Date</label></th><td><input id='review-date' type='date' data-kind='meta' data-field='date'></td></tr>
+<tr><th><label for='review-by'>Approvals to be reviewed again by</label></th>
+<td><input id='review-by' type='date' data-kind='meta' data-field='review_by'></td></tr>
+<tr><th><label for='review-comment'>General comments, scenarios to change or add (in plain words)</label></th>
+<td><textarea id='review-comment' data-kind='meta' data-field='comment' rows='4'></textarea></td></tr>
 </table>
+<p><button type='button' id='export-review'>Export my review (JSON file)</button>
+<button type='button' id='start-over'>Start over</button> <span id='export-message'></span></p>
+<p class='small'>The file names this rulebook's version and content hash and each rule's version and hash, so
+it cannot be recorded against rules that changed after you read them. The rules committee records it with
+<code>postcart review import FILE</code>.</p>
 """
+
+
 
 
 def render_markdown(result: ReviewResult) -> str:
@@ -456,9 +412,8 @@ def render_markdown(result: ReviewResult) -> str:
            f"**{result.passed} of {len(result.scenarios)} scenarios pass.** {result.summary}."
            + (f" Rules never exercised: {', '.join(result.uncovered)}." if result.uncovered
               else " Every rule was exercised by at least one scenario."), ""]
-    out += [("Written by `postcart review --output review.html --markdown docs/feature-review.md`; a snapshot "
-             "for the rulebook hash above: regenerate it after any change to the rules or features. "
-             "✔ marks the options a scenario checks; their rationale follows the table."), ""]
+    out += [("Written by `postcart review --output review.html` beside the HTML page, for the rulebook hash "
+             "above. ✔ marks the options a scenario checks; their rationale follows the table."), ""]
     cited: dict[str, str | None] = {}
     for feature in result.features:
         out += [f"## {feature.name}", "", f"`{feature.file}` · " + " ".join(f"`{t}`" for t in feature.tags), ""]
@@ -512,3 +467,4 @@ def render_markdown(result: ReviewResult) -> str:
     out += ["", f"*{DISCLAIMER}*", "", "## Sign-off", "", "Reviewer (name, role): ____________________  Date: ____________", "",
             "Decision: ☐ approved ☐ approved with the changes noted ☐ not approved", ""]
     return "\n".join(out)
+

@@ -13,6 +13,7 @@ from postcart.rulebook.model import (
     Rulebook,
     Suggest,
     Unaddressed,
+    UnknownInput,
     default_rules_dir,
 )
 
@@ -25,5 +26,6 @@ __all__ = [
     "Rulebook",
     "Suggest",
     "Unaddressed",
+    "UnknownInput",
     "default_rules_dir",
 ]

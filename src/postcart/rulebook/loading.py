@@ -38,6 +38,7 @@ from postcart.rulebook.model import (
     _RulebookMeta,
     _RuleSpec,
 )
+from postcart.rulebook.reviews import load_reviews, rule_content_hash
 from postcart.situation import FieldSpec, field_catalogue
 
 __all__ = ["load_rulebook"]
@@ -46,6 +47,7 @@ __all__ = ["load_rulebook"]
 def load_rulebook(directory: Path, *, include_drafts: bool = False, today: dt.date | None = None) -> Rulebook:
     """Load and check every file of a rules directory (see :meth:`Rulebook.load`)."""
     return _Loader(directory, include_drafts, today or dt.date.today()).load()
+
 
 class _Loader:
     def __init__(self, directory: Path, include_drafts: bool, today: dt.date) -> None:
@@ -95,6 +97,8 @@ class _Loader:
         self.check_fact_graph(rules, facts)
         self.check_overrides(rules)
         self.check_override_cycles(rules)
+        reviews, problems = load_reviews(self.directory)
+        self.problems.extend(problems)
         if self.problems:
             raise RuleDefinitionError(self.problems, str(self.directory))
         runnable = tuple(rule for rule in rules
@@ -106,8 +110,11 @@ class _Loader:
             facts=facts,
             references=references,
             unaddressed=meta.unaddressed if meta else (),
+            unknowns=meta.unknowns if meta else (),
             directory=str(self.directory),
             warnings=tuple(self.warnings),
+            reviews=reviews,
+            minimum_reviewers=meta.review.minimum_reviewers if meta else 1,
         )
 
     # --- files
@@ -129,10 +136,24 @@ class _Loader:
             return None
         data, lines = document
         try:
-            return _RulebookMeta.model_validate(data)
+            meta = _RulebookMeta.model_validate(data)
         except ValidationError as error:
             self.pydantic_problems("rulebook.yaml", lines, None, error, ())
             return None
+        catalogue = field_catalogue()
+        for index, item in enumerate(meta.unknowns):
+            where = f"unknowns[{index}]"
+            spec = catalogue.get(item.field)
+            if spec is None:
+                self.problem("rulebook.yaml", None, None, where, f"unknown situation field '{item.field}'",
+                             "a situation field", item.field)
+            elif item.unknown is None and not spec.optional:
+                self.problem("rulebook.yaml", None, None, where, f"{item.field} is never absent",
+                             "the value that means unknown (unknown:)", "nothing")
+            elif item.unknown is not None and item.unknown not in spec.values:
+                self.problem("rulebook.yaml", None, None, where, f"'{item.unknown}' is not a value of {item.field}",
+                             spec.describe(), item.unknown)
+        return meta
 
     def load_references(self, document: tuple[Any, _Lines] | None) -> dict[str, Reference]:
         references: dict[str, Reference] = {}
@@ -226,6 +247,7 @@ class _Loader:
                 id=spec.id, title=spec.title, diseases=spec.diseases, condition=condition, then=spec.then,
                 status=spec.status, version=spec.version, file=file, line=line, author=spec.author,
                 approved=spec.approved, review_by=spec.review_by, notes=spec.notes,
+                content_hash=rule_content_hash(raw),
             ))
         return rules
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import hashlib
+import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -27,12 +29,15 @@ __all__ = [
     "Ask",
     "Derive",
     "FactDeclaration",
+    "RecordedReview",
     "Reference",
     "Rule",
     "Rulebook",
     "Suggest",
     "Unaddressed",
+    "UnknownInput",
     "default_rules_dir",
+    "review_checksum",
 ]
 
 RuleDiseases = Literal["LBCL", "FL", "MCL", "B_ALL", "MM", "CLL", "all"]
@@ -158,10 +163,92 @@ class Reference(_Strict):
         return self.url
 
 
+class ReviewPolicy(_Strict):
+    """How many clinicians must approve a rule's current version (``review:`` in ``rulebook.yaml``)."""
+
+    minimum_reviewers: int = Field(default=1, ge=1, description="Distinct reviewers whose recorded reviews "
+                                   "approve a rule's current version before it counts as reviewed.")
+
+
 class _RulebookMeta(_Strict):
     version: str
     description: str | None = None
     unaddressed: tuple[Unaddressed, ...] = ()
+    review: ReviewPolicy = ReviewPolicy()
+    unknowns: tuple[UnknownInput, ...] = ()
+
+
+# --------------------------------------------------------------------------------------------------
+# recorded reviews (``reviews/*.json`` of a rules directory, written by ``postcart review import``)
+
+#: The format tag every review file carries.
+REVIEW_FORMAT = "postcart-review/1"
+
+
+def review_checksum(data: Mapping[str, Any]) -> str:
+    """SHA-256 of a review file's content without its ``checksum``: canonical JSON (sorted keys, no spaces).
+
+    The review page computes the same digest in the browser, so an edit made to the file after export
+    (by hand or by a tool) no longer matches. It detects alteration, it does not authenticate the reviewer.
+    """
+    body = {key: value for key, value in data.items() if key != "checksum"}
+    text = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+class Reviewer(_Strict):
+    name: str = Field(min_length=2, description="The reviewer's name as they sign.")
+    role: str = Field(min_length=2, description="Their role, e.g. 'consultant haematologist'.")
+
+
+class ReviewedRulebook(_Strict):
+    version: str
+    content_hash: str = Field(pattern=r"^[0-9a-f]{64}$")
+
+
+class ReviewedRule(_Strict):
+    """The reviewer's decision on one rule, at the version and content hash they read."""
+
+    id: str
+    version: int = Field(ge=1)
+    content_hash: str = Field(pattern=r"^[0-9a-f]{64}$")
+    decision: Literal["approve", "request_change"] | None = None
+    comment: str = ""
+
+
+class ReviewedScenario(_Strict):
+    """The reviewer's view of one feature scenario (``file:line`` plus the example row of an outline)."""
+
+    id: str
+    name: str
+    decision: Literal["agree", "disagree"] | None = None
+    comment: str = ""
+
+
+class RecordedReview(_Strict):
+    """One clinician's completed review of a rulebook: exported by the review page, recorded by import."""
+
+    format: Literal["postcart-review/1"]
+    reviewer: Reviewer
+    date: dt.date
+    review_by: dt.date | None = Field(default=None, description="When the approvals given here are due for "
+                                      "review again.")
+    rulebook: ReviewedRulebook
+    rules: tuple[ReviewedRule, ...]
+    scenarios: tuple[ReviewedScenario, ...] = ()
+    comment: str = ""
+    checksum: str = Field(pattern=r"^[0-9a-f]{64}$")
+    file: str | None = Field(default=None, exclude=True, description="Where it was loaded from (not in the file).")
+
+    @property
+    def name(self) -> str:
+        """How catalogues and audit records name this review: its file name, else reviewer and date."""
+        return self.file or f"{self.date.isoformat()} {self.reviewer.name}"
+
+    def decision(self, rule: Rule) -> ReviewedRule | None:
+        """This review's decision on the rule's current content, if it read that content."""
+        return next((entry for entry in self.rules if entry.id == rule.id
+                     and entry.content_hash == rule.content_hash and entry.version == rule.version), None)
 
 
 class Unaddressed(_Strict):
@@ -170,6 +257,28 @@ class Unaddressed(_Strict):
     disease: DiseaseName
     option: OptionName
     reason: str = Field(min_length=10)
+
+
+class UnknownInput(_Strict):
+    """An input that may still be unknown, with the question a clinician asks to establish it.
+
+    ``postcart.unknowns`` re-runs the rules over the plausible values of such an input; the words here
+    are what the assessment shows (``rules/rulebook.yaml``, ``unknowns``).
+    """
+
+    field: str = Field(description="The input's dotted path.")
+    unknown: str | None = Field(default=None, description="The value that means 'not known' (absent: none).")
+    question: str = Field(min_length=10, description="The question, in a clinician's words.")
+    check: str = Field(min_length=3, description="What establishes it, as it reads after 'pending'.")
+    label: str = Field(min_length=2, description="The input's short name in a sentence ('organ function').")
+    answers: dict[str, str] = Field(default_factory=dict,
+                                    description="Words for enumerated answers (value -> words); default the value.")
+    urgency: int = Field(ge=1, le=9, description="1 = establish first; ranks questions of equal weight.")
+
+    def words(self, value: Any) -> str:
+        """The words for one answer, e.g. 'adequate' for true."""
+        key = str(value).lower() if isinstance(value, bool) else str(value)
+        return self.answers.get(key, key.replace("_", " "))
 
 
 _RulebookMeta.model_rebuild()
@@ -192,6 +301,9 @@ class Rule:
     approved: dt.date | None = None
     review_by: dt.date | None = None
     notes: str | None = None
+    #: SHA-256 of the rule's clinical content (everything but author, approved, review_by and notes):
+    #: what a recorded review approves.
+    content_hash: str = ""
 
     @property
     def applies_to_all_diseases(self) -> bool:
@@ -244,8 +356,11 @@ class Rulebook:
     facts: Mapping[str, FactDeclaration]
     references: Mapping[str, Reference]
     unaddressed: tuple[Unaddressed, ...] = ()
+    unknowns: tuple[UnknownInput, ...] = ()
     directory: str | None = None
     warnings: tuple[Problem, ...] = field(default_factory=tuple)
+    reviews: tuple[RecordedReview, ...] = ()
+    minimum_reviewers: int = 1
 
     @classmethod
     def load(cls, directory: str | os.PathLike[str] | None = None, *, include_drafts: bool = False,
@@ -283,6 +398,18 @@ class Rulebook:
     def rule(self, rule_id: str) -> Rule:
         """The rule with this id (KeyError if it is not in the rulebook)."""
         return self._by_id[rule_id]
+
+    def approvals(self, rule: Rule) -> tuple[RecordedReview, ...]:
+        """The recorded reviews approving the rule's current version and content, oldest first."""
+        return tuple(review for review in self.reviews
+                     if (decision := review.decision(rule)) is not None and decision.decision == "approve")
+
+    def lifecycle(self, rule: Rule) -> str:
+        """``active`` only when a recorded review approves the rule's current version; else ``awaiting
+        review`` (a rule the file marks active), ``draft`` or ``retired``."""
+        if rule.status != "active":
+            return rule.status
+        return "active" if self.approvals(rule) else "awaiting review"
 
     @functools.cached_property
     def _labels(self) -> dict[str, str]:

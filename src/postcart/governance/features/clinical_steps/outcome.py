@@ -9,12 +9,20 @@ from __future__ import annotations
 
 from typing import Any
 
-from clinical_steps.case import PatientCase
-from clinical_steps.registry import step
-from clinical_steps.vocabulary import INFORMATION, OPTIONS, VERDICTS, UnknownTerm, lookup, normalise
-
-from postcart import Engine, InvalidSituation
-from postcart.assessment import OptionAssessment, build_assessment
+from postcart.assessment import OptionAssessment
+from postcart.engine import Engine
+from postcart.errors import InvalidSituation
+from postcart.evaluation import assess as assess_situation
+from postcart.governance.features.clinical_steps.case import PatientCase
+from postcart.governance.features.clinical_steps.registry import step
+from postcart.governance.features.clinical_steps.vocabulary import (
+    INFORMATION,
+    OPTIONS,
+    VERDICTS,
+    UnknownTerm,
+    lookup,
+    normalise,
+)
 from postcart.situation import validate_situation
 
 _VERDICT_WORDS = {"recommended": "recommended", "consider": "to be considered", "not_advised": "not advised"}
@@ -28,7 +36,7 @@ def assess(case: PatientCase, engine: Engine) -> None:
     except InvalidSituation as error:
         lines = [f"{problem}  [from {case.source_of(problem.location)}]" for problem in error.problems]
         raise case.fail("the patient described is not a valid situation:\n  - " + "\n  - ".join(lines)) from None
-    case.assessment = build_assessment(engine.rulebook, situation, engine.run(situation))
+    case.assessment = assess_situation(engine, situation)  # what evaluate() answers, unknowns completed
     case.focus = None
 
 

@@ -97,28 +97,35 @@ class Tracker:
         return (f"rule coverage: {fired}/{total} rules fired in {len(self.records)} feature scenarios "
                 f"({asserted} checked by a Then step)")
 
-    def write(self, directory: Path, complete: bool) -> list[Path]:
-        """Write scenarios.json and rule-coverage.md; return their paths."""
-        directory.mkdir(parents=True, exist_ok=True)
+    def rules_table(self) -> list[dict[str, Any]]:
+        """Every rule of the rulebook with where it is, what it does and the scenarios it fired in."""
         fired, asserted = self.fired_in(), self.asserted_in()
-        rules = [
+        return [
             {"id": rule.id, "title": rule.title, "diseases": list(rule.diseases), "kind": _kind(rule.then),
              "file": rule.file, "line": rule.line, "fired_in": fired[rule.id], "asserted_in": asserted[rule.id]}
             for rule in self.rulebook.rules
         ]
-        evidence = {
+
+    def evidence(self, complete: bool) -> dict[str, Any]:
+        """What the review page is built from: the rulebook, every scenario record, every rule's coverage."""
+        return {
             "rulebook": {"version": self.rulebook.version, "content_hash": self.rulebook.content_hash,
                          "rules": len(self.rulebook.rules)},
             "complete_run": complete,
             "summary": self.summary(),
             "uncovered": self.uncovered(),
             "scenarios": [asdict(record) for record in self.records.values()],
-            "rules": rules,
+            "rules": self.rules_table(),
         }
+
+    def write(self, directory: Path, complete: bool) -> list[Path]:
+        """Write scenarios.json and rule-coverage.md; return their paths."""
+        directory.mkdir(parents=True, exist_ok=True)
+        evidence = self.evidence(complete)
         json_path = directory / "scenarios.json"
         json_path.write_text(json.dumps(evidence, indent=1, ensure_ascii=False), encoding="utf-8")
         md_path = directory / "rule-coverage.md"
-        md_path.write_text(self.markdown(rules, complete), encoding="utf-8")
+        md_path.write_text(self.markdown(evidence["rules"], complete), encoding="utf-8")
         return [json_path, md_path]
 
     def markdown(self, rules: list[dict[str, Any]], complete: bool) -> str:

@@ -9,23 +9,62 @@ word fails with the known alternatives instead of "no step matches".
 from __future__ import annotations
 
 import difflib
+import importlib
 from collections.abc import Callable
-from typing import Literal, TypeVar
+from dataclasses import dataclass
+from typing import Any, Literal, TypeVar, cast
 
-import parse
-from pytest_bdd import given, parsers, then, when
+import parse  # type: ignore[import-untyped]
+from parse_type import cfparse  # type: ignore[import-untyped]
 
-__all__ = ["PARSERS", "PHRASES", "TYPES", "closest_phrases", "step"]
+__all__ = ["PARSERS", "PHRASES", "STEPS", "TYPES", "Phrase", "StepDefinition", "closest_phrases", "step", "unknown_step"]
 
 F = TypeVar("F", bound=Callable[..., object])
 Kind = Literal["given", "when", "then"]
 
+
+class Phrase:
+    """A step's typed ``cfparse`` phrase (the same matching as pytest-bdd's ``parsers.cfparse``)."""
+
+    def __init__(self, name: str, extra_types: dict[str, Callable[[str], object]]) -> None:
+        self.name = name
+        self.parser = cfparse.Parser(name, extra_types)
+
+    def is_matching(self, text: str) -> bool:
+        """Whether the whole step text reads like this phrase."""
+        try:
+            return bool(self.parser.parse(text))
+        except ValueError:
+            return False
+
+    def parse_arguments(self, text: str) -> dict[str, Any]:
+        """The phrase's fields in the text, typed by their format."""
+        return cast(dict[str, Any], self.parser.parse(text).named)
+
+
+@dataclass(frozen=True)
+class StepDefinition:
+    """One step of the library: its phrase and the function that carries it out."""
+
+    kind: str
+    phrase: Phrase
+    func: Callable[..., object]
+
+
 #: Example phrases of every step, by kind, in the order they were defined.
 PHRASES: dict[str, list[str]] = {"given": [], "when": [], "then": []}
 #: The parser of every step, by kind.
-PARSERS: dict[str, list[parsers.cfparse]] = {"given": [], "when": [], "then": []}
+PARSERS: dict[str, list[Phrase]] = {"given": [], "when": [], "then": []}
+#: Every step definition, by kind (what the review runner matches step texts against).
+STEPS: dict[str, list[StepDefinition]] = {"given": [], "when": [], "then": []}
 
-_DECORATORS = {"given": given, "when": when, "then": then}
+
+def _pytest_bdd() -> Any:
+    """pytest-bdd when it is installed (the test suite), else None (an installed postcart making the review)."""
+    try:
+        return importlib.import_module("pytest_bdd")
+    except ImportError:
+        return None
 
 
 def _words(name: str, pattern: str) -> Callable[[str], str]:
@@ -63,15 +102,20 @@ TYPES: dict[str, Callable[[str], object]] = {
 def step(kind: Kind, phrase: str, *examples: str) -> Callable[[F], F]:
     """Define a step by a typed ``cfparse`` phrase (fields become arguments), with example phrases.
 
-    The step-definition fixture lands in the module that applies the decorator, like pytest-bdd's own.
+    The step is recorded in ``STEPS`` (for the review runner) and, when pytest-bdd is installed,
+    registered with it too: its step-definition fixture lands in the module that applies the decorator,
+    like pytest-bdd's own.
     """
     PHRASES[kind].extend(examples)
-    parser = parsers.cfparse(phrase, extra_types=TYPES)
+    parser = Phrase(phrase, TYPES)
     PARSERS[kind].append(parser)
-    register = _DECORATORS[kind](parser, stacklevel=2)
+    bdd = _pytest_bdd()
+    register = (getattr(bdd, kind)(bdd.parsers.cfparse(phrase, extra_types=TYPES), stacklevel=2)
+                if bdd is not None else None)
 
     def decorate(func: F) -> F:
-        return register(func)  # type: ignore[return-value]
+        STEPS[kind].append(StepDefinition(kind, parser, func))
+        return cast(F, register(func)) if register is not None else func
 
     return decorate
 
@@ -80,3 +124,11 @@ def closest_phrases(kind: str, text: str, n: int = 3) -> list[str]:
     """The known example phrases closest to an unknown step text."""
     pool = PHRASES.get(kind) or [p for phrases in PHRASES.values() for p in phrases]
     return difflib.get_close_matches(text, pool, n=n, cutoff=0.3)
+
+
+def unknown_step(kind: str, keyword: str, text: str, line: int, file: str, scenario: str) -> str:
+    """What a feature author reads when a step matches no phrase: which step, and the closest phrases."""
+    close = closest_phrases(kind, text)
+    hint = ("; closest known phrases: " + " | ".join(f'"{p}"' for p in close)) if close else ""
+    return (f'step "{keyword} {text}" (line {line} of {file}, scenario "{scenario}"): no step of the clinical '
+            f"step library reads like this{hint}. See docs/clinician-guide.md for the phrases postcart understands.")

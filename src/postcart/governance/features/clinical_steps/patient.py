@@ -7,9 +7,9 @@ fails at "When postcart assesses the situation", naming the step that gave it.
 
 from __future__ import annotations
 
-from clinical_steps.case import PatientCase
-from clinical_steps.registry import step
-from clinical_steps.vocabulary import (
+from postcart.governance.features.clinical_steps.case import PatientCase
+from postcart.governance.features.clinical_steps.registry import step
+from postcart.governance.features.clinical_steps.vocabulary import (
     ANTIBODY_DRUGS,
     DISEASES,
     DONORS,

@@ -31,7 +31,8 @@ Feature: Information postcart asks for
       And CD19 is retained on re-biopsy
       When postcart assesses the situation
       Then postcart asks for CAR-T persistence
-      And a second CAR-T infusion is not addressed
+      And a second CAR-T infusion is to be considered
+      And the rationale mentions "pending CAR-T persistence testing"
 
     @mcl @second_car_t_infusion
     Scenario: An investigational CD22 CAR-T failed

@@ -71,7 +71,7 @@ Feature: Large B-cell lymphoma after CD19 CAR-T failure
       And a matched unrelated donor is available
       When postcart assesses the situation
       Then postcart classes the failure timing as <timing>
-      And postcart finds the patient a candidate for allogeneic transplant
+      And postcart classes the candidate for allogeneic transplant as fit
       And allogeneic transplant is <verdict>
       And the rationale cites Zurko 2023
 

@@ -40,7 +40,7 @@ Feature: The patient's own goals
       And a matched unrelated donor is available
       And the patient's priority is <goal>
       When postcart assesses the situation
-      Then postcart finds the patient a candidate for allogeneic transplant
+      Then postcart classes the candidate for allogeneic transplant as fit
       And allogeneic transplant is <transplant>
 
       @lbcl

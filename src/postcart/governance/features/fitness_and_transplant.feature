@@ -1,9 +1,11 @@
 @fitness
 Feature: Fitness and transplant eligibility
-  Fitness for allogeneic transplant is judged from ECOG, HCT-CI, organ function and age (project
-  conventions: fit = ECOG 0-1, HCT-CI 0-3, adequate organ function and age 70 or less; unfit = ECOG 3-4,
-  HCT-CI 5 or more, inadequate organ function or age over 75; uncertain otherwise). Poor performance
-  status or an active infection closes intensive options.
+  Fitness for allogeneic transplant is judged from ECOG, HCT-CI, organ function and age in three bands:
+  fit = ECOG 0-1, HCT-CI 0-2, adequate organ function and age 70 or less; borderline = ECOG 2, HCT-CI 3-4
+  or age 71-75 (the rest known and not unfit); unfit = ECOG 3-4, HCT-CI 5 or more, inadequate organ
+  function or age over 75 (HCT-CI 3 or more is the higher-risk group in Sorror 2015; the age limits and
+  the 5 cut are project conventions). Every band has a transplant verdict. Poor performance status or an
+  active infection closes intensive options.
 
   Rule: Transplant fitness is judged from comorbidity, organ function and age
 
@@ -19,9 +21,11 @@ Feature: Fitness and transplant eligibility
       And allogeneic transplant is <verdict>
 
       Examples:
-        | hct_ci | fitness   | verdict     |
-        | 3      | fit       | recommended |
-        | 5      | unfit     | not advised |
+        | hct_ci | fitness    | verdict     |
+        | 2      | fit        | recommended |
+        | 3      | borderline | to be considered |
+        | 4      | borderline | to be considered |
+        | 5      | unfit      | not advised |
 
     @lbcl @allogeneic_hct @threshold
     Scenario Outline: Age at the transplant limits
@@ -31,12 +35,38 @@ Feature: Fitness and transplant eligibility
       And a matched unrelated donor is available
       When postcart assesses the situation
       Then postcart classes the fitness for allogeneic transplant as <fitness>
+      And allogeneic transplant is <verdict>
 
       Examples:
-        | age | fitness   |
-        | 70  | fit       |
-        | 72  | uncertain |
-        | 76  | unfit     |
+        | age | fitness    | verdict     |
+        | 70  | fit        | recommended |
+        | 72  | borderline | to be considered |
+        | 76  | unfit      | not advised |
+
+    @b_all @allogeneic_hct
+    Scenario: Borderline fitness at ECOG 2 with a donor
+      Given a 45-year-old with B-ALL who relapsed 8 months after tisa-cel
+      And ECOG performance status is 2
+      And the HCT-CI is 1
+      And organ function is adequate for intensive therapy
+      And a matched related donor is available
+      When postcart assesses the situation
+      Then postcart classes the fitness for allogeneic transplant as borderline
+      And postcart classes the candidate for allogeneic transplant as borderline
+      And allogeneic transplant is to be considered
+      And the rationale mentions "reduced-intensity conditioning"
+      And the rationale cites Sorror 2015
+
+    @lbcl @allogeneic_hct
+    Scenario: Organ function not yet assessed in a fit patient with a donor
+      Given a 62-year-old with large B-cell lymphoma who relapsed 9 months after axi-cel
+      And the HCT-CI is 1
+      And a matched related donor is available
+      When postcart assesses the situation
+      Then postcart classes the fitness for allogeneic transplant as uncertain
+      And allogeneic transplant is to be considered
+      And the rationale mentions "pending organ-function assessment"
+      And postcart asks for organ function
 
     @cll @allogeneic_hct
     Scenario: Inadequate organ function
