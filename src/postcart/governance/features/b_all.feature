@@ -72,6 +72,7 @@ Feature: B-cell acute lymphoblastic leukemia after CD19 CAR-T failure
       And the HCT-CI is 0
       And organ function is adequate for intensive therapy
       And a matched related donor is available
+      And salvage therapy since the CAR-T has given a complete response
       When postcart assesses the situation
       Then allogeneic transplant is recommended
       And the rationale cites Wudhikarn 2021
@@ -127,3 +128,17 @@ Feature: B-cell acute lymphoblastic leukemia after CD19 CAR-T failure
       And CD19 is retained on re-biopsy
       When postcart assesses the situation
       Then postcart classes the CAR-T product used outside its labelled age as above_labelled_age
+
+  Rule: Transplant consolidates a remission, it does not treat overt relapse
+
+    @allogeneic_hct
+    Scenario: Fit adult with a donor, re-induction not yet given
+      Given a 34-year-old with B-ALL who relapsed 8 months after brexu-cel
+      And CD19 is retained on re-biopsy
+      And the HCT-CI is 1
+      And organ function is adequate for intensive therapy
+      And a matched unrelated donor is available
+      And no salvage therapy has been given yet
+      When postcart assesses the situation
+      Then allogeneic transplant is to be considered
+      And the rationale mentions "consolidate once"

@@ -15,6 +15,7 @@ Feature: Fitness and transplant eligibility
       And the HCT-CI is <hct_ci>
       And organ function is adequate for intensive therapy
       And a matched unrelated donor is available
+      And salvage therapy since the CAR-T has given a complete response
       When postcart assesses the situation
       Then postcart classes the fitness for allogeneic transplant as <fitness>
       And postcart finds an allogeneic donor available
@@ -33,6 +34,7 @@ Feature: Fitness and transplant eligibility
       And the HCT-CI is 1
       And organ function is adequate for intensive therapy
       And a matched unrelated donor is available
+      And salvage therapy since the CAR-T has given a complete response
       When postcart assesses the situation
       Then postcart classes the fitness for allogeneic transplant as <fitness>
       And allogeneic transplant is <verdict>

@@ -69,6 +69,7 @@ Feature: Large B-cell lymphoma after CD19 CAR-T failure
       And the HCT-CI is 1
       And organ function is adequate for intensive therapy
       And a matched unrelated donor is available
+      And salvage therapy since the CAR-T has given a complete response
       When postcart assesses the situation
       Then postcart classes the failure timing as <timing>
       And postcart classes the candidate for allogeneic transplant as fit
