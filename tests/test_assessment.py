@@ -94,6 +94,7 @@ def test_recommended_and_consider_options_cite_resolvable_references(baseline: d
 
 def test_because_says_the_patients_facts_in_clinical_words(baseline: dict[str, Any], engine: Engine) -> None:
     """The 'because' text gives the patient's values as a clinician says them, each fact once per option."""
+    baseline["disease_status"] = {"response_to_salvage": "CR"}  # the late-failure transplant rule reads timing
     assessment = evaluate(baseline, engine)
     texts = [text for option in assessment.options for text in option.because]
     assert "ECOG 1" in texts
