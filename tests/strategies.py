@@ -17,7 +17,15 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from postcart.situation import PRODUCT_DISEASES, PRODUCT_TARGET, PatientSituation, validate_situation
+from postcart.situation import (
+    FIELD_DISEASES,
+    HISTOLOGY_DISEASE,
+    PRODUCT_DISEASES,
+    PRODUCT_TARGET,
+    PatientSituation,
+    field_catalogue,
+    validate_situation,
+)
 from postcart.vocabulary import DISEASES
 
 __all__ = ["patient_situations", "situations", "target_lost_situations"]
@@ -71,6 +79,7 @@ def _fitness() -> st.SearchStrategy[dict[str, Any]]:
             "hct_ci": st.one_of(st.integers(min_value=0, max_value=8), st.integers(min_value=0, max_value=30)),
             "organ_function_adequate": st.booleans(),
             "active_infection": st.booleans(),
+            "ecog_disease_related": st.booleans(),
         },
     )
 
@@ -81,14 +90,41 @@ def _history() -> st.SearchStrategy[dict[str, Any]]:
         "prior_allo_hct": st.booleans(),
         "prior_auto_hct": st.booleans(),
         "prior_bispecific": st.lists(st.sampled_from(BISPECIFICS), unique=True, max_size=3),
+        "prior_therapies": st.lists(st.sampled_from(AGENT_CLASSES), unique=True, max_size=3),
+        "refractory_to": st.lists(st.sampled_from(AGENT_CLASSES), unique=True, max_size=2),
     })
 
 
+AGENT_CLASSES = field_catalogue()["history.prior_therapies"].values
+
+
+def _specific(disease: str) -> st.SearchStrategy[dict[str, Any]]:
+    """The inputs that describe only some diseases, drawn only where the disease has them."""
+    catalogue = field_catalogue()
+    optional: dict[str, st.SearchStrategy[Any]] = {}
+    for path, diseases in FIELD_DISEASES.items():
+        if disease in diseases:
+            spec = catalogue[path]
+            optional[path] = st.sampled_from(spec.values) if spec.kind == "enum" else st.booleans()
+    optional["disease_status.response_to_salvage"] = st.sampled_from(
+        catalogue["disease_status.response_to_salvage"].values)
+    optional["histology"] = st.sampled_from(
+        [h for h in catalogue["histology"].values if HISTOLOGY_DISEASE.get(h, disease) == disease])
+    return st.fixed_dictionaries({}, optional=optional)
+
+
 def _assemble(disease: str, car_t: dict[str, Any], failure_pair: tuple[str, str], failure: dict[str, Any],
-              rest: dict[str, Any]) -> dict[str, Any]:
+              rest: dict[str, Any], specific: dict[str, Any] | None = None) -> dict[str, Any]:
     kind, response = failure_pair
-    return {"disease": disease, "car_t": {**car_t, "best_response": response},
-            "failure": {"kind": kind, **failure}, **rest}
+    situation = {"disease": disease, "car_t": {**car_t, "best_response": response},
+                 "failure": {"kind": kind, **failure}, **rest}
+    for path, value in (specific or {}).items():
+        head, _, tail = path.partition(".")
+        if tail:
+            situation.setdefault(head, {})[tail] = value
+        else:
+            situation[head] = value
+    return situation
 
 
 def situations(diseases: tuple[str, ...] = DISEASES) -> st.SearchStrategy[dict[str, Any]]:
@@ -107,7 +143,8 @@ def situations(diseases: tuple[str, ...] = DISEASES) -> st.SearchStrategy[dict[s
                 "trial_access": st.sampled_from(["available", "not_available", "unknown"]),
             },
         )
-        return st.builds(_assemble, st.just(disease), _car_t(disease), st.sampled_from(FAILURES), _failure(), rest)
+        return st.builds(_assemble, st.just(disease), _car_t(disease), st.sampled_from(FAILURES), _failure(), rest,
+                         _specific(disease))
 
     return st.sampled_from(diseases).flatmap(for_disease)
 

@@ -99,6 +99,7 @@ def test_recommended_and_consider_options_cite_resolvable_references(baseline: d
 
 def test_because_says_the_patients_facts_in_clinical_words(baseline: dict[str, Any], engine: Engine) -> None:
     """The 'because' text gives the patient's values as a clinician says them, each fact once per option."""
+    baseline["disease_status"] = {"response_to_salvage": "CR"}  # the late-failure transplant rule reads timing
     assessment = evaluate(baseline, engine)
     texts = [text for option in assessment.options for text in option.because]
     assert "ECOG 1" in texts
@@ -136,6 +137,7 @@ def test_because_words_follow_the_patients_own_values_whatever_was_evaluated_bef
         baseline: dict[str, Any], engine: Engine) -> None:
     """The words quote this patient's months and product even when an earlier patient of the same class
     (late relapse, another month) was worded first: the cache keys on every fact the words quote."""
+    baseline["disease_status"] = {"response_to_salvage": "CR"}  # the late-failure transplant rule reads timing
     earlier = copy.deepcopy(baseline)
     earlier["failure"]["months_since_infusion"] = 8
     evaluate(earlier, engine)

@@ -278,8 +278,9 @@ def _verified(engine: Engine, data: dict[str, Any], option: str, change: Change)
 def test_real_rules_donor_search_makes_allogeneic_transplant_possible(engine: Engine,
                                                                       baseline: dict[str, Any]) -> None:
     """Real rules: with the donor unknown, transplant is a pending consider, the recommending rule is one
-    comparison away and a donor flips it."""
+    comparison away and a donor flips it (salvage has given a complete response, which recommending needs)."""
     baseline["donor"] = "unknown"
+    baseline["disease_status"] = {"response_to_salvage": "CR"}
     item = explain(baseline, "allogeneic_hct", engine).option("allogeneic_hct")
     assert item is not None and item.verdict == "consider"
     near = [check for check in item.near_misses if check.inputs == ["donor"]]
@@ -295,6 +296,7 @@ def test_real_rules_donor_search_makes_allogeneic_transplant_possible(engine: En
 def test_real_rules_ecog_near_miss_for_transplant(engine: Engine, baseline: dict[str, Any]) -> None:
     """Real rules: ECOG 2 fails 'ECOG ≤ 1' for transplant; ECOG 1 after recovery is verified to flip it."""
     baseline["fitness"]["ecog"] = 2
+    baseline["disease_status"] = {"response_to_salvage": "CR"}
     item = explain(baseline, "allogeneic_hct", engine).option("allogeneic_hct")
     assert item is not None
     near = [check for check in item.near_misses if check.inputs == ["fitness.ecog"]]

@@ -147,3 +147,30 @@ def test_cd19_and_bcma_data_fire_only_after_a_car_against_them(engine: Engine, s
         assert fired & set(CD19_ONLY) == set()
     if target != "BCMA":
         assert fired & set(BCMA_ONLY) == set()
+
+
+@settings(max_examples=300)
+@given(situations())
+def test_an_uncontrolled_infection_leaves_only_supportive_care_recommended(
+        engine: Engine, situation: dict[str, Any]) -> None:
+    """During an uncontrolled infection nothing but supportive care and follow-up is recommended, trials included."""
+    situation = {**situation, "fitness": {**situation["fitness"], "active_infection": True}}
+    recommended = {o.option for o in evaluate(situation, engine).options if o.verdict == "recommended"}
+    assert recommended <= {"quality_of_life_focus", "long_term_follow_up"}
+
+
+@given(situations())
+def test_no_trial_within_reach_means_no_trial_only_route(engine: Engine, situation: dict[str, Any]) -> None:
+    """With no trial within reach, a CAR-T against another target (trial-only) is never offered."""
+    situation = {**situation, "trial_access": "not_available"}
+    verdicts = {o.option: o.verdict for o in evaluate(situation, engine).options}
+    assert verdicts.get("alternate_target_car_t") in (None, "not_advised")
+    assert verdicts.get("clinical_trial") in (None, "not_advised")
+
+
+@given(situations())
+def test_quality_of_life_goal_puts_no_bispecific_above_it(engine: Engine, situation: dict[str, Any]) -> None:
+    """When the patient's goal is quality of life, a bispecific antibody is never recommended."""
+    situation = {**situation, "goals": "quality_of_life"}
+    verdicts = {o.option: o.verdict for o in evaluate(situation, engine).options}
+    assert verdicts.get("bispecific_antibody") != "recommended"

@@ -9,6 +9,7 @@ from typing import Any
 from postcart import Engine, Rulebook, evaluate
 from postcart.assessment import Assessment, OptionAssessment
 from postcart.rulebook import Suggest
+from postcart.rulebook import conditions as cond
 
 from .conftest import BASELINE
 
@@ -373,3 +374,101 @@ def test_talquetamab_figures_come_from_the_peer_reviewed_report(rulebook: Rulebo
         assert isinstance(then, Suggest)
         assert "chari2025_monumental1_lancethaematol" in then.citations and "67%" in then.rationale
         assert "72.2%" not in then.rationale and "44.4%" not in then.rationale
+
+
+# --- every rationale fits the disease and product of the patient it is shown to
+
+#: How a rationale names each disease (lower case).
+DISEASE_WORDS = {
+    "LBCL": ("large b-cell lymphoma", "large b-cell lymphomas"),
+    "FL": ("follicular",),
+    "MCL": ("mantle cell", "mantle-cell"),
+    "B_ALL": ("b-all", "lymphoblastic"),
+    "MM": ("myeloma",),
+    "CLL": ("cll", "chronic lymphocytic"),
+}
+PRODUCTS = ("axi-cel", "tisa-cel", "liso-cel", "brexu-cel", "obe-cel", "ide-cel", "cilta-cel")
+
+
+def _words(text: str, words: tuple[str, ...]) -> bool:
+    return any(re.search(rf"(?<![a-z-]){re.escape(word)}(?![a-z])", text) for word in words)
+
+
+def borrowed_data(rule: Any, disease: str) -> list[str]:
+    """Other diseases whose data (a rationale with figures naming them) a rule shows to ``disease`` unflagged."""
+    then = rule.then
+    text = (then.rationale if isinstance(then, Suggest) else getattr(then, "why", "")) or ""
+    lowered = text.lower()
+    numbers, counts = figures(text)
+    if not (numbers or counts) or "extrapolat" in lowered:
+        return []
+    return [other for other, words in DISEASE_WORDS.items() if other != disease and _words(lowered, words)]
+
+
+def test_a_rationale_quoting_another_disease_says_extrapolated(rulebook: Rulebook) -> None:
+    """A rationale shown for disease X that quotes figures from disease Y says 'extrapolated'."""
+    offenders = {}
+    for rule in rulebook.rules:
+        for disease in DISEASE_WORDS:
+            if rule.applies_to_all_diseases or disease in rule.diseases:
+                borrowed = borrowed_data(rule, disease)
+                if borrowed:
+                    offenders[f"{rule.id} for {disease}"] = borrowed
+    assert offenders == {}
+
+
+def test_the_disease_check_catches_borrowed_figures(rulebook: Rulebook) -> None:
+    """The check flags LBCL figures shown to a myeloma patient and accepts them once marked extrapolated."""
+    rule = next(rule for rule in rulebook.rules if rule.id == "lbcl.bispecific.cd20xcd3")
+    assert borrowed_data(rule, "LBCL") == []
+    fake = type("Fake", (), {"then": Suggest(option="bispecific_antibody", verdict="consider", citations=["x"],
+                rationale="In large B-cell lymphoma CR was 35%.")})()
+    assert borrowed_data(fake, "MM") == ["LBCL"]
+    fake.then = Suggest(option="bispecific_antibody", verdict="consider", citations=["x"],
+                        rationale="Extrapolated from large B-cell lymphoma: CR was 35%.")
+    assert borrowed_data(fake, "MM") == []
+
+
+def test_a_rationale_naming_a_product_is_shown_only_after_that_product(rulebook: Rulebook) -> None:
+    """A rationale quoting figures about a product (brexu-cel...) is shown only after it, unless extrapolated."""
+    offenders = {}
+    for rule in rulebook.rules:
+        then = rule.then
+        text = ((then.rationale if isinstance(then, Suggest) else getattr(then, "why", "")) or "").lower()
+        numbers, counts = figures(text)
+        if "extrapolat" in text or not (numbers or counts):
+            continue
+        pinned: set[str] = set()
+        for leaf in cond.leaves(rule.condition) if rule.condition is not None else ():
+            if leaf.field == "car_t.product" and leaf.op in ("eq", "in"):
+                pinned |= set(leaf.value) if isinstance(leaf.value, tuple) else {leaf.value}
+        named = {product for product in PRODUCTS if product in text}
+        if named and not (pinned and pinned <= named):
+            offenders[rule.id] = sorted(named)
+    assert offenders == {}
+
+
+def test_an_infection_defers_even_an_approved_oral_drug(engine: Engine) -> None:
+    """CLL after a covalent BTK inhibitor: pirtobrutinib is considered (extrapolated, level E), not during an uncontrolled infection."""
+    cll = {"age": 60, "disease": "CLL", "car_t": {"product": "liso-cel", "best_response": "CR"},
+           "failure": {"kind": "relapse", "months_since_infusion": 9}, "fitness": {"ecog": 1},
+           "history": {"prior_therapies": ["covalent_btk_inhibitor"]}}
+    found = option(evaluate(cll, engine), "other_systemic_therapy")
+    assert found.verdict == "consider"
+    assert "bruin_cll321_fda2025_pirtobrutinib" in cited(found)
+    cll["fitness"]["active_infection"] = True
+    recommended = {o.option for o in evaluate(cll, engine).options if o.verdict == "recommended"}
+    assert recommended <= {"quality_of_life_focus", "long_term_follow_up"}
+
+
+def test_richter_transformation_follows_the_large_b_cell_advice(engine: Engine) -> None:
+    """CLL with Richter transformation gets the CD20xCD3 route (extrapolated), not pirtobrutinib."""
+    richter = {"age": 61, "disease": "CLL", "car_t": {"product": "liso-cel", "best_response": "PR"},
+               "failure": {"kind": "relapse", "months_since_infusion": 5, "cd20": "positive"}, "fitness": {"ecog": 1},
+               "history": {"prior_therapies": ["covalent_btk_inhibitor"]},
+               "disease_status": {"richter_transformation": True}}
+    assessment = evaluate(richter, engine)
+    bispecific = option(assessment, "bispecific_antibody")
+    assert bispecific.verdict == "consider" and "cll.richter.bispecific_cd20xcd3" in bispecific.rules
+    # the PD-1/BTK rule is retired (its only source is unverified), so no other systemic therapy is offered
+    assert all(o.option != "other_systemic_therapy" for o in assessment.options)

@@ -253,8 +253,9 @@ def test_cards_follow_the_cds_hooks_card_format(client: httpx.Client, bundle: di
         assert card["links"][1:] == [{"label": c.label, "url": c.url, "type": "absolute"} for c in linked]
         assert card["source"]["url"] == linked[0].url
         assert card["suggestions"][0]["isRecommended"] is True and card["selectionBehavior"] == "at-most-one"
-    allo = by_option["allogeneic_hct"]  # a DOI reference renders as such, with its link
-    assert "doi:10.3324/haematol.2022.281242" in allo["detail"]
+    # a DOI reference renders as such, with its link (issue 13: transplant is no longer recommended before a
+    # complete response to salvage, so the bispecific card shows it)
+    assert "doi:10.1182/blood.2024027044" in by_option["bispecific_antibody"]["detail"]
 
 
 def test_the_link_opens_the_full_assessment(client: httpx.Client, bundle: dict[str, Any]) -> None:
@@ -294,7 +295,8 @@ def test_feedback_is_persisted_and_reported(client: httpx.Client, bundle: dict[s
     caplog.set_level(logging.DEBUG)
     cards = _post(client, _call(bundle)).json()["cards"]
     by_option = {card["source"]["topic"]["code"]: card for card in cards if "topic" in card["source"]}
-    bispecific, allo = by_option["bispecific_antibody"], by_option["allogeneic_hct"]
+    # the overridden card: follow-up (transplant is not a card of its own since issue 13, see above)
+    bispecific, allo = by_option["bispecific_antibody"], by_option["long_term_follow_up"]
     response = client.post(f"/cds-services/{SERVICE_ID}/feedback", json={"feedback": [
         {"card": bispecific["uuid"], "outcome": "accepted", "outcomeTimestamp": "2025-12-15T10:00:00Z",
          "acceptedSuggestions": [{"id": bispecific["suggestions"][0]["uuid"]}]},
@@ -306,7 +308,8 @@ def test_feedback_is_persisted_and_reported(client: httpx.Client, bundle: dict[s
     assert response.json() == {"stored": 2}
 
     assessment = evaluate(_yaml_situation())
-    allo_rules, bispecific_rules = assessment.option("allogeneic_hct").rules, assessment.option("bispecific_antibody").rules
+    allo_rules = assessment.option("long_term_follow_up").rules
+    bispecific_rules = assessment.option("bispecific_antibody").rules
     report = client.get("/reports/override-rates").json()
     rates = {row["rule"]: row for row in report["rules"]}
     assert all(rates[rule]["overridden"] >= 1 and rates[rule]["override_rate"] > 0 for rule in allo_rules)
@@ -987,11 +990,7 @@ def test_cards_show_each_suggestions_evidence_grade() -> None:
     from postcart.cds_hooks.cards import build_cards
     from postcart.render import evidence_token
 
-    import sys as _sys
-    from pathlib import Path as _Path
-
-    _sys.path.insert(0, str(_Path(__file__).resolve().parent))
-    from conftest import BASELINE
+    from .conftest import BASELINE
 
     assessment = evaluate(_copy.deepcopy(BASELINE))
     cards = build_cards(assessment, [], "postcart").cards

@@ -163,3 +163,61 @@ def test_catalogue_and_flatten_agree(baseline: dict[str, Any]) -> None:
     assert set(facts) <= set(field_catalogue())
     assert "fitness.hct_ci" not in facts and facts["fitness.ecog"] == 1
     assert "patient_id" not in facts
+
+
+def test_new_inputs_default_to_unknown(baseline: dict[str, Any]) -> None:
+    """Response to salvage, MRD, histology, second antigens and disease biology are unknown unless given."""
+    situation = validate_situation(baseline)
+    assert situation.disease_status.response_to_salvage == "unknown"
+    assert situation.disease_status.mrd == "unknown"
+    assert situation.histology == "unknown"
+    assert (situation.failure.cd22, situation.failure.gprc5d, situation.failure.cns_site) == ("unknown",) * 3
+    assert situation.disease_status.richter_transformation is None
+    assert situation.fitness.ecog_disease_related is False
+    assert situation.history.prior_therapies == [] and situation.history.refractory_to == []
+
+
+def test_histology_must_belong_to_the_disease(baseline: dict[str, Any]) -> None:
+    """An FL grade given for an LBCL patient is refused, naming histology and the disease it belongs to."""
+    baseline["histology"] = "FL_grade_3A"
+    (problem,) = refuse(baseline).problems
+    assert problem.location == "histology"
+    assert "subtype of FL" in problem.message
+    baseline["histology"] = "PMBCL"
+    assert validate_situation(baseline).histology == "PMBCL"
+
+
+@pytest.mark.parametrize(("path", "value"), [
+    (("disease_status", "ph_positive"), True), (("disease_status", "richter_transformation"), False),
+    (("disease_status", "high_risk_cytogenetics"), True), (("disease_status", "mrd"), "positive"),
+    (("failure", "gprc5d"), "negative"),
+])
+def test_disease_specific_inputs_refused_for_another_disease(baseline: dict[str, Any], path: tuple[str, str],
+                                                            value: Any) -> None:
+    """A finding that describes another disease (Ph+ for an LBCL patient...) is refused by dotted path."""
+    baseline.setdefault(path[0], {})[path[1]] = value
+    (problem,) = refuse(baseline).problems
+    assert problem.location == ".".join(path)
+    assert "only" in problem.message
+
+
+def test_cns_site_needs_cns_involvement(baseline: dict[str, Any]) -> None:
+    """A CNS site without CNS involvement is refused; with it, accepted."""
+    baseline["failure"]["cns_site"] = "leptomeningeal"
+    (problem,) = refuse(baseline).problems
+    assert problem.location == "failure.cns_site"
+    baseline["failure"]["cns_involvement"] = True
+    assert validate_situation(baseline).failure.cns_site == "leptomeningeal"
+
+
+def test_prior_therapies_as_pairs_fill_both_lists(baseline: dict[str, Any]) -> None:
+    """{agent_class, refractory} pairs become the received and refractory lists; refractory counts as received."""
+    baseline["history"] = {"prior_therapies": [{"agent_class": "covalent_btk_inhibitor", "refractory": True},
+                                               {"agent_class": "venetoclax", "refractory": False}]}
+    history = validate_situation(baseline).history
+    assert history.prior_therapies == ["covalent_btk_inhibitor", "venetoclax"]  # sorted: a set in meaning
+    assert history.refractory_to == ["covalent_btk_inhibitor"]
+    baseline["history"] = {"refractory_to": ["polatuzumab"]}
+    facts = flatten(validate_situation(baseline))
+    assert facts["history.prior_therapies"] == ("polatuzumab",)
+    assert facts["history.refractory_to"] == ("polatuzumab",)

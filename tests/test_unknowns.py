@@ -24,6 +24,7 @@ ORGAN_PENDING: dict[str, Any] = {
     "failure": {"kind": "relapse", "months_since_infusion": 9, "target_antigen": "retained", "cd20": "positive"},
     "fitness": {"ecog": 0, "hct_ci": 1},
     "donor": "matched_related", "goals": "disease_control", "trial_access": "available",
+    "disease_status": {"response_to_salvage": "CR"},  # the late-failure transplant rule consolidates a response
 }
 
 
@@ -100,11 +101,11 @@ def test_two_unknowns_are_completed_together(engine: Engine) -> None:
 
 
 def test_not_addressed_carries_the_rulebook_reason_or_the_deciding_facts(engine: Engine) -> None:
-    """Radiotherapy in myeloma has the rulebook's reason; an LBCL option no rule reaches names the facts."""
-    myeloma = {"age": 60, "disease": "MM", "car_t": {"product": "ide-cel", "best_response": "PR"},
-               "failure": {"kind": "relapse", "months_since_infusion": 9}, "fitness": {"ecog": 1}}
-    reasons = {item.option: item.reason for item in evaluate(myeloma, engine).not_addressed}
-    assert reasons["radiotherapy"].startswith("No source on radiotherapy after BCMA CAR-T failure")
+    """Radiotherapy in B-ALL has the rulebook's reason; an LBCL option no rule reaches names the facts."""
+    leukemia = {"age": 40, "disease": "B_ALL", "car_t": {"product": "brexu-cel", "best_response": "CR"},
+                "failure": {"kind": "relapse", "months_since_infusion": 9}, "fitness": {"ecog": 1}}
+    reasons = {item.option: item.reason for item in evaluate(leukemia, engine).not_addressed}
+    assert reasons["radiotherapy"].startswith("No source on radiotherapy (cranial or extramedullary)")
     lymphoma = {item.option: item.reason for item in evaluate(ORGAN_PENDING, engine).not_addressed}
     assert lymphoma["radiotherapy"].startswith("no rule applies: ")
     assert "no localized disease" in lymphoma["radiotherapy"]

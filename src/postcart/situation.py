@@ -23,6 +23,8 @@ from pydantic_core import PydanticCustomError
 from postcart.errors import InvalidSituation, Problem
 
 __all__ = [
+    "FIELD_DISEASES",
+    "HISTOLOGY_DISEASE",
     "PRODUCT_DISEASES",
     "PRODUCT_TARGET",
     "FieldSpec",
@@ -51,6 +53,37 @@ Donor = Literal[
 ]
 Goal = Literal["disease_control", "quality_of_life", "undecided"]
 TrialAccess = Literal["available", "not_available", "unknown"]
+MarkerStatus = Literal["positive", "negative", "unknown"]
+CnsSite = Literal["parenchymal", "leptomeningeal", "unknown"]
+SalvageResponse = Literal["CR", "PR", "SD", "PD", "not_given", "unknown"]
+MrdStatus = Literal["negative", "positive", "unknown"]
+Histology = Literal[
+    "DLBCL_NOS", "HGBL_double_hit", "PMBCL", "transformed_FL", "FL_grade_1_2", "FL_grade_3A",
+    "MCL_classic", "MCL_blastoid", "unknown",
+]
+AgentClass = Literal[
+    "covalent_btk_inhibitor", "pirtobrutinib", "venetoclax", "pi3k_inhibitor", "chemoimmunotherapy",
+    "blinatumomab", "inotuzumab", "tki", "polatuzumab", "loncastuximab", "tafasitamab", "lenalidomide",
+    "anti_cd38", "belantamab", "gprc5d_directed",
+]
+
+#: The disease each histology belongs to (``unknown`` fits every disease).
+HISTOLOGY_DISEASE: dict[str, str] = {
+    "DLBCL_NOS": "LBCL", "HGBL_double_hit": "LBCL", "PMBCL": "LBCL", "transformed_FL": "LBCL",
+    "FL_grade_1_2": "FL", "FL_grade_3A": "FL", "MCL_classic": "MCL", "MCL_blastoid": "MCL",
+}
+
+#: Inputs that describe only some diseases: given for another disease, they are refused.
+FIELD_DISEASES: dict[str, frozenset[str]] = {
+    "disease_status.mrd": frozenset({"B_ALL", "MM"}),
+    "disease_status.richter_transformation": frozenset({"CLL"}),
+    "disease_status.ph_positive": frozenset({"B_ALL"}),
+    "disease_status.tp53_aberration": frozenset({"CLL", "MCL"}),
+    "disease_status.high_risk_cytogenetics": frozenset({"MM"}),
+    "disease_status.extramedullary_disease": frozenset({"MM", "B_ALL"}),
+    "failure.cd22": frozenset({"LBCL", "FL", "MCL", "B_ALL", "CLL"}),
+    "failure.gprc5d": frozenset({"MM"}),
+}
 
 #: Approved indications of each product (the input contract); ``investigational`` is allowed for any.
 PRODUCT_DISEASES: dict[str, frozenset[str]] = {
@@ -169,6 +202,23 @@ class Failure(_Model):
         default=False, title="CNS involvement", description="Central nervous system involvement at failure.",
         examples=[False],
     )
+    cns_site: CnsSite = Field(
+        default="unknown", title="CNS site",
+        description="Where the CNS disease is, when cns_involvement is true: brain or spinal cord parenchyma "
+        "(MRI), or leptomeninges (cerebrospinal fluid cytology or flow, meningeal enhancement). Must stay "
+        "unknown without CNS involvement.", examples=["parenchymal"],
+    )
+    cd22: MarkerStatus = Field(
+        default="unknown", title="CD22 at failure",
+        description="CD22 expression on the failure sample (flow cytometry in B-ALL, immunohistochemistry "
+        "or flow in lymphoma), for CD22-directed options (inotuzumab ozogamicin, CD22 CAR-T). B-cell "
+        "diseases only.", examples=["positive"],
+    )
+    gprc5d: MarkerStatus = Field(
+        default="unknown", title="GPRC5D at failure",
+        description="GPRC5D expression on the relapsed myeloma (marrow or plasmacytoma), for GPRC5D-directed "
+        "options (talquetamab, GPRC5D CAR-T). Myeloma only.", examples=["positive"],
+    )
 
 
 class Fitness(_Model):
@@ -196,10 +246,16 @@ class Fitness(_Model):
         default=False, title="active infection",
         description="Uncontrolled active infection at assessment.", examples=[False],
     )
+    ecog_disease_related: bool = Field(
+        default=False, title="poor performance status caused by the disease",
+        description="True when the current ECOG performance status is reduced mainly by the lymphoma, "
+        "leukemia or myeloma itself (and so may improve if it responds), not by fixed comorbidity or frailty.",
+        examples=[False],
+    )
 
 
 class History(_Model):
-    """Treatment history before the failed CAR-T."""
+    """Treatment history."""
 
     prior_lines: int | None = Field(strict=True,
         default=None, ge=0, le=30, title="prior lines of therapy",
@@ -217,6 +273,88 @@ class History(_Model):
         default_factory=list, title="prior bispecific antibodies",
         description="T-cell-engaging bispecific antibody classes received before (by targets).",
         examples=[["CD20xCD3"]],
+    )
+    prior_therapies: list[AgentClass] = Field(
+        default_factory=list, title="prior therapies by class",
+        description="Drug classes received before or since the CAR-T: covalent_btk_inhibitor (ibrutinib, "
+        "acalabrutinib, zanubrutinib), pirtobrutinib, venetoclax, pi3k_inhibitor (idelalisib, duvelisib), "
+        "chemoimmunotherapy, blinatumomab, inotuzumab (ozogamicin), tki (imatinib, dasatinib, ponatinib...), "
+        "polatuzumab, loncastuximab, tafasitamab, lenalidomide, anti_cd38 (daratumumab, isatuximab), "
+        "belantamab, gprc5d_directed (talquetamab or a GPRC5D CAR-T). Also accepted as a list of "
+        "{agent_class, refractory} pairs, which fill this list and history.refractory_to.",
+        examples=[["covalent_btk_inhibitor", "venetoclax"]],
+    )
+    refractory_to: list[AgentClass] = Field(
+        default_factory=list, title="refractory to",
+        description="Drug classes (as in prior_therapies) the disease was refractory to: progression on the "
+        "therapy or soon after stopping it, as the treating team judges it. A class listed here counts as received (it is added to "
+        "prior_therapies).", examples=[["covalent_btk_inhibitor"]],
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_pairs(cls, data: Any) -> Any:
+        """``prior_therapies`` given as ``{agent_class, refractory}`` pairs becomes the two class lists."""
+        if not isinstance(data, Mapping) or not isinstance(data.get("prior_therapies"), list):
+            return data
+        pairs = data["prior_therapies"]
+        if not any(isinstance(item, Mapping) for item in pairs):
+            return data
+        received: list[Any] = []
+        refractory: list[Any] = list(data.get("refractory_to") or [])
+        for item in pairs:
+            agent = item.get("agent_class") if isinstance(item, Mapping) else item
+            received.append(agent)
+            if isinstance(item, Mapping) and item.get("refractory") is True:
+                refractory.append(agent)
+        return {**data, "prior_therapies": received, "refractory_to": refractory}
+
+    @model_validator(mode="after")
+    def _refractory_counts_as_received(self) -> History:
+        # sets in meaning: one sorted order, so that every interface (FHIR, cohorts) round-trips them
+        self.prior_therapies = sorted({*self.prior_therapies, *self.refractory_to})
+        self.refractory_to = sorted(set(self.refractory_to))
+        return self
+
+
+class DiseaseStatus(_Model):
+    """The disease now: its response to salvage since the CAR-T failed, residual disease and biology."""
+
+    response_to_salvage: SalvageResponse = Field(
+        default="unknown", title="response to salvage",
+        description="Best response to the therapy given since the CAR-T failed (bridging or salvage), by the "
+        "disease's standard criteria; not_given when no therapy has been given yet.", examples=["PR"],
+    )
+    mrd: MrdStatus = Field(
+        default="unknown", title="measurable residual disease",
+        description="Measurable residual disease while in morphologic remission (B-ALL: flow cytometry or "
+        "NGS, 10^-4; myeloma: NGS or next-generation flow, 10^-5); unknown when not measured or with overt "
+        "disease. B-ALL and myeloma only.", examples=["positive"],
+    )
+    richter_transformation: bool | None = Field(
+        default=None, title="Richter transformation",
+        description="Biopsy-proven transformation of CLL to an aggressive lymphoma (usually DLBCL). CLL only; "
+        "absent means not assessed.", examples=[False],
+    )
+    ph_positive: bool | None = Field(
+        default=None, title="Philadelphia chromosome-positive",
+        description="t(9;22) / BCR::ABL1 detected. B-ALL only; absent means unknown.", examples=[False],
+    )
+    tp53_aberration: bool | None = Field(
+        default=None, title="TP53 aberration",
+        description="del(17p) or a TP53 mutation. CLL and mantle cell lymphoma only; absent means unknown.",
+        examples=[True],
+    )
+    high_risk_cytogenetics: bool | None = Field(
+        default=None, title="high-risk myeloma cytogenetics",
+        description="del(17p), t(4;14), t(14;16) or 1q gain/amplification by FISH (IMWG). Myeloma only; "
+        "absent means unknown.", examples=[True],
+    )
+    extramedullary_disease: bool | None = Field(
+        default=None, title="extramedullary disease",
+        description="Disease outside the marrow not contiguous with bone (soft-tissue plasmacytoma in "
+        "myeloma; extramedullary, non-CNS leukemic masses in B-ALL). Myeloma and B-ALL only; absent means "
+        "unknown.", examples=[False],
     )
 
 
@@ -240,10 +378,17 @@ class PatientSituation(_Model):
         description="LBCL (covers DLBCL, HGBL, PMBCL and transformed FL), FL, MCL, B_ALL, MM or CLL.",
         examples=["LBCL"],
     )
+    histology: Histology = Field(
+        default="unknown", title="histology",
+        description="The subtype within the disease: for LBCL DLBCL_NOS, HGBL_double_hit (MYC and BCL2 "
+        "rearranged), PMBCL or transformed_FL; for FL FL_grade_1_2 or FL_grade_3A; for MCL MCL_classic or "
+        "MCL_blastoid (blastoid or pleomorphic). Must belong to the disease.", examples=["DLBCL_NOS"],
+    )
     car_t: CarT
     failure: Failure
     fitness: Fitness
     history: History = Field(default_factory=History)
+    disease_status: DiseaseStatus = Field(default_factory=DiseaseStatus)
     donor: Donor = Field(
         default="unknown", title="best available donor",
         json_schema_extra={"x-said": {
@@ -294,6 +439,17 @@ class PatientSituation(_Model):
             problems.append(("failure.kind", f"a relapse needs a prior response (car_t.best_response is "
                              f"{response})", "primary_refractory, or a best response of CR or PR",
                              "relapse"))
+        if self.histology != "unknown" and HISTOLOGY_DISEASE[self.histology] != disease:
+            problems.append(("histology", f"{self.histology} is a subtype of {HISTOLOGY_DISEASE[self.histology]}",
+                             f"a {disease} subtype or unknown", self.histology))
+        values = flatten(self)
+        for path, diseases in FIELD_DISEASES.items():
+            if values.get(path, "unknown") != "unknown" and disease not in diseases:
+                problems.append((path, f"describes {', '.join(sorted(diseases))} only", "unknown (not given)",
+                                 str(values[path])))
+        if self.failure.cns_site != "unknown" and not self.failure.cns_involvement:
+            problems.append(("failure.cns_site", "a CNS site needs failure.cns_involvement: true",
+                             "unknown, or cns_involvement true", self.failure.cns_site))
         if problems:
             raise PydanticCustomError(
                 "inconsistent_fields",

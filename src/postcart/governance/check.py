@@ -45,7 +45,15 @@ from postcart.engine import Engine
 from postcart.errors import EvaluationError, Problem, RuleDefinitionError
 from postcart.rulebook import Ask, Derive, Rule, Rulebook, Suggest
 from postcart.rulebook import conditions as cond
-from postcart.situation import PRODUCT_DISEASES, PRODUCT_TARGET, field_catalogue, nest, validate_situation
+from postcart.situation import (
+    FIELD_DISEASES,
+    HISTOLOGY_DISEASE,
+    PRODUCT_DISEASES,
+    PRODUCT_TARGET,
+    field_catalogue,
+    nest,
+    validate_situation,
+)
 from postcart.vocabulary import DISEASES, OPTIONS
 
 __all__ = ["Analysis", "Contradiction", "Findings", "describe_witness", "lint", "review_findings",
@@ -59,7 +67,10 @@ _FALSE: cond.Condition = cond.Any_(())
 
 # Fields chosen together because the input contract constrains them together.
 _JOINT = {"car_t.product": "car_t", "car_t.target": "car_t",
-          "failure.kind": "response", "car_t.best_response": "response"}
+          "failure.kind": "response", "car_t.best_response": "response",
+          "failure.cns_involvement": "cns", "failure.cns_site": "cns",
+          "history.prior_therapies": "prior_therapies", "history.refractory_to": "prior_therapies"}
+_RECEIVED, _REFRACTORY = "history.prior_therapies", "history.refractory_to"
 _TYPICAL = {"age": 60, "failure.months_since_infusion": 6, "fitness.ecog": 1, "fitness.hct_ci": 2,
             "history.prior_lines": 2, "car_t.max_crs_grade": 1, "car_t.max_icans_grade": 1}
 _RESPONSES = {"relapse": ("CR", "PR"), "primary_refractory": ("SD", "PD", "not_evaluable")}
@@ -343,7 +354,23 @@ class _Space:
                 for response in responses:
                     yield {"failure.kind": kind, "car_t.best_response": response}
             return
+        if variable == "cns":  # a CNS site only with CNS involvement
+            yield {"failure.cns_involvement": False, "failure.cns_site": "unknown"}
+            for site in self.catalogue["failure.cns_site"].values:
+                yield {"failure.cns_involvement": True, "failure.cns_site": site}
+            return
+        if variable == "prior_therapies":
+            yield from self._therapies()
+            return
         spec = self.catalogue[variable]
+        if variable in FIELD_DISEASES and disease not in FIELD_DISEASES[variable]:
+            yield {variable: "unknown" if spec.kind == "enum" else None}
+            return
+        if variable == "histology":
+            for value in spec.values:
+                if HISTOLOGY_DISEASE.get(value, disease) == disease:
+                    yield {variable: value}
+            return
         if spec.kind == "enum":
             values: list[Any] = list(spec.values)
         elif spec.kind == "bool":
@@ -361,6 +388,28 @@ class _Space:
             values.append(None)
         for value in values:
             yield {variable: value}
+
+    def _therapies(self) -> Iterator[dict[str, Any]]:
+        """Prior therapy classes: each class rules name is absent, received, or received and refractory
+        (refractory implies received); every combination for up to four classes, else pairs at most."""
+        members = sorted(self.members.get(_RECEIVED, set()) | self.members.get(_REFRACTORY, set()))
+        states = ("absent", "received", "refractory")
+        if len(members) <= 4:
+            combos: Iterator[tuple[tuple[str, str], ...]] = (
+                tuple(zip(members, chosen, strict=True))
+                for chosen in itertools.product(states, repeat=len(members)))
+        else:
+            combos = itertools.chain(
+                [()],
+                (((m, st),) for m in members for st in states[1:]),
+                (((a, sa), (b, sb)) for a, b in itertools.combinations(members, 2)
+                 for sa in states[1:] for sb in states[1:]),
+                (tuple((m, st) for m in members) for st in states[1:]),
+            )
+        for combo in combos:
+            received = tuple(m for m, st in combo if st != "absent")
+            refractory = tuple(m for m, st in combo if st == "refractory")
+            yield {_RECEIVED: received, _REFRACTORY: refractory}
 
     def _numbers(self, path: str, integer: bool, low: float | None, high: float | None) -> list[Any]:
         thresholds = sorted(self.thresholds.get(path, ()))

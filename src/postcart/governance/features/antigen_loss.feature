@@ -12,7 +12,7 @@ Feature: Loss of the CAR target at relapse
       And CD19 is lost on re-biopsy
       When postcart assesses the situation
       Then a second CAR-T infusion is not advised
-      And the rationale mentions "CD19"
+      And the rationale mentions "CAR target is gone"
       And a CAR-T against another target is to be considered
       And the rationale cites Fergusson 2023
       And other systemic therapy is to be considered

@@ -72,6 +72,7 @@ Feature: B-cell acute lymphoblastic leukemia after CD19 CAR-T failure
       And the HCT-CI is 0
       And organ function is adequate for intensive therapy
       And a matched related donor is available
+      And salvage therapy since the CAR-T has given a complete response
       When postcart assesses the situation
       Then allogeneic transplant is recommended
       And the rationale cites Wudhikarn 2021
@@ -90,3 +91,54 @@ Feature: B-cell acute lymphoblastic leukemia after CD19 CAR-T failure
       When postcart assesses the situation
       Then a focus on quality of life is to be considered
       And the reasons include "short remission"
+
+  Rule: CD22 is checked before inotuzumab or a CD22 CAR-T
+
+    @other_systemic_therapy @alternate_target_car_t
+    Scenario: CD19-negative relapse whose blasts have also lost CD22
+      Given a 31-year-old with B-ALL who relapsed 5 months after tisa-cel
+      And CD19 is lost on re-biopsy
+      And CD22 is negative on re-biopsy
+      When postcart assesses the situation
+      Then other systemic therapy is not advised
+      And the rationale cites Inotuzumab review 2023
+      And CAR-T against another target is not addressed
+
+    @other_systemic_therapy
+    Scenario: CD19-negative relapse, CD22 not yet checked
+      Given a 40-year-old with B-ALL who relapsed 7 months after brexu-cel
+      And CD19 is lost on re-biopsy
+      When postcart assesses the situation
+      Then other systemic therapy is recommended
+      And postcart asks for the CD22 status
+
+  Rule: A product given outside its labelled age is accepted and flagged
+
+    @bispecific_antibody
+    Scenario: A 15-year-old relapsing after brexu-cel
+      Given a 15-year-old with B-ALL who relapsed 6 months after brexu-cel
+      And CD19 is retained on re-biopsy
+      When postcart assesses the situation
+      Then postcart classes the CAR-T product used outside its labelled age as below_labelled_age
+      And a bispecific antibody is recommended
+
+    @bispecific_antibody
+    Scenario: A 40-year-old relapsing after tisa-cel
+      Given a 40-year-old with B-ALL who relapsed 9 months after tisa-cel
+      And CD19 is retained on re-biopsy
+      When postcart assesses the situation
+      Then postcart classes the CAR-T product used outside its labelled age as above_labelled_age
+
+  Rule: Transplant consolidates a remission, it does not treat overt relapse
+
+    @allogeneic_hct
+    Scenario: Fit adult with a donor, re-induction not yet given
+      Given a 34-year-old with B-ALL who relapsed 8 months after brexu-cel
+      And CD19 is retained on re-biopsy
+      And the HCT-CI is 1
+      And organ function is adequate for intensive therapy
+      And a matched unrelated donor is available
+      And no salvage therapy has been given yet
+      When postcart assesses the situation
+      Then allogeneic transplant is to be considered
+      And the rationale mentions "consolidate once"

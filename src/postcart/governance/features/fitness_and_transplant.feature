@@ -15,6 +15,7 @@ Feature: Fitness and transplant eligibility
       And the HCT-CI is <hct_ci>
       And organ function is adequate for intensive therapy
       And a matched unrelated donor is available
+      And salvage therapy since the CAR-T has given a complete response
       When postcart assesses the situation
       Then postcart classes the fitness for allogeneic transplant as <fitness>
       And postcart finds an allogeneic donor available
@@ -33,6 +34,7 @@ Feature: Fitness and transplant eligibility
       And the HCT-CI is 1
       And organ function is adequate for intensive therapy
       And a matched unrelated donor is available
+      And salvage therapy since the CAR-T has given a complete response
       When postcart assesses the situation
       Then postcart classes the fitness for allogeneic transplant as <fitness>
       And allogeneic transplant is <verdict>
@@ -108,3 +110,29 @@ Feature: Fitness and transplant eligibility
       And a bispecific antibody is not advised
       And a CAR-T against another target is not advised
       And the rationale cites Hayden 2022
+
+  Rule: During an uncontrolled infection only supportive care is recommended
+
+    @lbcl @radiotherapy @clinical_trial
+    Scenario: Localized relapse with an uncontrolled infection and a trial open
+      Given a 62-year-old with large B-cell lymphoma who relapsed 10 months after liso-cel
+      And the relapse is localized to a single site
+      And there is an active uncontrolled infection
+      And a suitable clinical trial is available
+      When postcart assesses the situation
+      Then radiotherapy is to be considered
+      And a clinical trial is not advised
+      And a bispecific antibody is not advised
+
+  Rule: ECOG 3 caused by the disease is not an absolute bar to a bispecific
+
+    @lbcl @bispecific_antibody
+    Scenario: ECOG 3 from bulky relapsing lymphoma
+      Given a 59-year-old with large B-cell lymphoma who relapsed 4 months after axi-cel
+      And CD20 is positive on the failure biopsy
+      And ECOG performance status is 3
+      And the poor performance status is caused by the disease itself
+      When postcart assesses the situation
+      Then a bispecific antibody is to be considered
+      And the rationale mentions "extrapolated"
+      And a second CAR-T infusion is not advised

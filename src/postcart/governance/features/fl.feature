@@ -57,3 +57,36 @@ Feature: Follicular lymphoma after CD19 CAR-T failure
       And a matched sibling donor is available
       When postcart assesses the situation
       Then allogeneic transplant is to be considered
+
+  Rule: Chemotherapy-free systemic options are weighed, and a biopsy excludes transformation
+
+    @other_systemic_therapy
+    Scenario: CD19 and CD20 retained, lenalidomide not given before
+      Given a 66-year-old with follicular lymphoma who relapsed 20 months after tisa-cel
+      And CD19 is retained on re-biopsy
+      And CD20 is positive on the failure biopsy
+      When postcart assesses the situation
+      Then other systemic therapy is to be considered
+      And the rationale cites Leonard 2019
+      And the rationale cites inMIND (FDA 2025)
+      And postcart asks for a biopsy to exclude transformation
+
+    @other_systemic_therapy
+    Scenario: Histology confirmed as follicular lymphoma grade 1-2
+      Given a 59-year-old with follicular lymphoma who relapsed 16 months after liso-cel
+      And the histology is follicular lymphoma grade 1-2
+      When postcart assesses the situation
+      Then other systemic therapy is to be considered
+      And postcart does not ask for the histology
+
+  Rule: With quality of life first, the bispecific is discussed rather than recommended
+
+    @bispecific_antibody @quality_of_life_focus
+    Scenario: Relapse after axi-cel in a patient who puts quality of life first
+      Given a 77-year-old with follicular lymphoma who relapsed 18 months after axi-cel
+      And CD20 is positive on the failure biopsy
+      And the patient's priority is quality of life
+      When postcart assesses the situation
+      Then a bispecific antibody is to be considered
+      And the rationale mentions "rather than"
+      And care focused on quality of life is recommended

@@ -69,6 +69,7 @@ Feature: Large B-cell lymphoma after CD19 CAR-T failure
       And the HCT-CI is 1
       And organ function is adequate for intensive therapy
       And a matched unrelated donor is available
+      And salvage therapy since the CAR-T has given a complete response
       When postcart assesses the situation
       Then postcart classes the failure timing as <timing>
       And postcart classes the candidate for allogeneic transplant as fit
@@ -156,3 +157,15 @@ Feature: Large B-cell lymphoma after CD19 CAR-T failure
       And ECOG performance status is 2
       When postcart assesses the situation
       Then a focus on quality of life is recommended
+
+  Rule: Not fit for transplant: polatuzumab with R-GemOx is an option beside the bispecific
+
+    @other_systemic_therapy
+    Scenario: A 78-year-old relapsing after liso-cel
+      Given a 78-year-old with large B-cell lymphoma who relapsed 9 months after liso-cel
+      And CD20 is positive on the failure biopsy
+      When postcart assesses the situation
+      Then other systemic therapy is to be considered
+      And the rationale cites Matasar 2025 (POLARGO)
+      And the rationale mentions "extrapolated"
+

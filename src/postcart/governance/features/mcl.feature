@@ -58,3 +58,14 @@ Feature: Mantle cell lymphoma after brexu-cel or liso-cel failure
       When postcart assesses the situation
       Then radiotherapy is to be considered
       And allogeneic transplant is to be considered
+
+  Rule: No trial, no trial-only route
+
+    @alternate_target_car_t
+    Scenario: CD19-negative relapse when no trial can be reached
+      Given a 67-year-old with mantle cell lymphoma who relapsed 9 months after brexu-cel
+      And CD19 is lost on re-biopsy
+      And a suitable clinical trial cannot be reached
+      When postcart assesses the situation
+      Then CAR-T against another target is not advised
+      And the rationale mentions "only within"

@@ -87,3 +87,25 @@ Feature: Multiple myeloma after BCMA CAR-T failure
       When postcart assesses the situation
       Then allogeneic transplant is not advised
       And the rationale cites Lokhorst 2010
+
+  Rule: Radiotherapy relieves painful or compressive lesions
+
+    @radiotherapy
+    Scenario: Extramedullary plasmacytoma at relapse after cilta-cel
+      Given a 63-year-old with myeloma who relapsed 9 months after cilta-cel
+      And there is extramedullary disease
+      When postcart assesses the situation
+      Then radiotherapy is to be considered
+      And the rationale cites Talamo 2015
+      And the rationale mentions "extrapolated"
+
+  Rule: Without GPRC5D on the relapse, the GPRC5D bispecific is not the one
+
+    @bispecific_antibody
+    Scenario: GPRC5D-negative relapse after ide-cel with BCMA retained
+      Given a 60-year-old with myeloma who relapsed 12 months after ide-cel
+      And BCMA is retained on re-biopsy
+      And GPRC5D is negative on re-biopsy
+      When postcart assesses the situation
+      Then a bispecific antibody is to be considered
+      And the rationale cites Dima 2025

@@ -39,6 +39,7 @@ Feature: The patient's own goals
       And organ function is adequate for intensive therapy
       And a matched unrelated donor is available
       And the patient's priority is <goal>
+      And salvage therapy since the CAR-T has given a complete response
       When postcart assesses the situation
       Then postcart classes the candidate for allogeneic transplant as fit
       And allogeneic transplant is <transplant>

@@ -67,3 +67,14 @@ Feature: Severe toxicity with the first CAR-T
       When postcart assesses the situation
       Then postcart does not ask for the worst ICANS grade
       And postcart does not ask for the worst CRS grade
+
+  Rule: A CAR-T is not given a fourth time
+
+    @lbcl @second_car_t_infusion
+    Scenario: Relapse after a third CD19 CAR-T infusion
+      Given a 57-year-old with large B-cell lymphoma who relapsed 8 months after axi-cel
+      And CD19 is retained on re-biopsy
+      And she has received 3 CAR-T infusions
+      When postcart assesses the situation
+      Then a second CAR-T infusion is not advised
+      And the rationale mentions "three or more"

@@ -14,8 +14,10 @@ from postcart.governance.features.clinical_steps.vocabulary import (
     DISEASES,
     DONORS,
     GOALS,
+    HISTOLOGIES,
     PRODUCTS,
     RESPONSES,
+    THERAPY_CLASSES,
     UnknownTerm,
     lookup,
 )
@@ -99,11 +101,14 @@ _CD20_STATUS = {"retained": "positive", "lost": "negative", "not known": "unknow
 @step("given", "{antigen:Marker} is {status:AntigenStatus} on {biopsy:Biopsy}",
       "CD19 is retained on re-biopsy", "CD19 is lost on re-biopsy", "CD20 is negative on re-biopsy")
 def antigen_on_biopsy(case: PatientCase, antigen: str, status: str) -> None:
-    """The CAR's target (CD19, BCMA...) or CD20 on the failure biopsy."""
+    """The CAR's target (CD19, BCMA...), or CD20, CD22 or GPRC5D as second antigens, on the failure biopsy."""
+    target = _car_target(case)
     if antigen.upper() == "CD20":
         case.set("failure.cd20", _term(case, "CD20 status", status, _CD20_STATUS))
         return
-    target = _car_target(case)
+    if antigen.upper() in ("CD22", "GPRC5D") and (target or "").upper() != antigen.upper():
+        case.set(f"failure.{antigen.lower()}", _term(case, f"{antigen} status", status, _CD20_STATUS))
+        return
     if target is None:
         raise case.fail("say who the patient is (the 'a N-year-old with ...' step) before the antigen status")
     if antigen.upper() != target.upper():
@@ -181,10 +186,19 @@ def prior_transplant(case: PatientCase, kind: str) -> None:
     case.set("history.prior_allo_hct" if kind == "allogeneic" else "history.prior_auto_hct", True)
 
 
-@step("given", "{who:Who} has already received {drug}", "she has already received glofitamab")
+@step("given", "{who:Who} has already received {drug}", "she has already received glofitamab",
+      "he has already received ibrutinib")
 def prior_bispecific(case: PatientCase, drug: str) -> None:
-    """A prior T-cell-engaging bispecific antibody, by drug or class name."""
-    drug_class = _term(case, "bispecific antibody (drug or class)", drug, ANTIBODY_DRUGS)
+    """A prior bispecific antibody (to history.prior_bispecific) or another drug class (history.prior_therapies)."""
+    try:
+        therapy = lookup("therapy", drug, THERAPY_CLASSES)
+    except UnknownTerm:
+        therapy = None
+    if therapy is not None:
+        received = list(case.get("history.prior_therapies", []))
+        case.set("history.prior_therapies", [*received, therapy] if therapy not in received else received)
+        return
+    drug_class = _term(case, "bispecific antibody or drug (name or class)", drug, {**ANTIBODY_DRUGS, **THERAPY_CLASSES})
     received = list(case.get("history.prior_bispecific", []))
     if drug_class not in received:
         received.append(drug_class)
@@ -210,3 +224,77 @@ def goal(case: PatientCase, goal: str) -> None:
       "a suitable clinical trial is available")
 def trial(case: PatientCase, state: str) -> None:
     case.set("trial_access", "available" if state == "is available" else "not_available")
+
+
+@step("given", "the disease was refractory to {drug}", "the disease was refractory to venetoclax")
+def refractory_to_drug(case: PatientCase, drug: str) -> None:
+    """A drug class the disease progressed on (counts as received)."""
+    therapy = _term(case, "drug (name or class)", drug, THERAPY_CLASSES)
+    refractory = list(case.get("history.refractory_to", []))
+    case.set("history.refractory_to", [*refractory, therapy] if therapy not in refractory else refractory)
+
+
+@step("given", "a biopsy confirms Richter transformation", "a biopsy confirms Richter transformation")
+def richter(case: PatientCase) -> None:
+    case.set("disease_status.richter_transformation", True)
+
+
+_SALVAGE = {"complete response": "CR", "complete remission": "CR", "partial response": "PR",
+            "partial remission": "PR", "stable disease": "SD", "progression": "PD", "progressive disease": "PD"}
+
+
+@step("given", "salvage therapy since the CAR-T has given {response}",
+      "salvage therapy since the CAR-T has given a complete response")
+def salvage_response(case: PatientCase, response: str) -> None:
+    """The best response to the therapy given since the CAR-T failed."""
+    case.set("disease_status.response_to_salvage", _term(case, "response to salvage", response, _SALVAGE))
+
+
+@step("given", "no salvage therapy has been given yet", "no salvage therapy has been given yet")
+def no_salvage(case: PatientCase) -> None:
+    case.set("disease_status.response_to_salvage", "not_given")
+
+
+@step("given", "the poor performance status is caused by the disease itself",
+      "the poor performance status is caused by the disease itself")
+def ecog_disease_related(case: PatientCase) -> None:
+    case.set("fitness.ecog_disease_related", True)
+
+
+@step("given", "the histology is {histology}", "the histology is primary mediastinal B-cell lymphoma")
+def histology(case: PatientCase, histology: str) -> None:
+    case.set("histology", _term(case, "histology", histology, HISTOLOGIES))
+
+
+@step("given", "there is extramedullary disease", "there is extramedullary disease")
+def extramedullary(case: PatientCase) -> None:
+    case.set("disease_status.extramedullary_disease", True)
+
+
+@step("given", "measurable residual disease is {status:AntigenStatus}",
+      "measurable residual disease is positive")
+def mrd(case: PatientCase, status: str) -> None:
+    case.set("disease_status.mrd", _term(case, "MRD status", status, {"positive": "positive", "negative": "negative"}))
+
+
+@step("given", "the leukemia is Philadelphia chromosome-positive", "the leukemia is Philadelphia chromosome-positive")
+def ph_positive(case: PatientCase) -> None:
+    case.set("disease_status.ph_positive", True)
+
+
+@step("given", "there is a TP53 aberration", "there is a TP53 aberration")
+def tp53(case: PatientCase) -> None:
+    case.set("disease_status.tp53_aberration", True)
+
+
+@step("given", "FISH shows high-risk cytogenetics", "FISH shows high-risk cytogenetics")
+def high_risk_cytogenetics(case: PatientCase) -> None:
+    case.set("disease_status.high_risk_cytogenetics", True)
+
+
+@step("given", "the CNS disease is {site}", "the CNS disease is leptomeningeal")
+def cns_site(case: PatientCase, site: str) -> None:
+    """Where the CNS disease is (implies CNS involvement)."""
+    case.set("failure.cns_involvement", True)
+    case.set("failure.cns_site", _term(case, "CNS site", site, {"leptomeningeal": "leptomeningeal",
+                                                                "parenchymal": "parenchymal"}))

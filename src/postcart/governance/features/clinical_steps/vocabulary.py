@@ -16,10 +16,12 @@ __all__ = [
     "DISEASES",
     "DONORS",
     "GOALS",
+    "HISTOLOGIES",
     "INFORMATION",
     "OPTIONS",
     "PRODUCTS",
     "RESPONSES",
+    "THERAPY_CLASSES",
     "VERDICTS",
     "UnknownTerm",
     "lookup",
@@ -107,6 +109,31 @@ ANTIBODY_DRUGS: dict[str, str] = {
     "fcrh5xcd3 bispecific antibody": "FcRH5xCD3", "cevostamab": "FcRH5xCD3",
 }
 
+#: Drug or class names for earlier non-bispecific therapy, to the contract's agent class.
+THERAPY_CLASSES: dict[str, str] = {
+    "ibrutinib": "covalent_btk_inhibitor", "acalabrutinib": "covalent_btk_inhibitor",
+    "zanubrutinib": "covalent_btk_inhibitor", "a covalent btk inhibitor": "covalent_btk_inhibitor",
+    "covalent btk inhibitor": "covalent_btk_inhibitor", "pirtobrutinib": "pirtobrutinib",
+    "venetoclax": "venetoclax", "idelalisib": "pi3k_inhibitor", "duvelisib": "pi3k_inhibitor",
+    "a pi3k inhibitor": "pi3k_inhibitor", "chemoimmunotherapy": "chemoimmunotherapy",
+    "inotuzumab": "inotuzumab", "inotuzumab ozogamicin": "inotuzumab",
+    "imatinib": "tki", "dasatinib": "tki", "ponatinib": "tki", "a tyrosine kinase inhibitor": "tki",
+    "polatuzumab": "polatuzumab", "loncastuximab": "loncastuximab", "tafasitamab": "tafasitamab",
+    "lenalidomide": "lenalidomide", "daratumumab": "anti_cd38", "isatuximab": "anti_cd38",
+    "an anti-cd38 antibody": "anti_cd38", "belantamab": "belantamab", "belantamab mafodotin": "belantamab",
+}
+
+#: Histologies as a pathologist reports them, to the contract's subtype.
+HISTOLOGIES: dict[str, str] = {
+    "diffuse large b-cell lymphoma, not otherwise specified": "DLBCL_NOS", "dlbcl nos": "DLBCL_NOS",
+    "high-grade b-cell lymphoma with myc and bcl2 rearrangements": "HGBL_double_hit",
+    "double-hit lymphoma": "HGBL_double_hit",
+    "primary mediastinal b-cell lymphoma": "PMBCL", "transformed follicular lymphoma": "transformed_FL",
+    "follicular lymphoma grade 1-2": "FL_grade_1_2", "follicular lymphoma grade 3a": "FL_grade_3A",
+    "classic mantle cell lymphoma": "MCL_classic", "blastoid mantle cell lymphoma": "MCL_blastoid",
+    "pleomorphic mantle cell lymphoma": "MCL_blastoid",
+}
+
 OPTIONS: dict[str, str] = {
     "second car-t infusion": "second_car_t_infusion", "second infusion of the same car-t": "second_car_t_infusion",
     "re-infusion of the same car-t": "second_car_t_infusion",
@@ -145,4 +172,6 @@ INFORMATION: dict[str, str] = {
     "trial access": "trial_access", "clinical trial availability": "trial_access",
     "worst crs grade": "car_t.max_crs_grade", "worst icans grade": "car_t.max_icans_grade",
     "prior lines of therapy": "history.prior_lines", "number of prior lines": "history.prior_lines",
+    "cd22 status": "failure.cd22", "cd22 on the blasts": "failure.cd22",
+    "histology": "histology", "biopsy to exclude transformation": "histology",
 }
