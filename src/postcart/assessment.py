@@ -16,6 +16,7 @@ together when the contract does.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import functools
 import hashlib
@@ -266,10 +267,21 @@ def build_assessment(rulebook: Rulebook, situation: PatientSituation, result: En
             durable_rules_version=package_version("durable-rules"),
             evaluated_at=dt.datetime.now(dt.UTC),
             rules_fired=list(result.fired),
-            approving_reviews={rule_id: [review.name for review in rulebook.approvals(rulebook.rule(rule_id))]
-                               for rule_id in result.fired},
+            approving_reviews={rule_id: _approving(rulebook, rule_id) for rule_id in result.fired},
         ),
     )
+
+
+_APPROVING: dict[tuple[str, str], tuple[str, ...]] = {}
+
+
+def _approving(rulebook: Rulebook, rule_id: str) -> list[str]:
+    """The names of the reviews approving a rule (they depend only on the rulebook's content)."""
+    key = (rulebook.content_hash, rule_id)
+    names = _APPROVING.get(key)
+    if names is None:
+        names = _APPROVING[key] = tuple(review.name for review in rulebook.approvals(rulebook.rule(rule_id)))
+    return list(names)
 
 
 _MISSING: dict[tuple[str, str, tuple[str, ...]], MissingInformation] = {}
@@ -308,29 +320,70 @@ def decide(suggestions: list[tuple[Rule, Suggest]]) -> tuple[str, list[tuple[Rul
     return verdict, [(rule, then) for rule, then in standing if then.verdict == verdict]
 
 
+@dataclasses.dataclass(frozen=True)
+class _OptionParts:
+    """Everything of an option's assessment but its pending answers: a function of the rules that spoke to
+    it and of the facts their words show, so computed once per such combination."""
+
+    verdict: str
+    rationale: str
+    citations: tuple[Citation, ...]
+    rules: tuple[str, ...]
+    because: tuple[str, ...]
+    reasons: tuple[Reason, ...]
+    evidence: Any
+
+
+_OPTION_PARTS: dict[tuple[Any, ...], _OptionParts] = {}
+_OPTION_FIELDS: dict[tuple[str, tuple[str, ...]], tuple[str, ...]] = {}
+
+
 def _option(rulebook: Rulebook, name: str, rules: list[Rule], facts: Mapping[str, Any],
             unknowns: Unknowns | None = None) -> OptionAssessment:
+    ids = tuple(rule.id for rule in rules)
+    fields = _OPTION_FIELDS.get((rulebook.content_hash, ids))
+    if fields is None:
+        fields = _OPTION_FIELDS[(rulebook.content_hash, ids)] = tuple(sorted(
+            {path for rule in rules for path in _text_fields(rulebook, rule)}))
+    key = (rulebook.content_hash, name, ids, *(facts.get(path) for path in fields))
+    parts = _OPTION_PARTS.get(key)
+    if parts is None:
+        if len(_OPTION_PARTS) >= 50_000:
+            _OPTION_PARTS.clear()
+        parts = _OPTION_PARTS[key] = _option_parts(rulebook, rules, facts)
+    return OptionAssessment(
+        option=name,  # type: ignore[arg-type]
+        verdict=parts.verdict,  # type: ignore[arg-type]
+        rationale=parts.rationale,
+        citations=list(parts.citations),
+        rules=list(parts.rules),
+        because=list(parts.because),
+        reasons=list(parts.reasons),
+        pending=unknowns.pending(name) if unknowns is not None else [],
+        evidence=parts.evidence,
+    )
+
+
+def _option_parts(rulebook: Rulebook, rules: list[Rule], facts: Mapping[str, Any]) -> _OptionParts:
     suggestions = [(rule, rule.then) for rule in rules if isinstance(rule.then, Suggest)]
     verdict, deciding = decide(suggestions)
     deciding_ids = {rule.id for rule, _ in deciding}
     ordered = deciding + [pair for pair in suggestions if pair[0].id not in deciding_ids]
-    # the first deciding rule speaks: several rationales run together repeat their figures (all stay in reasons)
-    rationale = deciding[0][1].rationale.strip()
     keys = [key for _, then in ordered for key in then.citations]
     because: list[str] = []
     for rule, _ in ordered:
         for text in explain_true(rulebook, rule, facts):
             if text not in because:
                 because.append(text)
-    return OptionAssessment(
-        option=name,  # type: ignore[arg-type]
-        verdict=verdict,  # type: ignore[arg-type]
-        rationale=rationale,
-        citations=_citations(rulebook, keys),
-        rules=[rule.id for rule, _ in ordered],
-        because=because,
-        reasons=[_reason(rulebook, rule) for rule, _ in ordered],
-        pending=unknowns.pending(name) if unknowns is not None else [],
+    return _OptionParts(
+        verdict=verdict,
+        # the first deciding rule speaks: several rationales run together repeat their figures (all stay in
+        # reasons)
+        rationale=deciding[0][1].rationale.strip(),
+        citations=tuple(_citations(rulebook, keys)),
+        rules=tuple(rule.id for rule, _ in ordered),
+        because=tuple(because),
+        reasons=tuple(_reason(rulebook, rule) for rule, _ in ordered),
         evidence=next((then.evidence for _, then in deciding if then.evidence is not None), None),
     )
 
@@ -355,16 +408,14 @@ def _pending_option(rulebook: Rulebook, found: Any) -> OptionAssessment:
 def _not_addressed(rulebook: Rulebook, disease: str, present: set[str], facts: Mapping[str, Any],
                    unknowns: Unknowns | None) -> list[NotAddressed]:
     """Each option without a verdict, with the rulebook's reason or the facts that kept its rules silent."""
-    listed: dict[str, str] = {cell.option: cell.reason.strip() for cell in rulebook.unaddressed
-                              if cell.disease == disease}
+    listed, speaking = _option_rules(rulebook, disease)
     out: list[NotAddressed] = []
     for name in OPTIONS:
         if name in present:
             continue
         reason = listed.get(name)
         if reason is None:
-            rules = [rule for rule in rulebook.rules_for(disease)
-                     if isinstance(rule.then, Suggest) and rule.then.option == name]
+            rules = speaking.get(name, [])
             # the facts that kept the rules offering it silent; those of the rules against it only if none
             offering = [rule for rule in rules if rule.then.verdict != "not_advised"]  # type: ignore[union-attr]
             facts_text: list[str] = []
@@ -382,6 +433,25 @@ def _not_addressed(rulebook: Rulebook, disease: str, present: set[str], facts: M
                 reason += unknowns.not_addressed_note(name)
         out.append(NotAddressed(option=name, reason=reason))  # type: ignore[arg-type]
     return out
+
+
+_OPTION_RULES: dict[tuple[str, str], tuple[dict[str, str], dict[str, list[Rule]]]] = {}
+
+
+def _option_rules(rulebook: Rulebook, disease: str) -> tuple[dict[str, str], dict[str, list[Rule]]]:
+    """For one disease: the rulebook's reasons for the options it leaves unaddressed, and the rules that
+    speak to each option (both depend only on the rulebook's content)."""
+    key = (rulebook.content_hash, disease)
+    found = _OPTION_RULES.get(key)
+    if found is None:
+        listed: dict[str, str] = {cell.option: cell.reason.strip() for cell in rulebook.unaddressed
+                                  if cell.disease == disease}
+        speaking: dict[str, list[Rule]] = {}
+        for rule in rulebook.rules_for(disease):
+            if isinstance(rule.then, Suggest):
+                speaking.setdefault(rule.then.option, []).append(rule)
+        found = _OPTION_RULES[key] = (listed, speaking)
+    return found
 
 
 # Citations and reasons depend only on the rulebook's content: built once per content hash and key.
@@ -624,10 +694,12 @@ _AUDIT_KEYS: dict[str, bytes] = {}
 def _audit_key() -> bytes:
     # No lock: two threads reading the key at once both read the same file (its creation is O_EXCL), and
     # a lock held by another thread at fork() time would deadlock the child's first evaluation.
-    path = str(audit_key_path())
-    key = _AUDIT_KEYS.get(path)
+    # Keyed on the variables that decide the path, so that the path is not rebuilt on every evaluation.
+    environ = os.environ
+    where = f"{environ.get('POSTCART_AUDIT_KEY')}\0{environ.get('XDG_CONFIG_HOME')}\0{environ.get('HOME')}"
+    key = _AUDIT_KEYS.get(where)
     if key is None:
-        key = _AUDIT_KEYS[path] = _read_or_create_key(Path(path))
+        key = _AUDIT_KEYS[where] = _read_or_create_key(audit_key_path())
     return key
 
 

@@ -11,7 +11,9 @@ import functools
 import json
 import logging
 import os
+import signal
 import sys
+import threading
 import uuid
 from collections.abc import Callable
 from enum import Enum, StrEnum
@@ -442,6 +444,23 @@ def _progress() -> Any:
                     console=console, transient=True, disable=not console.is_terminal)
 
 
+def _exit_after_interrupt(status: int) -> NoReturn:
+    """End an interrupted cohort run with ``status`` (130 Ctrl-C, 143 SIGTERM) in bounded time.
+
+    The run has already reaped its workers and removed its temporary files. A thread a library left
+    behind (a process pool's management thread whose workers were killed) would make the interpreter's
+    exit wait on it for ever: give such threads a few seconds, then leave without waiting.
+    """
+    sys.stdout.flush()
+    sys.stderr.flush()
+    for thread in threading.enumerate():
+        if thread is not threading.current_thread() and not thread.daemon:
+            thread.join(5)
+            if thread.is_alive():
+                os._exit(status)
+    raise typer.Exit(status)
+
+
 def _batch_suite(paths: list[Path], rulebook: Any, output_format: Format, junit: Path | None,
                  report: Path | None) -> None:
     from postcart.batch.suite import run_suite, to_html, to_json_text, to_junit, to_text
@@ -479,10 +498,10 @@ def _batch_cohort(source: Path, output: Path, rulebook: Any, output_format: Form
         except ValueError as error:
             typer.echo(f"error: {error}", err=True)
             raise typer.Exit(2) from None
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as interrupt:
             typer.echo(f"interrupted: finished chunks are kept in {output}.parts; rerun the same command to "
                        "resume", err=True)
-            raise typer.Exit(130) from None
+            _exit_after_interrupt(128 + getattr(interrupt, "signal", signal.SIGINT))
     if output_format is Format.json:
         typer.echo(json.dumps({"output": summary.output, "records_read": summary.records_read,
                                "rows": summary.rows, "ok": summary.ok,

@@ -243,8 +243,7 @@ class Engine:
                     derived[name] = self.rulebook.facts[name].default
             for name, value in derived.items():
                 facts[f"derived.{name}"] = value
-            derived_json = "".join(f', "{fact_key(f"derived.{name}")}": {json.dumps(value)}'
-                                   for name, value in derived.items())
+            derived_json = "".join(_derived_json(name, value) for name, value in derived.items())
         return EngineResult(tuple(fired), MappingProxyType(derived), MappingProxyType(facts))
 
     def _run_stratum(self, name: str, fact_json: str) -> list[str]:
@@ -303,6 +302,25 @@ def _positional_numbers(payload: str) -> str:
     if "e-" not in payload and "e+" not in payload:
         return payload
     return _EXPONENT_NUMBER.sub(lambda match: format(decimal.Decimal(match.group()), "f"), payload)
+
+
+_DERIVED_JSON: dict[tuple[str, type, Any], str] = {}
+
+
+def _derived_json(name: str, value: Any) -> str:
+    """A derived fact as a JSON member (``, "key": value``); derived values are few, so each is encoded once.
+    The value's type is in the key: ``True`` and ``1`` are equal as keys but not as JSON."""
+    key = (name, type(value), value)
+    try:
+        text = _DERIVED_JSON.get(key)
+    except TypeError:  # an unhashable value (a list): encoded every time
+        return f', "{fact_key(f"derived.{name}")}": {json.dumps(value)}'
+
+    if text is None:
+        if len(_DERIVED_JSON) >= 10_000:
+            _DERIVED_JSON.clear()
+        text = _DERIVED_JSON[key] = f', "{fact_key(f"derived.{name}")}": {json.dumps(value)}'
+    return text
 
 
 def _action_name(message: str) -> str:

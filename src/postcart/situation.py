@@ -12,6 +12,7 @@ and the flattening into facts all come from that one place.
 from __future__ import annotations
 
 import difflib
+import operator
 import typing
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -84,6 +85,8 @@ FIELD_DISEASES: dict[str, frozenset[str]] = {
     "failure.cd22": frozenset({"LBCL", "FL", "MCL", "B_ALL", "CLL"}),
     "failure.gprc5d": frozenset({"MM"}),
 }
+
+_FIELD_DISEASE_GETTERS = tuple((path, diseases, operator.attrgetter(path)) for path, diseases in FIELD_DISEASES.items())
 
 #: Approved indications of each product (the input contract); ``investigational`` is allowed for any.
 PRODUCT_DISEASES: dict[str, frozenset[str]] = {
@@ -442,11 +445,11 @@ class PatientSituation(_Model):
         if self.histology != "unknown" and HISTOLOGY_DISEASE[self.histology] != disease:
             problems.append(("histology", f"{self.histology} is a subtype of {HISTOLOGY_DISEASE[self.histology]}",
                              f"a {disease} subtype or unknown", self.histology))
-        values = flatten(self)
-        for path, diseases in FIELD_DISEASES.items():
-            if values.get(path, "unknown") != "unknown" and disease not in diseases:
+        for path, diseases, value_of in _FIELD_DISEASE_GETTERS:
+            value = value_of(self)
+            if value is not None and value != "unknown" and disease not in diseases:
                 problems.append((path, f"describes {', '.join(sorted(diseases))} only", "unknown (not given)",
-                                 str(values[path])))
+                                 str(tuple(value) if isinstance(value, list) else value)))
         if self.failure.cns_site != "unknown" and not self.failure.cns_involvement:
             problems.append(("failure.cns_site", "a CNS site needs failure.cns_involvement: true",
                              "unknown, or cns_involvement true", self.failure.cns_site))
@@ -643,9 +646,10 @@ def flatten(situation: PatientSituation) -> dict[str, Any]:
 
 
 def _flatten_into(data: Mapping[str, Any], prefix: str, facts: dict[str, Any]) -> None:
+    # model_dump gives plain dicts and lists: the concrete checks are several times cheaper than the ABCs'
     for key, value in data.items():
         path = prefix + key
-        if isinstance(value, Mapping):
+        if isinstance(value, dict):
             _flatten_into(value, path + ".", facts)
         elif isinstance(value, list):
             facts[path] = tuple(value)

@@ -208,8 +208,13 @@ def _io(path: Path, action: Callable[[], Any]) -> Any:
         raise ValueError(f"{where}: cannot write: {error.strerror or type(error).__name__}") from None
 
 
-class _Terminated(KeyboardInterrupt):
-    """SIGTERM, raised in the main thread so that the run stops as it does on Ctrl-C."""
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised in the main thread so that the run stops as it does on Ctrl-C (``signal``: its number,
+    for the conventional exit status 128 + signal)."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(f"signal {signum}")
+        self.signal = signum
 
 
 @contextlib.contextmanager
@@ -220,7 +225,7 @@ def _signals_as_interrupts() -> Iterator[None]:
         return
 
     def stop(signum: int, frame: Any) -> None:
-        raise _Terminated(f"signal {signum}")
+        raise Terminated(signum)
 
     previous = signal.signal(signal.SIGTERM, stop)
     try:
@@ -397,18 +402,32 @@ def _run_processes(chunks: Iterator[Chunk], rulebook: Rulebook, output_format: s
 
 
 def _terminate(pool: Any) -> None:
-    """Stop a process pool now: cancel what is queued, terminate and reap every worker."""
-    processes = list(getattr(pool, "_processes", {}).values())
-    pool.shutdown(wait=False, cancel_futures=True)
+    """Stop a process pool now: cancel what is queued, terminate and reap every worker, in bounded time.
+
+    The pool's own shutdown is not bounded once its workers are gone: its queue-feeding thread can stay
+    blocked writing a chunk into a pipe nobody reads (seen once in CI, under load, as a run that did not
+    exit after SIGTERM). So the workers are terminated first, the pipe's write end is closed to unblock
+    that thread, and the pool's management thread is given a bounded time to finish.
+    """
+    processes = list((getattr(pool, "_processes", None) or {}).values())
     for process in processes:
         with contextlib.suppress(Exception):
             process.terminate()
+    pool.shutdown(wait=False, cancel_futures=True)
     for process in processes:
         with contextlib.suppress(Exception):
-            process.join(5)
+            process.join(3)
             if process.is_alive():
                 process.kill()
-                process.join(5)
+                process.join(3)
+    queue = getattr(pool, "_call_queue", None)
+    manager = getattr(pool, "_executor_manager_thread", None)
+    if manager is not None:
+        manager.join(3)
+    if manager is not None and manager.is_alive() and queue is not None:
+        with contextlib.suppress(Exception):
+            queue._writer.close()  # unblock a feeder stuck in send_bytes
+        manager.join(3)
 
 
 def _run_dask(chunks: Iterator[Chunk], rulebook: Rulebook, output_format: str, address: Any, workers: int,
