@@ -248,7 +248,7 @@ def build_assessment(rulebook: Rulebook, situation: PatientSituation, result: En
                 options.append(_pending_option(rulebook, found))
     options.sort(key=lambda item: (VERDICTS.index(item.verdict), OPTIONS.index(item.option)))
     present: set[str] = {item.option for item in options}
-    missing = [_missing(rulebook, field, rules) for field, rules in asks.items()]
+    missing = missing_asked(rulebook, asks)
     if unknowns is not None:
         missing = unknowns.rank_missing(rulebook, missing, present)
     return Assessment(
@@ -267,29 +267,22 @@ def build_assessment(rulebook: Rulebook, situation: PatientSituation, result: En
             durable_rules_version=package_version("durable-rules"),
             evaluated_at=dt.datetime.now(dt.UTC),
             rules_fired=list(result.fired),
-            approving_reviews={rule_id: _approving(rulebook, rule_id) for rule_id in result.fired},
+            approving_reviews={rule_id: list(rulebook.approving(rule_id)) for rule_id in result.fired},
         ),
     )
-
-
-_APPROVING: dict[tuple[str, str], tuple[str, ...]] = {}
-
-
-def _approving(rulebook: Rulebook, rule_id: str) -> list[str]:
-    """The names of the reviews approving a rule (they depend only on the rulebook's content)."""
-    key = (rulebook.content_hash, rule_id)
-    names = _APPROVING.get(key)
-    if names is None:
-        names = _APPROVING[key] = tuple(review.name for review in rulebook.approvals(rulebook.rule(rule_id)))
-    return list(names)
 
 
 _MISSING: dict[tuple[str, str, tuple[str, ...]], MissingInformation] = {}
 
 
+def missing_asked(rulebook: Rulebook, asks: Mapping[str, list[Rule]]) -> list[MissingInformation]:
+    """The missing information the question rules that fired ask for (field -> its rules), in their order."""
+    return [_missing(rulebook, field, rules) for field, rules in asks.items()]
+
+
 def _missing(rulebook: Rulebook, field: str, rules: list[Rule]) -> MissingInformation:
     """The question rules' entry for one field (it depends only on the rulebook and those rules)."""
-    key = (rulebook.content_hash, field, tuple(rule.id for rule in rules))
+    key = (rulebook.memo_key, field, tuple(rule.id for rule in rules))
     item = _MISSING.get(key)
     if item is None:
         if len(_MISSING) >= 10_000:
@@ -341,11 +334,11 @@ _OPTION_FIELDS: dict[tuple[str, tuple[str, ...]], tuple[str, ...]] = {}
 def _option(rulebook: Rulebook, name: str, rules: list[Rule], facts: Mapping[str, Any],
             unknowns: Unknowns | None = None) -> OptionAssessment:
     ids = tuple(rule.id for rule in rules)
-    fields = _OPTION_FIELDS.get((rulebook.content_hash, ids))
+    fields = _OPTION_FIELDS.get((rulebook.memo_key, ids))
     if fields is None:
-        fields = _OPTION_FIELDS[(rulebook.content_hash, ids)] = tuple(sorted(
+        fields = _OPTION_FIELDS[(rulebook.memo_key, ids)] = tuple(sorted(
             {path for rule in rules for path in _text_fields(rulebook, rule)}))
-    key = (rulebook.content_hash, name, ids, *(facts.get(path) for path in fields))
+    key = (rulebook.memo_key, name, ids, *(facts.get(path) for path in fields))
     parts = _OPTION_PARTS.get(key)
     if parts is None:
         if len(_OPTION_PARTS) >= 50_000:
@@ -441,7 +434,7 @@ _OPTION_RULES: dict[tuple[str, str], tuple[dict[str, str], dict[str, list[Rule]]
 def _option_rules(rulebook: Rulebook, disease: str) -> tuple[dict[str, str], dict[str, list[Rule]]]:
     """For one disease: the rulebook's reasons for the options it leaves unaddressed, and the rules that
     speak to each option (both depend only on the rulebook's content)."""
-    key = (rulebook.content_hash, disease)
+    key = (rulebook.memo_key, disease)
     found = _OPTION_RULES.get(key)
     if found is None:
         listed: dict[str, str] = {cell.option: cell.reason.strip() for cell in rulebook.unaddressed
@@ -460,7 +453,7 @@ _REASONS: dict[tuple[str, str], Reason] = {}
 
 
 def _reason(rulebook: Rulebook, rule: Rule) -> Reason:
-    cache_key = (rulebook.content_hash, rule.id)
+    cache_key = (rulebook.memo_key, rule.id)
     reason = _REASONS.get(cache_key)
     if reason is None:
         then = rule.then
@@ -480,7 +473,7 @@ _TEXT_FIELDS: dict[tuple[str, str], tuple[str, ...]] = {}
 
 def _text_fields(rulebook: Rulebook, rule: Rule) -> tuple[str, ...]:
     """Every fact the words for a rule's comparisons can show: what it reads and what their phrases name."""
-    key = (rulebook.content_hash, rule.id)
+    key = (rulebook.memo_key, rule.id)
     fields = _TEXT_FIELDS.get(key)
     if fields is None:
         named = set(rule.reads)
@@ -493,7 +486,7 @@ def _text_fields(rulebook: Rulebook, rule: Rule) -> tuple[str, ...]:
 
 
 def _cached_texts(kind: bool, rulebook: Rulebook, rule: Rule, facts: Mapping[str, Any]) -> list[str]:
-    key = (rulebook.content_hash, rule.id, kind, *(facts.get(path) for path in _text_fields(rulebook, rule)))
+    key = (rulebook.memo_key, rule.id, kind, *(facts.get(path) for path in _text_fields(rulebook, rule)))
     texts = _TEXTS.get(key)
     if texts is None:
         if len(_TEXTS) >= 50_000:
@@ -542,7 +535,7 @@ _WORDS: dict[tuple[str, str], tuple[Mapping[str, str], Mapping[str, str], str]] 
 
 def _words_for(rulebook: Rulebook, field: str) -> tuple[Mapping[str, str], Mapping[str, str], str]:
     """A fact's value words, its phrases and its kind (``bool``, ``set``, ``number`` or ``enum``)."""
-    cache_key = (rulebook.content_hash, field)
+    cache_key = (rulebook.memo_key, field)
     found = _WORDS.get(cache_key)
     if found is None:
         found = _WORDS[cache_key] = _read_words(rulebook, field)
@@ -602,7 +595,7 @@ def say(rulebook: Rulebook, field: str, facts: Mapping[str, Any]) -> str:
         template = said.get("*", "{label} {value}" if kind == "number" else "{label}: {value}")
     others = tuple(name for name in _placeholders(template) if name not in ("value", "label"))
     # the words depend only on the rulebook, the template and the values it names: said once per process
-    memo_key = (rulebook.content_hash, field, template, value, tuple(facts.get(name) for name in others))
+    memo_key = (rulebook.memo_key, field, template, value, tuple(facts.get(name) for name in others))
     text = _SAID.get(memo_key)
     if text is None:
         def fill(match: re.Match[str]) -> str:
@@ -653,10 +646,10 @@ def _deciding_leaves(condition: cond.Condition, facts: Mapping[str, Any],
 def _citations(rulebook: Rulebook, keys: list[str]) -> list[Citation]:
     out = []
     for key in dict.fromkeys(keys):
-        citation = _CITATIONS.get((rulebook.content_hash, key))
+        citation = _CITATIONS.get((rulebook.memo_key, key))
         if citation is None:
             reference = rulebook.references[key]
-            citation = _CITATIONS[(rulebook.content_hash, key)] = Citation(
+            citation = _CITATIONS[(rulebook.memo_key, key)] = Citation(
                 key=key, label=reference.label, doi=reference.doi, pmid=reference.pmid, url=reference.link)
         out.append(citation)
     return out

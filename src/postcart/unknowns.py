@@ -112,7 +112,7 @@ class Unknowns:
         out = []
         for item in entries:
             options = waiting.get(item.field, [])
-            key = (rulebook.content_hash, item.field, tuple(item.rules), tuple(options))
+            key = (rulebook.memo_key, item.field, tuple(item.rules), tuple(options))
             ready = _MISSING.get(key)
             if ready is None:
                 spec = self.inputs.get(item.field)

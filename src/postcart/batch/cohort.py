@@ -336,7 +336,7 @@ _WORKER_LOCK = threading.Lock()
 
 def _worker_evaluator(rulebook: Rulebook, cache: bool) -> Evaluator:
     """This process's evaluator for a rulebook (created once per process, reused by every chunk)."""
-    key = (rulebook.content_hash + "|" + ",".join(rule.id for rule in rulebook.rules), cache)
+    key = (rulebook.memo_key, cache)
     with _WORKER_LOCK:
         evaluator = _WORKER.get(key)
         if evaluator is None:

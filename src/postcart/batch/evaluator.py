@@ -4,8 +4,9 @@ Whether a rule fires depends only on the classes of the fields it reads (:mod:`p
 evaluator learns from real durable-rules runs which rules of each rule group fire for each key, the
 verdict of each option for the set of its rules that fired, and the questions for the set of question
 rules that fired; a situation for which all of that is known gets its row composed without running the
-engine again, anything new runs durable-rules. The caches are bounded. Every row equals a direct
-evaluation (``tests/test_cohort.py`` compares them over generated situations, with the bundled rules, a
+engine again, anything new runs durable-rules. The row is then completed over its unknown inputs by
+the same resolver ``evaluate()`` uses (:mod:`postcart.unknowns`), so its option columns and missing
+information are ``evaluate()``'s. The caches are bounded. Every row equals a direct evaluation (``tests/test_cohort.py`` compares them over generated situations, with the bundled rules, a
 rulebook using every operator on every numeric field, and 150 generated rules).
 
 Records arrive as :class:`~postcart.batch.tables.Chunk` rows. Text cells of typed fields are converted
@@ -21,16 +22,19 @@ import threading
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any
 
-from postcart.assessment import Assessment, build_assessment
+from postcart.assessment import Assessment, build_assessment, missing_asked
 from postcart.batch.tables import LIST_SEPARATOR, BadRecord, Chunk, cell_kinds, cell_value, encode_part, output_columns
 from postcart.documents import parse_json
-from postcart.engine import Engine
+from postcart.engine import Engine, EngineResult
 from postcart.errors import EvaluationError, InvalidSituation
 from postcart.rulebook import Ask, Rulebook, Suggest
 from postcart.signature import RuleGroup, SignatureScheme
 from postcart.situation import field_catalogue, validate_situation
+from postcart.unknowns import Unknowns, resolver_for
+from postcart.vocabulary import OPTIONS
 
 __all__ = ["ChunkResult", "Evaluator"]
 
@@ -61,6 +65,8 @@ class Evaluator:
         self.rulebook = rulebook
         self.engine = Engine(rulebook)
         self.scheme = SignatureScheme(rulebook)
+        self._resolver = resolver_for(self.engine)  # the completion of unknown inputs, as evaluate() does
+        self._completed: dict[tuple[Any, ...], dict[str, Any]] = {}
         self.cache = cache
         self.columns = output_columns(rulebook)
         self._facts = tuple(sorted(rulebook.facts))
@@ -139,7 +145,8 @@ class Evaluator:
         if not self.cache:
             self.engine_runs += 1
             result = self.engine.run(situation)
-            return self._from_assessment(build_assessment(self.rulebook, situation, result))
+            return self._from_assessment(build_assessment(self.rulebook, situation, result,
+                                                          self._resolve(situation, result)))
         disease = situation.disease
         classes = self.scheme.classes(situation)
         slots = [*classes, *self._unknown_facts[disease]]  # derived facts' values fill in group by group
@@ -159,7 +166,42 @@ class Evaluator:
             if fragment is None:
                 return self._run(situation, classes)
             _bounded_put(self._by_result, key, fragment)
-        return fragment
+        ordered = tuple(sorted(fired, key=self._position[disease].__getitem__))
+        return self._complete(situation, fragment, EngineResult(ordered, MappingProxyType(derived), _NO_FACTS))
+
+    def _resolve(self, situation: Any, result: EngineResult) -> Unknowns:
+        runs = self._resolver.engine_runs
+        unknowns = self._resolver.resolve(situation, result)
+        self.engine_runs += self._resolver.engine_runs - runs
+        return unknowns
+
+    def _complete(self, situation: Any, fragment: dict[str, Any], result: EngineResult) -> dict[str, Any]:
+        """The two-valued fragment completed over the row's unknown inputs as ``evaluate()`` does: an option
+        no rule addresses today but a plausible answer would gets its pending verdict, and the missing
+        information is ranked by the options waiting on it (``Assessment.options``/``missing_information``).
+        """
+        unknowns = self._resolve(situation, result)
+        key = (situation.disease, frozenset(result.fired),
+               tuple((name, found.verdict, tuple(item.field for item in found.pending))
+                     for name, found in unknowns.options.items()))
+        completed = self._completed.get(key)
+        if completed is None:
+            completed = dict(fragment)
+            for name in OPTIONS:
+                found = unknowns.options.get(name)
+                if completed.get(name) is None and found is not None and found.verdict is not None:
+                    completed[name] = found.verdict
+            present = {name for name in OPTIONS if completed.get(name) is not None}
+            asks: dict[str, list[Any]] = {}
+            for rule_id in result.fired:
+                rule = self.rulebook.rule(rule_id)
+                if isinstance(rule.then, Ask):
+                    asks.setdefault(rule.then.ask, []).append(rule)
+            completed["missing_information"] = [
+                item.field for item in unknowns.rank_missing(self.rulebook, missing_asked(self.rulebook, asks),
+                                                             present)]
+            _bounded_put(self._completed, key, completed)
+        return completed
 
     def _by_role(self, rule_ids: Iterable[str]) -> tuple[dict[str, list[str]], list[str]]:
         """Fired rules split into those per option and the missing-information ones, order kept."""
@@ -217,7 +259,7 @@ class Evaluator:
         for option, rule_ids in by_option.items():
             _bounded_put(self._verdicts, (option, tuple(rule_ids)), fragment[option])
         _bounded_put(self._questions, tuple(asks), tuple(fragment["missing_information"]))
-        return fragment
+        return self._complete(situation, fragment, result)
 
     def _from_assessment(self, assessment: Assessment) -> dict[str, Any]:
         """The patient-independent part of a row: verdicts, rules, missing information, derived facts."""
@@ -361,6 +403,9 @@ def _nest_two_levels(plan: list[tuple[str, str | None, bool, str | None]], value
             return f"column {top}.{sub} conflicts with column {top}"
         section[sub] = value
     return data
+
+
+_NO_FACTS: Mapping[str, Any] = MappingProxyType({})
 
 
 def _field_name(location: str) -> str:

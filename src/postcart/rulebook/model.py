@@ -418,6 +418,12 @@ class Rulebook:
         return cached
 
     @functools.cached_property
+    def memo_key(self) -> str:
+        """What a cache of anything computed from this rulebook keys on: the content hash and the rules that
+        run (drafts included or not), which the content hash alone does not say."""
+        return self.content_hash + "|" + ",".join(rule.id for rule in self.rules)
+
+    @functools.cached_property
     def _per_disease(self) -> dict[str, tuple[Rule, ...]]:
         return {}
 
@@ -433,6 +439,17 @@ class Rulebook:
         """The recorded reviews approving the rule's current version and content, oldest first."""
         return tuple(review for review in self.reviews
                      if (decision := review.decision(rule)) is not None and decision.decision == "approve")
+
+    def approving(self, rule_id: str) -> tuple[str, ...]:
+        """The file names of the reviews approving a rule's current version (cached: the rulebook is immutable)."""
+        names = self._approving.get(rule_id)
+        if names is None:
+            names = self._approving[rule_id] = tuple(review.name for review in self.approvals(self.rule(rule_id)))
+        return names
+
+    @functools.cached_property
+    def _approving(self) -> dict[str, tuple[str, ...]]:
+        return {}
 
     def lifecycle(self, rule: Rule) -> str:
         """``active`` only when a recorded review approves the rule's current version; else ``awaiting
