@@ -267,12 +267,15 @@ def test_cohort_round_trips_through_csv_jsonl_and_parquet(tmp_path: Path, rulebo
             results.append(read_results(target))
     def comparable(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         # an error quotes the value as it arrived: '150' from a CSV cell, 150 from JSON or Parquet
-        return [{**row, "error": row["error"].split(":")[0] if row["error"] else None} for row in rows]
+        # and the file line is a line of the input: header + record in CSV, the record in JSON Lines, none in Parquet
+        return [{**row, "line": None, "error": row["error"].split(":")[0] if row["error"] else None} for row in rows]
 
     for other in results[1:]:
         assert comparable(other) == comparable(results[0])
     rows = results[0]
     assert [row["row"] for row in rows] == list(range(1, 301))
+    assert [[row["line"] for row in result] for result in results[::2]] == [
+        list(range(2, 302)), list(range(1, 301)), [None] * 300]
     assert [row["patient_id"] for row in rows] == [s["patient_id"] for s in situations]
     direct = Evaluator(rulebook, cache=False)
     try:
@@ -324,7 +327,8 @@ def test_list_column_is_semicolon_separated(tmp_path: Path, rulebook: Rulebook) 
         from postcart.batch.tables import read_chunks
 
         (chunk,) = read_chunks(source, 10)
-        ((_, data),) = list(evaluator._records(chunk))
+        ((_, line, data),) = list(evaluator._records(chunk))
+        assert line == 2
         assert data["history"] == {"prior_bispecific": ["CD20xCD3", "CD19xCD3"], "prior_lines": 2}  # converted
     finally:
         evaluator.close()
@@ -368,9 +372,9 @@ def test_interrupted_run_leaves_no_output_and_resumes_without_redoing_rows(
     evaluated: list[int] = []
     original = Evaluator.row
 
-    def counting(self: Evaluator, number: int, data: Any) -> dict[str, Any]:
+    def counting(self: Evaluator, number: int, data: Any, line: int | None = None) -> dict[str, Any]:
         evaluated.append(number)
-        return original(self, number, data)
+        return original(self, number, data, line)
 
     monkeypatch.setattr(Evaluator, "row", counting)
     target = tmp_path / "out.csv"

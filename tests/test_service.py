@@ -377,6 +377,25 @@ def test_malformed_json_is_a_400(client: httpx.Client, caplog: pytest.LogCapture
     _assert_no_patient_data(caplog)
 
 
+def test_an_ambiguous_body_is_refused_not_guessed(client: httpx.Client, bundle: dict[str, Any],
+                                                  caplog: pytest.LogCaptureFixture) -> None:
+    """The hook body goes through the strict reader of every patient document: a key given twice (a
+    plain parser keeps the last), NaN, or a 19-digit integer is a 400 naming what and where."""
+    caplog.set_level(logging.DEBUG)
+    text = json.dumps(_call(bundle))
+    twice = text.replace('"hook": "patient-view"', '"hook": "patient-view", "hook": "patient-view"', 1)
+    response = client.post(f"/cds-services/{SERVICE_ID}", content=twice.encode(),
+                           headers={"content-type": "application/json"})
+    assert response.status_code == 400 and response.json()["error"] == "malformed_json"
+    assert "key 'hook' given twice in one object" in response.json()["message"]
+    for odd, words in (('"x": NaN', "'NaN' is not a JSON number"), ('"x": 1' + "0" * 19, "integer too long")):
+        body = text[:-1] + ", " + odd + "}"
+        response = client.post(f"/cds-services/{SERVICE_ID}", content=body.encode(),
+                               headers={"content-type": "application/json"})
+        assert response.status_code == 400 and words in response.json()["message"], response.text
+    _assert_no_patient_data(caplog)
+
+
 def test_wrong_hook_is_a_400(client: httpx.Client, bundle: dict[str, Any]) -> None:
     """A hook other than patient-view gets 400 wrong_hook naming both hooks."""
     response = _post(client, _call(bundle, hook="order-select"))

@@ -96,27 +96,35 @@ def direct(rulebook: Rulebook) -> Any:
                                                                   HealthCheck.too_slow])
 @given(seed=st.integers(0, 10_000), count=st.integers(3, 25), table=st.sampled_from(["csv", "jsonl"]),
        corruptions=st.lists(st.tuples(st.integers(0, 24), st.sampled_from(_CORRUPTIONS)), max_size=4),
-       bom=st.booleans(), crlf=st.booleans())
+       bom=st.booleans(), newline=st.sampled_from(["\n", "\r\n", "\r"]))
 def test_broken_tables_lose_no_record_and_keep_every_untouched_row(
         tmp_path: Path, rulebook: Rulebook, direct: Evaluator, seed: int, count: int, table: str,
-        corruptions: list[tuple[int, str]], bom: bool, crlf: bool) -> None:
-    """Stray quotes, line breaks, BOM, CRLF, undecodable bytes, missing and extra cells: records read =
-    rows written; every untouched record is evaluated exactly as directly; cached rows = direct rows."""
+        corruptions: list[tuple[int, str]], bom: bool, newline: str) -> None:
+    """Stray quotes, line breaks, BOM, CRLF or bare-CR lines (CSV), undecodable bytes, missing and extra
+    cells: records read = rows written; every untouched record is evaluated exactly as directly, and its
+    ``line`` is the file line it starts on; cached rows = direct rows."""
+    if table == "jsonl" and newline == "\r":
+        newline = "\n"  # JSON Lines separates records with LF (CRLF tolerated); bare CR is CSV-only
     rng = random.Random(seed)
     situations = [random_situation(rng, index) for index in range(count)]
     broken = {index: kind for index, kind in corruptions if index < count}
     body = b""
+    starts: dict[str, int] = {}
+    line = 2 if table == "csv" else 1
     for index, situation in enumerate(situations):
         if table == "csv":
-            body += _corrupt_csv(_cells(situation), broken[index], rng) if index in broken else \
+            piece = _corrupt_csv(_cells(situation), broken[index], rng) if index in broken else \
                 (",".join(_cells(situation)) + "\n").encode()
         else:
-            body += _corrupt_jsonl(situation, broken[index], rng) if index in broken else \
+            piece = _corrupt_jsonl(situation, broken[index], rng) if index in broken else \
                 (json.dumps(situation) + "\n").encode()
+        starts[situation["patient_id"]] = line
+        line += piece.count(b"\n")
+        body += piece
     if table == "csv":
         body = (",".join(COLUMNS) + "\n").encode() + body
-    if crlf:
-        body = body.replace(b"\n", b"\r\n")
+    if newline != "\n":
+        body = body.replace(b"\n", newline.encode())
     if bom:
         body = b"\xef\xbb\xbf" + body
     source = tmp_path / f"in-{seed}-{count}.{table}"
@@ -137,6 +145,7 @@ def test_broken_tables_lose_no_record_and_keep_every_untouched_row(
         (row,) = by_id[situation["patient_id"]]
         expected = direct.row(row["row"], situation)
         assert row["status"] == "ok", row["error"]
+        assert row["line"] == starts[situation["patient_id"]], (row, newline)
         assert {key: row[key] for key in _COMPARED} == {key: expected[key] for key in _COMPARED}
 
 
@@ -154,7 +163,21 @@ def test_a_stray_quote_costs_one_row_not_the_rest_of_the_file(tmp_path: Path, ru
     assert (summary.records_read, summary.rows, len(rows)) == (3000, 3000, 3000)
     assert [row["row"] for row in rows if row["status"] != "ok"] == [11]
     assert rows[10]["error"].startswith("line 12: ")
+    assert [row["line"] for row in rows[:13]] == list(range(2, 15))
     assert "records read 3000 = rows written 3000" in summary.text()
+
+
+def test_a_file_with_bare_cr_line_breaks_reads_as_its_lf_twin(tmp_path: Path, rulebook: Rulebook) -> None:
+    """Old spreadsheets end lines with a bare CR: every record is read (it once ended in an internal error),
+    with the same verdicts and lines as the same table with LF line breaks."""
+    rng = random.Random(9)
+    text = "\n".join([",".join(COLUMNS)] + [",".join(_cells(random_situation(rng, index))) for index in range(40)])
+    (tmp_path / "lf.csv").write_text(text + "\n")
+    (tmp_path / "cr.csv").write_bytes((text + "\n").replace("\n", "\r").encode())
+    summaries = [run_cohort(tmp_path / f"{name}.csv", tmp_path / f"{name}.jsonl", rulebook) for name in ("lf", "cr")]
+    assert [summary.records_read for summary in summaries] == [40, 40]
+    lf, cr = (read_results(tmp_path / f"{name}.jsonl") for name in ("lf", "cr"))
+    assert cr == lf and [row["line"] for row in cr] == list(range(2, 42))
 
 
 def test_output_equal_to_the_input_or_a_hard_link_is_refused(tmp_path: Path, rulebook: Rulebook) -> None:

@@ -12,8 +12,8 @@ strictly (``5_8`` or ``58.0`` is not an age), so a bad cell gets the same error,
 bad input.
 
 One output row per input record, in input order, with the columns of
-:func:`~postcart.batch.tables.output_columns`: ``row`` (1-based record number; for JSON Lines the line
-number), ``patient_id``, ``status`` (``ok``, ``invalid`` or ``error``), one column per option holding its
+:func:`~postcart.batch.tables.output_columns`: ``row`` (1-based record number), ``line`` (the file
+line the record starts on; empty for Parquet), ``patient_id``, ``status`` (``ok``, ``invalid`` or ``error``), one column per option holding its
 verdict (empty: not addressed), ``rules``, ``missing_information``, one ``derived.<fact>`` column per
 derived fact, ``error`` (the validation error naming each field, or for a record the reader could not
 read, its file line and what is wrong) and ``error_fields``. In CSV, lists are ``;``-joined.

@@ -106,11 +106,13 @@ class Evaluator:
 
     # --- one record
 
-    def row(self, number: int, data: Any) -> dict[str, Any]:
-        """The output row of one record (a nested situation mapping, or an error message string)."""
+    def row(self, number: int, data: Any, line: int | None = None) -> dict[str, Any]:
+        """The output row of one record (a nested situation mapping, or an error message string); ``line``
+        is the file line the record starts on (CSV and JSON Lines), ``number`` its place among the records."""
         self.records += 1
         out: dict[str, Any] = dict.fromkeys(self.columns)
         out["row"] = number
+        out["line"] = line
         out.update(rules=[], missing_information=[], error_fields=[])
         if isinstance(data, str):
             out.update(status="invalid", error=data, error_fields=["(record)"])
@@ -277,7 +279,7 @@ class Evaluator:
         """Evaluate every record of a chunk and encode the rows as an output part."""
         with self._lock:
             runs_before = self.engine_runs
-            rows = [self.row(number, data) for number, data in self._records(chunk)]
+            rows = [self.row(number, data, line) for number, line, data in self._records(chunk)]
             engine_runs = self.engine_runs - runs_before
         counts = Counter(row["status"] for row in rows)
         invalid_fields: Counter[str] = Counter()
@@ -288,11 +290,12 @@ class Evaluator:
                            {"ok": counts["ok"], "invalid": counts["invalid"], "error": counts["error"],
                             "rows": len(rows), "engine_runs": engine_runs}, dict(invalid_fields))
 
-    def _records(self, chunk: Chunk) -> Iterator[tuple[int, Any]]:
+    def _records(self, chunk: Chunk) -> Iterator[tuple[int, int | None, Any]]:
+        """(record number, file line or None, nested record or error text) of each record of a chunk."""
         if chunk.kind == "jsonl":
             for offset, line in enumerate(chunk.rows):
                 number = chunk.first_row + offset
-                yield number, str(line) if isinstance(line, BadRecord) else self._json_record(line, number)
+                yield number, number, str(line) if isinstance(line, BadRecord) else self._json_record(line, number)
             return
         assert chunk.columns is not None
         columns = chunk.columns
@@ -310,18 +313,19 @@ class Evaluator:
         if all(len(path) <= 2 for path in paths):
             plan = [(path[0], path[1] if len(path) == 2 else None, listed, kind)
                     for path, listed, kind in zip(paths, is_list, kinds, strict=True)]
-        for offset, values in enumerate(rows):
+        lines = chunk.lines or (None,) * len(rows)
+        for offset, (values, line) in enumerate(zip(rows, lines, strict=True)):
             number = chunk.first_row + offset
             if isinstance(values, BadRecord):
-                yield number, str(values)
+                yield number, line, str(values)
             elif repeated:
-                yield number, f"column {repeated[0]} is given twice"
+                yield number, line, f"column {repeated[0]} is given twice"
             elif len(values) != width:
-                yield number, f"expected {width} cells (one per column), got {len(values)}"
+                yield number, line, f"expected {width} cells (one per column), got {len(values)}"
             elif plan is not None:
-                yield number, _nest_two_levels(plan, values)
+                yield number, line, _nest_two_levels(plan, values)
             else:
-                yield number, _nest(paths, is_list, kinds, values)
+                yield number, line, _nest(paths, is_list, kinds, values)
 
     def _json_record(self, line: str, number: int) -> Any:
         if not line.strip():

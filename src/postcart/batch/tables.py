@@ -85,7 +85,7 @@ def cohort_format(path: str | os.PathLike[str]) -> str:
 
 def output_columns(rulebook: Rulebook) -> tuple[str, ...]:
     """The output columns for a rulebook (its derived facts each get a column)."""
-    return ("row", "patient_id", "status", *OPTIONS, "rules", "missing_information",
+    return ("row", "line", "patient_id", "status", *OPTIONS, "rules", "missing_information",
             *(f"derived.{name}" for name in sorted(rulebook.facts)), "error", "error_fields")
 
 
@@ -171,14 +171,16 @@ def _jsonl_chunks(path: Path, chunk_size: int) -> Iterator[Chunk]:
 class _MarkedUtf8:
     """A binary file read as UTF-8 with each undecodable byte made a visible private-use character."""
 
-    def __init__(self, raw: Any) -> None:
+    def __init__(self, raw: Any, *, bare_cr: bool = False) -> None:
         self.raw = raw
         self.decoder = codecs.getincrementaldecoder("utf-8")("postcart-mark-bytes")
         self.closed = False
+        self.bare_cr = bare_cr
 
     def read(self, size: int = -1) -> bytes:
         data = self.raw.read(size if size and size > 0 else -1)
-        return self.decoder.decode(data, final=not data).encode("utf-8")
+        text = self.decoder.decode(data, final=not data)
+        return (text.replace("\r", "\n") if self.bare_cr else text).encode("utf-8")
 
     def readable(self) -> bool:
         return True
@@ -187,10 +189,15 @@ class _MarkedUtf8:
         self.closed = True
 
 
-def _header(path: Path) -> tuple[tuple[str, ...], int]:
-    """The column names (first line) and the byte length of the header line."""
+def _header(path: Path) -> tuple[tuple[str, ...], int, bool]:
+    """The column names (first line), the byte length of the header line, and whether the file ends its
+    lines with a bare CR (old Mac spreadsheets): such a file is read with each CR as a line break."""
     with open(path, "rb") as handle:
         first = handle.readline(1 << 20)
+    cr = first.find(b"\r")
+    bare_cr = cr != -1 and first[cr + 1:cr + 2] != b"\n"
+    if bare_cr:
+        first = first[:cr + 1]
     text = first.removeprefix(codecs.BOM_UTF8).decode("utf-8", "postcart-mark-bytes")
     if not text.strip():
         raise ValueError(f"{path}: no header line (the first line names the columns)")
@@ -201,7 +208,7 @@ def _header(path: Path) -> tuple[tuple[str, ...], int]:
     repeated = sorted({name for name in columns if columns.count(name) > 1})
     if repeated:
         raise ValueError(f"{path}:1: column {repeated[0]} is named twice in the header")
-    return columns, len(first)
+    return columns, len(first), bare_cr
 
 
 def _csv_records(source: Any, columns: tuple[str, ...], first_line: int) -> Iterator[tuple[int, Any]]:
@@ -342,13 +349,13 @@ def _plain(batch: Any) -> bool:
 
 
 def _csv_chunks(path: Path, chunk_size: int) -> Iterator[Chunk]:
-    columns, header_bytes = _header(path)
+    columns, header_bytes, bare_cr = _header(path)
     index, first = 0, 1
     rows: list[Any] = []
     lines: list[int] = []
     with open(path, "rb") as raw:
         raw.seek(header_bytes)
-        for line, record in _csv_records(_MarkedUtf8(raw), columns, 2):
+        for line, record in _csv_records(_MarkedUtf8(raw, bare_cr=bare_cr), columns, 2):
             rows.append(record)
             lines.append(line)
             if len(rows) == chunk_size:
@@ -424,7 +431,7 @@ def arrow_schema(columns: tuple[str, ...]) -> Any:
 
     fields = []
     for column in columns:
-        if column == "row":
+        if column in ("row", "line"):
             fields.append(pa.field(column, pa.int64()))
         elif column in LIST_OUTPUT:
             fields.append(pa.field(column, pa.list_(pa.string())))
@@ -447,8 +454,8 @@ def read_results(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
         for record in csv.DictReader(handle):
             row: dict[str, Any] = {}
             for column, value in record.items():
-                if column == "row":
-                    row[column] = int(value)
+                if column in ("row", "line"):
+                    row[column] = int(value) if value else None
                 elif column in LIST_OUTPUT:
                     row[column] = value.split(LIST_SEPARATOR) if value else []
                 else:

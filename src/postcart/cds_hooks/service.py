@@ -57,6 +57,7 @@ from postcart.cds_hooks.models import (
     ProblemOut,
 )
 from postcart.cds_hooks.prefetch import PrefetchUnavailable, fetch_missing, missing_keys, prefetch_templates
+from postcart.documents import parse_json
 from postcart.engine import Engine
 from postcart.errors import InvalidSituation, PostcartError, Problem
 from postcart.evaluation import evaluate
@@ -356,7 +357,7 @@ def create_app(settings: Settings | None = None, evaluator: Evaluator | None = N
     @app.post("/cds-services/{service_id}", response_model=CardsResponse, summary="Call the service",
               responses={400: {"model": ErrorOut}, 401: {"model": ErrorOut}, 404: {"model": ErrorOut},
                          412: {"model": ErrorOut}, 413: {"model": ErrorOut}, 422: {"model": ErrorOut}})
-    def call_service(service_id: str, request: HookRequest, caller: Caller) -> JSONResponse:
+    def call_service(service_id: str, request: HookRequest, caller: StrictCaller) -> JSONResponse:
         _check_service(service_id)
         if request.hook != HOOK:
             raise _ClientError(400, "wrong_hook", f"service {SERVICE_ID!r} answers the {HOOK!r} hook, not "
@@ -399,7 +400,7 @@ def create_app(settings: Settings | None = None, evaluator: Evaluator | None = N
     @app.post("/cds-services/{service_id}/feedback", summary="Feedback on cards",
               responses={400: {"model": ErrorOut}, 401: {"model": ErrorOut}, 404: {"model": ErrorOut},
                          503: {"model": ErrorOut}})
-    def feedback(service_id: str, request: FeedbackRequest, caller: Caller) -> dict[str, int]:
+    def feedback(service_id: str, request: FeedbackRequest, caller: StrictCaller) -> dict[str, int]:
         _check_service(service_id)
         problems: list[Problem] = []
         rows: list[dict[str, Any]] = []
@@ -476,6 +477,28 @@ def _authenticated(request: Request) -> str | None:
 
 
 Caller = Annotated[str | None, Depends(_authenticated)]
+
+
+async def _read_strictly(request: Request, caller: Caller) -> str | None:
+    """The caller (authenticated first), once the body has passed the strict JSON reader that reads every
+    patient document (:func:`postcart.documents.parse_json`): a key given twice, NaN or Infinity, an
+    integer of more than 18 digits or nesting past 32 levels is refused with 400 naming the place, where a
+    plain JSON parser would keep the last value or read a number no record holds."""
+    raw = await request.body()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise _ClientError(400, "malformed_json", "the body is not UTF-8 text") from None
+    try:
+        parse_json(text, "body")
+    except InvalidSituation as error:
+        raise _ClientError(400, "malformed_json", "the body is not JSON postcart can read unambiguously: "
+                           + "; ".join(str(problem) for problem in error.problems), error.problems) from None
+    return caller
+
+
+#: The caller of a route that takes a JSON body: authenticated, then the body read strictly.
+StrictCaller = Annotated[str | None, Depends(_read_strictly)]
 
 
 def _present(prefetch: Mapping[str, Any]) -> dict[str, int]:
