@@ -289,6 +289,19 @@ def test_a_mirror_url_is_refused(rules_dir: Path) -> None:
     assert any("host 'fanyv88.com' is not on the allow-list" in p for p in load_problems(rules_dir))
 
 
+def test_one_work_under_two_keys_is_refused(rules_dir: Path) -> None:
+    """Two bibliography keys for one DOI (or one PMID) are refused, naming both keys: rules citing either
+    would drift apart (two Chari 2025 keys once carried different findings for the same paper)."""
+    add_reference(rules_dir, pmid="1")
+    add_reference(rules_dir, key="test_entry_again", pmid="1")
+    (problem,) = load_problems(rules_dir)
+    assert "test_entry_again.pmid" in problem and "the same work as reference 'test_entry' (pmid 1)" in problem
+    add_reference(rules_dir, key="test_doi_twice", pmid=None, doi="10.1016/S2352-3026(24)00385-5",
+                  verified_at=["https://pubmed.ncbi.nlm.nih.gov/40090350/"], doi_seen=True)
+    assert any("the same work as reference 'chari2025_monumental1_lancethaematol' (doi 10.1016/s2352-3026(24)00385-5)"
+               in problem for problem in load_problems(rules_dir))
+
+
 def test_an_ip_host_is_refused(rules_dir: Path) -> None:
     """A link served from a raw IP address (a PubMed mirror) is never shown."""
     add_reference(rules_dir, pmid=None, url="https://47.251.13.51:8081/40181090")

@@ -175,6 +175,7 @@ class _Loader:
 
     def load_references(self, document: tuple[Any, _Lines] | None, hosts: frozenset[str]) -> dict[str, Reference]:
         references: dict[str, Reference] = {}
+        works: dict[tuple[str, str], str] = {}  # ("doi", "10.…") -> the key that names that work
         if document is None:
             self.problem("references.yaml", None, None, "", "missing", "the bibliography", "no file")
             return references
@@ -194,6 +195,12 @@ class _Loader:
                 continue
             if reference.key in references:
                 self.problem("references.yaml", line, None, "key", f"duplicate reference key '{reference.key}'")
+            for kind, identifier in (("doi", (reference.doi or "").lower()), ("pmid", reference.pmid or "")):
+                first = works.setdefault((kind, identifier), reference.key) if identifier else reference.key
+                if first != reference.key:  # one work, two keys: rules citing either would disagree in time
+                    self.problem("references.yaml", line, None, f"{reference.key}.{kind}",
+                                 f"the same work as reference '{first}' ({kind} {identifier})",
+                                 "one entry per work", f"a second key, '{reference.key}'")
             for where, message, *rest in reference.policy_problems(hosts):  # the policy: bibliography.py
                 self.problem("references.yaml", lines.line(("references", index, where)), None, f"{key}.{where}",
                              message, *rest)
