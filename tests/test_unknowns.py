@@ -101,11 +101,15 @@ def test_two_unknowns_are_completed_together(engine: Engine) -> None:
 
 
 def test_not_addressed_carries_the_rulebook_reason_or_the_deciding_facts(engine: Engine) -> None:
-    """Radiotherapy in B-ALL has the rulebook's reason; an LBCL option no rule reaches names the facts."""
-    leukemia = {"age": 40, "disease": "B_ALL", "car_t": {"product": "brexu-cel", "best_response": "CR"},
+    """Radiotherapy in CLL has the rulebook's reason; B-ALL radiotherapy (addressed for CNS relapse) and an
+    LBCL option no rule reaches name the facts that kept their rules silent."""
+    leukemia = {"age": 40, "disease": "CLL", "car_t": {"product": "liso-cel", "best_response": "CR"},
                 "failure": {"kind": "relapse", "months_since_infusion": 9}, "fitness": {"ecog": 1}}
     reasons = {item.option: item.reason for item in evaluate(leukemia, engine).not_addressed}
-    assert reasons["radiotherapy"].startswith("No source on radiotherapy (cranial or extramedullary)")
+    assert reasons["radiotherapy"].startswith("CLL is rarely a localized disease")
+    leukemia.update(disease="B_ALL", car_t={"product": "brexu-cel", "best_response": "CR"})
+    reasons = {item.option: item.reason for item in evaluate(leukemia, engine).not_addressed}
+    assert reasons["radiotherapy"] == "no rule applies: no CNS involvement"
     lymphoma = {item.option: item.reason for item in evaluate(ORGAN_PENDING, engine).not_addressed}
     assert lymphoma["radiotherapy"].startswith("no rule applies: ")
     assert "no localized disease" in lymphoma["radiotherapy"]

@@ -262,14 +262,16 @@ class History(_Model):
 
     prior_lines: int | None = Field(strict=True,
         default=None, ge=0, le=30, title="prior lines of therapy",
-        description="Lines of systemic therapy before the CAR-T (count).", examples=[2],
+        description="Lines of systemic therapy before the CAR-T (count). Recorded for the audit record; no rule "
+        "reads it yet (no verified source ties the count to a verdict after CAR-T failure).", examples=[2],
     )
     prior_allo_hct: bool = Field(strict=True,
         default=False, title="prior allogeneic HCT", description="Allogeneic transplant received before.",
         examples=[False],
     )
     prior_auto_hct: bool = Field(strict=True,
-        default=False, title="prior autologous HCT", description="Autologous transplant received before.",
+        default=False, title="prior autologous HCT", description="Autologous transplant received before. Recorded for "
+        "the audit record; no rule reads it yet (no verified source ties it to a verdict after CAR-T failure).",
         examples=[False],
     )
     prior_bispecific: list[Bispecific] = Field(

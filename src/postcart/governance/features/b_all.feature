@@ -142,3 +142,56 @@ Feature: B-cell acute lymphoblastic leukemia after CD19 CAR-T failure
       When postcart assesses the situation
       Then allogeneic transplant is to be considered
       And the rationale mentions "consolidate once"
+
+  Rule: MRD-level disease is the setting of blinatumomab, and is measured once remission returns
+
+    @bispecific_antibody
+    Scenario: MRD-positive in morphological remission, CD19 retained
+      Given a 34-year-old with B-ALL who relapsed 7 months after tisa-cel
+      And CD19 is retained on re-biopsy
+      And measurable residual disease is positive
+      When postcart assesses the situation
+      Then a bispecific antibody is recommended
+      And the rationale cites Gökbuget 2018
+
+    @allogeneic_hct
+    Scenario: Back in remission after salvage, MRD not yet measured
+      Given a 36-year-old with B-ALL who relapsed 6 months after tisa-cel
+      And CD19 is retained on re-biopsy
+      And the HCT-CI is 1
+      And organ function is adequate for intensive therapy
+      And a matched unrelated donor is available
+      And salvage therapy since the CAR-T has given a complete response
+      When postcart assesses the situation
+      Then allogeneic transplant is recommended
+      And postcart asks for the MRD
+
+  Rule: Philadelphia chromosome-positive relapse keeps a tyrosine kinase inhibitor in the regimen
+
+    @other_systemic_therapy
+    Scenario: Ph-positive relapse with CD19 retained
+      Given a 52-year-old with B-ALL who relapsed 5 months after brexu-cel
+      And CD19 is retained on re-biopsy
+      And the leukemia is Philadelphia chromosome-positive
+      When postcart assesses the situation
+      Then other systemic therapy is to be considered
+      And the rationale cites Couturier 2021
+
+  Rule: A CNS relapse gets CNS-directed therapy, cranial radiotherapy included
+
+    @radiotherapy
+    Scenario: Leptomeningeal relapse nine months after tisa-cel
+      Given a 24-year-old with B-ALL who relapsed 9 months after tisa-cel
+      And CD19 is retained on re-biopsy
+      And the CNS disease is leptomeningeal
+      When postcart assesses the situation
+      Then radiotherapy is to be considered
+      And the rationale cites Kopmar 2023
+      And the rationale mentions "restage the marrow"
+
+    @radiotherapy
+    Scenario: No CNS disease, no radiotherapy advice
+      Given a 30-year-old with B-ALL who relapsed 8 months after tisa-cel
+      And CD19 is retained on re-biopsy
+      When postcart assesses the situation
+      Then radiotherapy is not addressed

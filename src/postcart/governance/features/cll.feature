@@ -93,3 +93,16 @@ Feature: Chronic lymphocytic leukemia after liso-cel failure
       When postcart assesses the situation
       Then allogeneic transplant is not advised
       And the rationale mentions "chemosensitive"
+
+  Rule: TP53-aberrant CLL: transplant is weighed for the fit patient with a donor
+
+    @allogeneic_hct
+    Scenario: del(17p) CLL, fit, with a donor
+      Given a 57-year-old with CLL who relapsed 9 months after liso-cel
+      And there is a TP53 aberration
+      And the HCT-CI is 1
+      And organ function is adequate for intensive therapy
+      And a matched unrelated donor is available
+      When postcart assesses the situation
+      Then allogeneic transplant is to be considered
+      And the rationale cites Schetelig 2008

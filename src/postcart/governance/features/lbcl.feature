@@ -169,3 +169,22 @@ Feature: Large B-cell lymphoma after CD19 CAR-T failure
       And the rationale cites Matasar 2025 (POLARGO)
       And the rationale mentions "extrapolated"
 
+
+  Rule: A CNS relapse gets CNS-directed therapy, and where in the CNS it is decides which
+
+    @radiotherapy
+    Scenario: CNS relapse, site not yet worked up
+      Given a 66-year-old with large B-cell lymphoma who relapsed 5 months after liso-cel
+      And the central nervous system is involved
+      When postcart assesses the situation
+      Then radiotherapy is to be considered
+      And the rationale cites Peñalver 2017
+      And postcart asks for the CNS site
+
+    @radiotherapy
+    Scenario: Leptomeningeal relapse, site known
+      Given a 58-year-old with large B-cell lymphoma who relapsed 4 months after axi-cel
+      And the CNS disease is leptomeningeal
+      When postcart assesses the situation
+      Then radiotherapy is to be considered
+      And postcart does not ask for the CNS site

@@ -69,3 +69,14 @@ Feature: Mantle cell lymphoma after brexu-cel or liso-cel failure
       When postcart assesses the situation
       Then CAR-T against another target is not advised
       And the rationale mentions "only within"
+
+  Rule: TP53-aberrant mantle cell lymphoma brings a trial forward
+
+    @clinical_trial
+    Scenario: TP53-mutated MCL progressing after brexu-cel
+      Given a 66-year-old with mantle cell lymphoma who relapsed 6 months after brexu-cel
+      And there is a TP53 aberration
+      And a suitable clinical trial is available
+      When postcart assesses the situation
+      Then a clinical trial is recommended
+      And the reasons include "TP53 mutation"

@@ -109,3 +109,14 @@ Feature: Multiple myeloma after BCMA CAR-T failure
       When postcart assesses the situation
       Then a bispecific antibody is to be considered
       And the rationale cites Dima 2025
+
+  Rule: High-risk cytogenetics bring a trial forward
+
+    @clinical_trial
+    Scenario: del(17p) myeloma relapsing late after cilta-cel
+      Given a 59-year-old with multiple myeloma who relapsed 14 months after cilta-cel
+      And FISH shows high-risk cytogenetics
+      And a suitable clinical trial is available
+      When postcart assesses the situation
+      Then a clinical trial is to be considered
+      And the rationale cites Sonneveld 2016

@@ -174,4 +174,6 @@ INFORMATION: dict[str, str] = {
     "prior lines of therapy": "history.prior_lines", "number of prior lines": "history.prior_lines",
     "cd22 status": "failure.cd22", "cd22 on the blasts": "failure.cd22",
     "histology": "histology", "biopsy to exclude transformation": "histology",
+    "mrd": "disease_status.mrd", "measurable residual disease": "disease_status.mrd",
+    "cns site": "failure.cns_site", "site of the cns disease": "failure.cns_site",
 }
