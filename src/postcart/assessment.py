@@ -25,7 +25,7 @@ import json
 import os
 import re
 import secrets
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol
@@ -233,12 +233,9 @@ def build_assessment(rulebook: Rulebook, situation: PatientSituation, result: En
     """
     fired = [rulebook.rule(rule_id) for rule_id in result.fired]
     by_option: dict[str, list[Rule]] = {}
-    asks: dict[str, list[Rule]] = {}
     for rule in fired:
         if isinstance(rule.then, Suggest):
             by_option.setdefault(rule.then.option, []).append(rule)
-        elif isinstance(rule.then, Ask):
-            asks.setdefault(rule.then.ask, []).append(rule)
 
     options = [_option(rulebook, name, rules, result.facts, unknowns) for name, rules in by_option.items()]
     if unknowns is not None:
@@ -248,7 +245,7 @@ def build_assessment(rulebook: Rulebook, situation: PatientSituation, result: En
                 options.append(_pending_option(rulebook, found))
     options.sort(key=lambda item: (VERDICTS.index(item.verdict), OPTIONS.index(item.option)))
     present: set[str] = {item.option for item in options}
-    missing = missing_asked(rulebook, asks)
+    missing = missing_asked(rulebook, fired)
     if unknowns is not None:
         missing = unknowns.rank_missing(rulebook, missing, present)
     return Assessment(
@@ -275,8 +272,12 @@ def build_assessment(rulebook: Rulebook, situation: PatientSituation, result: En
 _MISSING: dict[tuple[str, str, tuple[str, ...]], MissingInformation] = {}
 
 
-def missing_asked(rulebook: Rulebook, asks: Mapping[str, list[Rule]]) -> list[MissingInformation]:
-    """The missing information the question rules that fired ask for (field -> its rules), in their order."""
+def missing_asked(rulebook: Rulebook, fired: Iterable[Rule]) -> list[MissingInformation]:
+    """The missing information the question rules among the fired rules ask for, in firing order."""
+    asks: dict[str, list[Rule]] = {}
+    for rule in fired:
+        if isinstance(rule.then, Ask):
+            asks.setdefault(rule.then.ask, []).append(rule)
     return [_missing(rulebook, field, rules) for field, rules in asks.items()]
 
 

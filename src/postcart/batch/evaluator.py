@@ -194,14 +194,9 @@ class Evaluator:
                 if completed.get(name) is None and found is not None and found.verdict is not None:
                     completed[name] = found.verdict
             present = {name for name in OPTIONS if completed.get(name) is not None}
-            asks: dict[str, list[Any]] = {}
-            for rule_id in result.fired:
-                rule = self.rulebook.rule(rule_id)
-                if isinstance(rule.then, Ask):
-                    asks.setdefault(rule.then.ask, []).append(rule)
+            asked = missing_asked(self.rulebook, map(self.rulebook.rule, result.fired))
             completed["missing_information"] = [
-                item.field for item in unknowns.rank_missing(self.rulebook, missing_asked(self.rulebook, asks),
-                                                             present)]
+                item.field for item in unknowns.rank_missing(self.rulebook, asked, present)]
             _bounded_put(self._completed, key, completed)
         return completed
 
